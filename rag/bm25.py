@@ -1,0 +1,65 @@
+"""BM25 over passages, with bm25s: English stopwords removed, Snowball-stemmed tokens."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import Stemmer
+
+logger = logging.getLogger(__name__)
+
+SETTINGS = {"library": "bm25s", "method": "lucene", "k1": 1.5, "b": 0.75, "stopwords": "en",
+            "stemmer": "snowball-english"}
+
+
+class BM25Index:
+    """A sparse index whose row i is passage i of the dense index beside it."""
+
+    def __init__(self, model: bm25s.BM25, size: int) -> None:
+        self._model = model
+        self.size = size
+
+    @staticmethod
+    def _tokenize(texts: Sequence[str]) -> list[list[str]]:
+        return bm25s.tokenize(list(texts), stopwords=SETTINGS["stopwords"], stemmer=Stemmer.Stemmer("english"),
+                              return_ids=False, show_progress=False)
+
+    @classmethod
+    def build(cls, texts: Sequence[str]) -> BM25Index:
+        model = bm25s.BM25(method=SETTINGS["method"], k1=SETTINGS["k1"], b=SETTINGS["b"])
+        if texts:
+            model.index(cls._tokenize(texts), show_progress=False)
+        return cls(model, len(texts))
+
+    def save(self, folder: Path) -> None:
+        if self.size:
+            self._model.save(str(folder))
+        else:
+            folder.mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    def load(cls, folder: Path) -> BM25Index:
+        if not (folder / "params.index.json").exists():  # saved from an empty index
+            return cls.build([])
+        model = bm25s.BM25.load(str(folder))
+        return cls(model, int(model.scores["num_docs"]))
+
+    def search_batch(self, queries: Sequence[str], k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """For each query, (row ids, scores) of up to ``k`` passages with a positive score, best first."""
+        k = min(k, self.size)
+        if k == 0:
+            return [(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)) for _ in queries]
+        results = []
+        for tokens in self._tokenize(queries):
+            known = [t for t in tokens if t in self._model.vocab_dict]
+            if not known:  # no query word occurs anywhere in the corpus
+                results.append((np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)))
+                continue
+            ids, scores = self._model.retrieve([known], k=k, show_progress=False)
+            keep = scores[0] > 0
+            results.append((ids[0][keep].astype(np.int64), scores[0][keep].astype(np.float32)))
+        return results

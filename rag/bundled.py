@@ -1,0 +1,64 @@
+"""The sample corpus shipped inside the package, and its index, built on first use.
+
+The index lives in a per-user cache folder (``RAG_CACHE_DIR`` overrides it) under a
+key made from the corpus files, the embedding model, the chunk settings and the index
+format, so a change to any of them builds a fresh index instead of reusing a stale one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from dataclasses import asdict
+from importlib.resources import files
+from pathlib import Path
+
+from embeddings import Embedder
+from rag.chunking import ChunkSettings
+from rag.index import FORMAT_VERSION, PassageIndex
+from rag.ingest import iter_article_files, read_documents
+
+logger = logging.getLogger(__name__)
+
+
+def corpus_dir() -> Path:
+    """The folder of bundled sample articles."""
+    return Path(str(files("rag") / "data" / "corpus"))
+
+
+def cache_dir() -> Path:
+    """Where built indexes are kept: ``$RAG_CACHE_DIR``, else the user's cache folder."""
+    if os.environ.get("RAG_CACHE_DIR"):
+        return Path(os.environ["RAG_CACHE_DIR"])
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("rag-news-qa"))
+
+
+def _key(model: str, chunking: ChunkSettings) -> str:
+    digest = hashlib.sha256()
+    for path in iter_article_files([corpus_dir()]):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    digest.update(json.dumps({"model": model, "chunking": asdict(chunking), "format": FORMAT_VERSION},
+                             sort_keys=True).encode())
+    return digest.hexdigest()[:16]
+
+
+def default_index(embedder: Embedder | None = None, chunking: ChunkSettings | None = None) -> PassageIndex:
+    """The index of the bundled corpus: loaded from the cache, or built and cached on first use."""
+    embedder = embedder if embedder is not None else Embedder()
+    chunking = chunking if chunking is not None else ChunkSettings()
+    root = cache_dir() / "indexes"
+    path = root / f"bundled-{_key(embedder.model_name, chunking)}"
+    if (path / "manifest.json").exists():
+        return PassageIndex.load(path, embedder)
+    logger.info("building the index of the bundled corpus into %s", path)
+    index = PassageIndex.build(read_documents([corpus_dir()]), embedder, chunking)
+    index.save(path)
+    for stale in root.glob("bundled-*"):  # indexes of an older corpus, model or setting
+        if stale != path:
+            shutil.rmtree(stale, ignore_errors=True)
+    return index

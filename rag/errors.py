@@ -1,0 +1,25 @@
+"""The project's exceptions: one base class, so callers can catch everything we raise."""
+
+
+class RagError(Exception):
+    """Base class for every error this package raises on purpose."""
+
+
+class IngestError(RagError):
+    """An article, file or folder could not be read."""
+
+
+class EmptyCorpusError(IngestError):
+    """Nothing readable was found where articles were expected."""
+
+
+class IndexNotFoundError(RagError):
+    """No index folder, or a file missing from one."""
+
+
+class IndexMismatchError(RagError):
+    """An index does not agree with its manifest, or with the embedder asked to query it."""
+
+
+class ModelLoadError(RagError):
+    """A model folder or name could not be loaded."""

