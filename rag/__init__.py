@@ -2,8 +2,10 @@
 
     from rag import Retriever
     hits = Retriever.default().search("Who is Tohir Yuldosh?", k=3)
+    response = Assistant.default().ask("Who is the governor of Balkh?")
 """
 
+from rag.assistant import Assistant
 from rag.errors import (
     EmptyCorpusError,
     IndexMismatchError,
@@ -20,6 +22,7 @@ from rag.types import Answer, Citation, Document, Hit, NoAnswer, Passage, Respon
 
 __all__ = [
     "Answer",
+    "Assistant",
     "Citation",
     "Document",
     "EmptyCorpusError",

@@ -112,6 +112,59 @@ def cmd_search(args: argparse.Namespace) -> None:
         print()
 
 
+def _read_questions(args: argparse.Namespace) -> list[str]:
+    questions = list(args.questions)
+    if args.questions_file:
+        try:
+            text = Path(args.questions_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise RagError(f"cannot read questions from {args.questions_file}: {e}") from e
+        questions += [line.strip() for line in text.splitlines() if line.strip()]
+    if not questions:
+        raise RagError("no question given (pass one as an argument, or --questions FILE)")
+    empty = [q for q in questions if not q.strip()]
+    if empty:
+        raise RagError("a question is empty")
+    return questions
+
+
+def _print_response(response) -> None:
+    if response.answer is None:
+        print("No answer: the articles do not seem to say. Closest passages:")
+    else:
+        print(f"{response.answer}  (confidence {response.confidence:.0%})")
+    print()
+    for c in response.citations:
+        date = f", {c.date}" if c.date else ""
+        print(f"[{c.number}] {c.title}{date}  - {c.source}")
+        text = c.passage
+        if c.answer_start is not None:
+            text = f"{text[:c.answer_start]}>>{text[c.answer_start:c.answer_end]}<<{text[c.answer_end:]}"
+        print(textwrap.indent(textwrap.fill(text, 100), "    "))
+        print()
+
+
+def cmd_ask(args: argparse.Namespace) -> None:
+    from rag.assistant import Assistant
+    from rag.reader import Reader
+
+    questions = _read_questions(args)
+    assistant = Assistant(_retriever(args), Reader(args.reader) if args.reader else None, k=args.k)
+    for response in assistant.ask_batch(questions, mode=args.mode):
+        if args.json:
+            print(json.dumps(response.to_dict(), ensure_ascii=False), flush=True)
+        else:
+            if len(questions) > 1:
+                print(f"Q: {response.question}")
+            _print_response(response)
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from app import serve
+
+    serve(args.host, args.port, args.index)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description="Ask questions of news articles, offline.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
@@ -138,6 +191,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=("hybrid", "dense", "bm25"), default="hybrid")
     p.add_argument("--json", action="store_true", help="one JSON object per hit")
     p.set_defaults(run=cmd_search)
+
+    p = sub.add_parser("ask", help="answer questions with cited sources")
+    p.add_argument("questions", nargs="*", help="one or more questions")
+    p.add_argument("--questions", dest="questions_file", type=Path, help="file with one question per line")
+    p.add_argument("--index", type=Path, help="index folder (default: the bundled sample corpus)")
+    p.add_argument("-k", type=_positive_int, default=5, help="passages to read per question")
+    p.add_argument("--mode", choices=("hybrid", "dense", "bm25"), default="hybrid")
+    p.add_argument("--reader", help="extractive QA model folder or name (default: the shipped reader)")
+    p.add_argument("--json", action="store_true", help="one JSON object per question, in order")
+    p.set_defaults(run=cmd_ask)
+
+    p = sub.add_parser("serve", help="serve the chat UI in the browser")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=_positive_int, default=7860)
+    p.add_argument("--index", type=Path, help="index folder (default: the bundled sample corpus)")
+    p.set_defaults(run=cmd_serve)
     return parser
 
 

@@ -76,7 +76,23 @@ class Reader:
         self._model = None
         self._tokenizer = None
 
-    def _load(self) -> None:
+    @classmethod
+    def from_model(cls, model, tokenizer, **settings) -> Reader:
+        """A reader over a model and fast tokenizer already in memory (say, fresh from training).
+
+        Args:
+            model: called like ``AutoModelForQuestionAnswering``; returns ``start_logits`` and ``end_logits``.
+            tokenizer: its fast tokenizer.
+            **settings: as for :class:`Reader`; ``max_length`` defaults to 384, ``threshold`` to 0.
+        """
+        import torch
+
+        reader = cls(model=getattr(model, "name_or_path", None) or "<in memory>", **settings)
+        reader._torch, reader._model, reader._tokenizer = torch, model, tokenizer
+        return reader
+
+    def load(self) -> None:
+        """Load the model and tokenizer now (they load on first use otherwise)."""
         if self._model is not None:
             return
         import torch
@@ -150,7 +166,7 @@ class Reader:
                 raise ValueError(f"questions must be non-empty strings, got {q!r}")
         if not questions:
             return []
-        self._load()
+        self.load()
         lists = [[p if isinstance(p, Passage) else Passage(f"passage-{i}", "", p, 0, len(p)) for i, p in enumerate(ps)]
                  for ps in passages]
         pairs = [(qi, pi) for qi, ps in enumerate(lists) for pi in range(len(ps))]

@@ -20,7 +20,8 @@ def _check_mode(mode: str) -> str:
     return mode
 
 
-def _check_k(k: int) -> int:
+def check_k(k: int) -> int:
+    """Return k if it is a positive integer, else raise ValueError quoting it."""
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
     return k
@@ -43,7 +44,7 @@ class Retriever:
         if not isinstance(rrf_k, int) or rrf_k < 1:
             raise ValueError(f"rrf_k must be a positive integer, got {rrf_k!r}")
         self.rrf_k = rrf_k
-        self.candidates = _check_k(candidates)
+        self.candidates = check_k(candidates)
 
     @classmethod
     def load(cls, path: str | Path, embedder: Embedder | None = None, **settings) -> Retriever:
@@ -73,7 +74,7 @@ class Retriever:
             ValueError: an empty question, a bad ``k`` or an unknown mode.
         """
         mode = _check_mode(self.mode if mode is None else mode)
-        _check_k(k)
+        check_k(k)
         if isinstance(questions, str):
             raise TypeError("search_batch takes a list of questions; use search() for one")
         for q in questions:

@@ -1,0 +1,142 @@
+"""Span decoding against a fake model whose logits are set by hand (Haystack's MockModel idea)."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoTokenizer
+
+from embeddings import default_model_path
+from rag.reader import Reader
+from rag.span_decoding import best_spans
+from rag.types import Answer, NoAnswer, Passage
+
+
+class FakeQA:
+    """Start/end logits from token ids: chosen tokens get chosen scores, [CLS] gets ``null``, the rest 0."""
+
+    def __init__(self, tokenizer, starts: dict[str, float], ends: dict[str, float], null: float = 0.0):
+        self.starts = {self._id(tokenizer, t): s for t, s in starts.items()}
+        self.ends = {self._id(tokenizer, t): s for t, s in ends.items()}
+        self.null = null
+        self.calls = 0
+
+    @staticmethod
+    def _id(tokenizer, token: str) -> int:
+        assert token in tokenizer.vocab, f"{token!r} is not one token"
+        return tokenizer.vocab[token]
+
+    def __call__(self, input_ids, token_type_ids, attention_mask):
+        self.calls += 1
+        start = torch.zeros(input_ids.shape)
+        end = torch.zeros(input_ids.shape)
+        for token, score in self.starts.items():
+            start[input_ids == token] = score
+        for token, score in self.ends.items():
+            end[input_ids == token] = score
+        start[:, 0] = end[:, 0] = self.null / 2
+        return SimpleNamespace(start_logits=start, end_logits=end)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return AutoTokenizer.from_pretrained(default_model_path())
+
+
+def reader(tokenizer, starts, ends, null=0.0, **settings):
+    settings.setdefault("max_length", 128)
+    settings.setdefault("stride", 32)
+    return Reader.from_model(FakeQA(tokenizer, starts, ends, null), tokenizer, **settings)
+
+
+FILLER = " ".join(["the river runs past the old mill"] * 60)
+
+
+def test_answer_in_a_later_window_maps_to_the_right_characters(tokenizer):
+    text = f"{FILLER}. The prize went to zebra tiger last year. {FILLER}."
+    passage = Passage("d-3", "d", text, 1000, 1000 + len(text))
+    r = reader(tokenizer, {"zebra": 5.0}, {"tiger": 5.0})
+    first = r.read("who won the prize?", [passage])[0]
+    assert isinstance(first, Answer)
+    assert first.text == "zebra tiger"
+    assert text[first.start:first.end] == "zebra tiger"
+    assert (first.doc_start, first.doc_end) == (1000 + first.start, 1000 + first.end)
+    assert first.passage_id == "d-3" and first.doc_id == "d"
+    assert first.score == pytest.approx(10.0)
+    assert r._model.calls >= 1
+
+
+def test_a_span_never_ends_before_it_starts(tokenizer):
+    text = "First came zebra then came the tiger."
+    r = reader(tokenizer, {"tiger": 9.0, "zebra": 1.0}, {"zebra": 9.0, "tiger": 1.0})
+    answers = [a for a in r.read("what came?", [text], top_k=5) if isinstance(a, Answer)]
+    assert answers
+    for a in answers:
+        assert a.start < a.end and text[a.start:a.end] == a.text
+    # tiger..zebra is backwards; the best valid spans are single words or zebra..tiger.
+    assert answers[0].text in {"zebra", "tiger", "zebra then came the tiger"}
+    assert answers[0].score == pytest.approx(10.0)
+
+
+def test_spans_longer_than_the_limit_are_forbidden(tokenizer):
+    text = "zebra " + "and " * 40 + "tiger"
+    r = reader(tokenizer, {"zebra": 5.0}, {"tiger": 5.0}, max_answer_tokens=10)
+    best = next(a for a in r.read("what?", [text]) if isinstance(a, Answer))
+    assert best.text != text and len(tokenizer(best.text, add_special_tokens=False)["input_ids"]) <= 10
+
+
+def test_no_answer_is_explicit_and_carries_a_score(tokenizer):
+    r = reader(tokenizer, {"zebra": 1.0}, {"zebra": 1.0}, null=8.0, threshold=0.0)
+    result = r.read("what?", ["a zebra stood still."])
+    assert isinstance(result[0], NoAnswer)
+    assert result[0].score == pytest.approx(6.0)  # the best span's margin is 2 - 8 = -6
+    assert 0.0 <= result[0].confidence <= 1.0
+    assert isinstance(result[1], Answer) and result[1].text == "zebra"
+
+
+def test_best_span_is_chosen_across_passages(tokenizer):
+    passages = [Passage("a-0", "a", "a zebra here.", 0, 13), Passage("b-0", "b", "a tiger there.", 50, 64)]
+    r = reader(tokenizer, {"zebra": 1.0, "tiger": 4.0}, {"zebra": 1.0, "tiger": 4.0})
+    first = r.read("which animal?", passages)[0]
+    assert (first.text, first.passage_id, first.doc_start) == ("tiger", "b-0", 52)
+
+
+def test_the_same_span_in_overlapping_windows_is_reported_once(tokenizer):
+    text = f"{FILLER}. zebra. {FILLER}"
+    r = reader(tokenizer, {"zebra": 5.0}, {"zebra": 5.0}, max_length=128, stride=56)
+    answers = [a for a in r.read("what?", [text], top_k=5) if isinstance(a, Answer)]
+    assert [a.text for a in answers].count("zebra") == 1
+
+
+def test_spans_are_whole_words(tokenizer):
+    pieces = tokenizer.tokenize("fetrat")
+    assert len(pieces) > 1  # the name is split into word pieces
+    r = reader(tokenizer, {pieces[1]: 5.0}, {pieces[1]: 5.0})
+    first = r.read("who?", ["Dr Zabih Fetrat said so."])[0]
+    assert first.text == "Fetrat"
+
+
+def test_batch_equals_single_and_checks_input(tokenizer):
+    r = reader(tokenizer, {"zebra": 3.0}, {"zebra": 3.0})
+    single = r.read("what?", ["a zebra."])
+    assert r.read_batch(["what?", "what?"], [["a zebra."], ["a zebra."]]) == [single, single]
+    with pytest.raises(ValueError, match="2 questions but 1"):
+        r.read_batch(["a?", "b?"], [["x"]])
+    with pytest.raises(ValueError, match="''"):
+        r.read("", ["x"])
+    with pytest.raises(ValueError, match="0"):
+        r.read("a?", ["x"], top_k=0)
+
+
+def test_best_spans_on_raw_logits():
+    start = np.array([1.0, 0.0, 0.0, 5.0, 0.0, 9.0, 0.0])
+    end = np.array([1.0, 0.0, 0.0, 0.0, 6.0, 0.0, 0.0])
+    context = np.array([False, False, True, True, True, True, True])
+    spans = best_spans(start, end, context, max_answer_tokens=3, top_n=3)
+    # (5, 4) would score 15 but ends before it starts; the best valid is (3, 4): 5 + 6 - 2.
+    assert (spans[0].start, spans[0].end, spans[0].score) == (3, 4, pytest.approx(9.0))
+    assert all(s.start <= s.end < s.start + 3 for s in spans)
+    assert best_spans(start, end, np.zeros(7, dtype=bool), 3, 3) == []
+    with pytest.raises(ValueError):
+        best_spans(start, end, context, 0, 3)
