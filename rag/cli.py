@@ -207,10 +207,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=_positive_int, default=7860)
     p.add_argument("--index", type=Path, help="index folder (default: the bundled sample corpus)")
     p.set_defaults(run=cmd_serve)
+
+    sub.add_parser("eval", help="score against gold questions (see `rag eval --help`)", add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["eval"]:  # the eval suite has its own options: `rag eval --help`
+        _quiet_libraries()
+        from eval.run import main as eval_main
+
+        return eval_main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s: %(message)s")

@@ -1,0 +1,87 @@
+"""Gold question sets: the project's JSONL format, or SQuAD JSON turned into a corpus plus questions."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from rag.errors import RagError
+from rag.ingest import document_id
+from rag.squad_data import load_squad
+from rag.types import Document
+
+BUNDLED_GOLD = Path(__file__).with_name("gold_bundled.jsonl")
+
+
+@dataclass(frozen=True)
+class GoldQuestion:
+    """A question with every acceptable answer span; no answers and ``doc`` None means unanswerable.
+
+    ``doc`` names the source article: a file name, a document title or a document id.
+    """
+
+    id: str
+    question: str
+    answers: tuple[str, ...]
+    doc: str | None
+    kind: str = "factoid"
+
+    @property
+    def answerable(self) -> bool:
+        return bool(self.answers)
+
+
+def load_gold(path: str | Path) -> list[GoldQuestion]:
+    """Read a gold JSONL file: one object per line with id, question, answers, doc (and optional kind).
+
+    Raises:
+        RagError: the file is missing or a line is malformed (the message names the line).
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise RagError(f"cannot read gold file {path}: {e.strerror or e}") from e
+    gold = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            item = GoldQuestion(id=str(record["id"]), question=record["question"],
+                                answers=tuple(record["answers"]), doc=record["doc"],
+                                kind=record.get("kind", "factoid" if record["answers"] else "no_answer"))
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise RagError(f"{path}:{number}: expected {{id, question, answers, doc}} ({e})") from e
+        if not item.question.strip() or bool(item.answers) != (item.doc is not None):
+            raise RagError(f"{path}:{number}: a question needs text, and answers exactly when it names a doc")
+        gold.append(item)
+    if not gold:
+        raise RagError(f"no questions in {path}")
+    return gold
+
+
+def squad_corpus(path: str | Path) -> tuple[list[Document], list[GoldQuestion]]:
+    """SQuAD v1.1/v2.0 JSON as a corpus (one document per paragraph) and its questions as gold."""
+    path = Path(path)
+    documents: dict[str, Document] = {}
+    gold = []
+    for q in load_squad(path):
+        doc_id = document_id(q.context)
+        documents.setdefault(doc_id, Document(id=doc_id, title=q.title, text=q.context,
+                                              source=f"{path.name}: {q.title}"))
+        gold.append(GoldQuestion(id=q.id, question=q.question, answers=q.answers,
+                                 doc=doc_id if q.answers else None, kind="squad" if q.answers else "no_answer"))
+    return list(documents.values()), gold
+
+
+def from_doc(document: Document, doc: str | None) -> bool:
+    """Whether ``document`` is the gold article named by ``doc`` (file name, title or id)."""
+    return doc is not None and doc in (document.id, document.title, Path(document.source).name)
+
+
+def holds_answer(text: str, answers: tuple[str, ...]) -> bool:
+    """Whether any gold answer appears in ``text`` (case-insensitive), as retrieval top-k accuracy counts it."""
+    lowered = text.lower()
+    return any(a.lower() in lowered for a in answers)

@@ -1,0 +1,238 @@
+"""Score the assistant against gold questions, stage by stage and end to end.
+
+    rag eval                                       # bundled gold set on the bundled corpus
+    rag eval --gold my.jsonl --index DIR
+    rag eval --squad ../shared/squad/dev-v1.1.json --sample 500   # SQuAD-open: its paragraphs are the corpus
+
+Reports retrieval top-k accuracy and MRR for each mode, the reader alone on the gold
+passage, end-to-end EM/F1 with no-answer precision/recall and citation accuracy, and
+per-stage latency. Writes a JSON report and a PNG plot next to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from eval.gold import BUNDLED_GOLD, GoldQuestion, from_doc, holds_answer, load_gold, squad_corpus
+from rag.assistant import Assistant
+from rag.errors import RagError
+from rag.metrics import best_over_gold
+from rag.reader import Reader
+from rag.retriever import MODES, Retriever
+from rag.types import Answer
+
+KS = (1, 3, 5, 10)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One question's end-to-end outcome."""
+
+    id: str
+    kind: str
+    answer: str | None
+    confidence: float
+    em: float
+    f1: float
+    cited_right: bool
+    seconds: dict[str, float]
+
+
+def evaluate_retrieval(retriever: Retriever, gold: list[GoldQuestion], batch_size: int = 64) -> dict:
+    """Top-k accuracy and MRR (over the first 10) on answerable questions, for each mode."""
+    answerable = [g for g in gold if g.answerable]
+    results = {}
+    for mode in MODES:
+        first_rank = []
+        for lo in range(0, len(answerable), batch_size):
+            chunk = answerable[lo:lo + batch_size]
+            for g, hits in zip(chunk, retriever.search_batch([g.question for g in chunk], max(KS), mode)):
+                first_rank.append(next((h.rank for h in hits if holds_answer(h.passage.text, g.answers)), None))
+        n = max(1, len(first_rank))
+        results[mode] = {f"top{k}": sum(r is not None and r <= k for r in first_rank) / n for k in KS}
+        results[mode]["mrr"] = sum(1 / r for r in first_rank if r is not None) / n
+        results[mode]["questions"] = len(first_rank)
+    return results
+
+
+def evaluate_reader(reader: Reader, retriever: Retriever, gold: list[GoldQuestion]) -> dict:
+    """EM/F1 of the reader's best span on the gold passage (its threshold ignored: span quality alone)."""
+    index = retriever.index
+    pairs = []
+    for g in gold:
+        if not g.answerable:
+            continue
+        passage = next((p for p in index.passages
+                        if from_doc(index.documents[p.doc_id], g.doc) and holds_answer(p.text, g.answers)), None)
+        if passage is not None:
+            pairs.append((g, passage))
+    readings = reader.read_batch([g.question for g, _ in pairs], [[p] for _, p in pairs], top_k=1)
+    scores = [best_over_gold(next(a.text for a in r if isinstance(a, Answer)), g.answers)
+              for (g, _), r in zip(pairs, readings)]
+    n = max(1, len(scores))
+    return {"em": sum(s[0] for s in scores) / n, "f1": sum(s[1] for s in scores) / n, "questions": len(scores)}
+
+
+def evaluate_end_to_end(assistant: Assistant, gold: list[GoldQuestion], mode: str | None = None) -> list[Record]:
+    """Ask each question on its own (so timings are per question) and score the response."""
+    records = []
+    for g in tqdm(gold, desc="asking", unit="question", disable=len(gold) < 20):
+        started = time.perf_counter()
+        response = assistant.ask(g.question, mode=mode)
+        total = time.perf_counter() - started
+        em, f1 = best_over_gold(response.answer, g.answers)
+        first = response.citations[0] if response.citations else None
+        cited_right = (response.answer is not None and first is not None and g.answerable
+                       and from_doc(assistant.retriever.index.documents[first.doc_id], g.doc)
+                       and holds_answer(first.passage, g.answers))
+        records.append(Record(g.id, g.kind, response.answer, response.confidence, em, f1, cited_right,
+                              {"retrieve": response.timings["retrieve"], "read": response.timings["read"],
+                               "total": total}))
+    return records
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
+
+
+def summarize(records: list[Record], gold: list[GoldQuestion]) -> dict:
+    answerable = {g.id for g in gold if g.answerable}
+    predicted_none = [r for r in records if r.answer is None]
+    gold_none = [r for r in records if r.id not in answerable]
+    true_none = [r for r in predicted_none if r.id not in answerable]
+    on_answerable = [r for r in records if r.id in answerable]
+    by_kind = {}
+    for kind in sorted({r.kind for r in records}):
+        subset = [r for r in records if r.kind == kind]
+        by_kind[kind] = {"questions": len(subset), "em": statistics.mean(r.em for r in subset),
+                         "f1": statistics.mean(r.f1 for r in subset)}
+    return {
+        "questions": len(records),
+        "em": statistics.mean(r.em for r in records),
+        "f1": statistics.mean(r.f1 for r in records),
+        "em_answerable": statistics.mean(r.em for r in on_answerable) if on_answerable else None,
+        "f1_answerable": statistics.mean(r.f1 for r in on_answerable) if on_answerable else None,
+        "no_answer_precision": len(true_none) / len(predicted_none) if predicted_none else None,
+        "no_answer_recall": len(true_none) / len(gold_none) if gold_none else None,
+        "citation_accuracy": (sum(r.cited_right for r in on_answerable) / len(on_answerable)) if on_answerable else None,
+        "by_kind": by_kind,
+        "latency_seconds": {stage: {"p50": _percentile([r.seconds[stage] for r in records], 50),
+                                    "p95": _percentile([r.seconds[stage] for r in records], 95)}
+                            for stage in ("retrieve", "read", "total")},
+    }
+
+
+def _fmt(x) -> str:
+    return "   -  " if x is None else f"{100 * x:6.1f}"
+
+
+def table(report: dict) -> str:
+    lines = [f"gold: {report['gold']}   corpus: {report['corpus']}   questions: {report['questions']}", "",
+             "retrieval (answer string in top k)   " + "  ".join(f"top-{k:<2}" for k in KS) + "     MRR"]
+    for mode, r in report["retrieval"].items():
+        lines.append(f"  {mode:<34}" + "  ".join(_fmt(r[f'top{k}']) for k in KS) + f"  {_fmt(r['mrr'])}")
+    rd = report["reader"]
+    lines += ["", f"reader on the gold passage ({rd['questions']} q)   EM {_fmt(rd['em'])}   F1 {_fmt(rd['f1'])}"]
+    e = report["end_to_end"]
+    lines += ["", f"end to end ({report['mode']}, k={report['k']})",
+              f"  EM {_fmt(e['em'])}   F1 {_fmt(e['f1'])}   (answerable only: EM {_fmt(e['em_answerable'])}"
+              f"   F1 {_fmt(e['f1_answerable'])})",
+              f"  no-answer precision {_fmt(e['no_answer_precision'])}   recall {_fmt(e['no_answer_recall'])}",
+              f"  citation accuracy {_fmt(e['citation_accuracy'])}"]
+    for kind, k in e["by_kind"].items():
+        lines.append(f"    {kind:<16} {k['questions']:4d} q   EM {_fmt(k['em'])}   F1 {_fmt(k['f1'])}")
+    lines += ["", "latency (ms)        p50      p95"]
+    for stage, t in e["latency_seconds"].items():
+        lines.append(f"  {stage:<14} {1000 * t['p50']:8.1f} {1000 * t['p95']:8.1f}")
+    return "\n".join(lines)
+
+
+def plot(report: dict, records: list[Record], path: Path) -> None:
+    """Retrieval accuracy against k for each mode, and confidences of right and wrong answers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for mode, r in report["retrieval"].items():
+        left.plot(KS, [100 * r[f"top{k}"] for k in KS], marker="o", label=mode)
+    left.set(xlabel="k", ylabel="answer in top k (%)", title="Retrieval", xticks=KS, ylim=(0, 101))
+    left.legend()
+    right_conf = [r.confidence for r in records if r.answer is not None and r.f1 >= 0.5]
+    wrong_conf = [r.confidence for r in records if r.answer is not None and r.f1 < 0.5]
+    right.hist([right_conf, wrong_conf], bins=10, range=(0, 1), label=["right (F1 ≥ 0.5)", "wrong"],
+               color=["tab:green", "tab:red"])
+    right.set(xlabel="confidence", ylabel="answers", title="Confidence of given answers")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run(gold: list[GoldQuestion], assistant: Assistant, gold_name: str, corpus_name: str,
+        mode: str = "hybrid") -> tuple[dict, list[Record]]:
+    """Every stage on one gold set; returns the report and the per-question records."""
+    report = {"gold": gold_name, "corpus": corpus_name, "questions": len(gold), "mode": mode, "k": assistant.k,
+              "reader": assistant.reader.model_name, "reader_threshold": assistant.reader.threshold}
+    report["retrieval"] = evaluate_retrieval(assistant.retriever, gold)
+    report["reader"] = evaluate_reader(assistant.reader, assistant.retriever, gold)
+    records = evaluate_end_to_end(assistant, gold, mode)
+    report["end_to_end"] = summarize(records, gold)
+    return report, records
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rag eval", description=__doc__.split("\n\n")[0])
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--gold", type=Path, help=f"gold JSONL (default: {BUNDLED_GOLD.name}, the bundled set)")
+    source.add_argument("--squad", type=Path, help="SQuAD v1.1/v2.0 JSON: its paragraphs become the corpus")
+    parser.add_argument("--index", type=Path, help="index folder (default: bundled corpus, or built from --squad)")
+    parser.add_argument("--sample", type=int, help="score a fixed random sample of this many questions")
+    parser.add_argument("--seed", type=int, default=0, help="seed of --sample")
+    parser.add_argument("-k", type=int, default=5, help="passages read per question")
+    parser.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval mode end to end")
+    parser.add_argument("--reader", help="reader model folder or name (default: the shipped reader)")
+    parser.add_argument("--out", type=Path, help="JSON report path (default: eval-results/<gold>.json)")
+    args = parser.parse_args(argv)
+    try:
+        from rag.bundled import default_index
+        from rag.index import PassageIndex
+
+        if args.squad:
+            documents, gold = squad_corpus(args.squad)
+            name = args.squad.stem
+            index = PassageIndex.load(args.index) if args.index else PassageIndex.build(documents, progress=True)
+            corpus = str(args.index or f"{len(documents)} paragraphs of {args.squad.name}")
+        else:
+            path = args.gold or BUNDLED_GOLD
+            gold, name = load_gold(path), path.stem
+            index = PassageIndex.load(args.index) if args.index else default_index()
+            corpus = str(args.index or "bundled sample corpus")
+        if args.sample:
+            gold = random.Random(args.seed).sample(gold, min(args.sample, len(gold)))
+        assistant = Assistant(Retriever(index, mode=args.mode), Reader(args.reader) if args.reader else None, k=args.k)
+        report, records = run(gold, assistant, name, corpus, args.mode)
+    except (RagError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    out = args.out or Path("eval-results") / f"{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({**report, "records": [asdict(r) for r in records]}, indent=2) + "\n")
+    plot(report, records, out.with_suffix(".png"))
+    print(table(report))
+    print(f"\nwrote {out} and {out.with_suffix('.png')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
