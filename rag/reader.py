@@ -75,6 +75,7 @@ class Reader:
         self.device = device
         self._model = None
         self._tokenizer = None
+        self.windows_read = 0  # a running count, for throughput figures
 
     @classmethod
     def from_model(cls, model, tokenizer, **settings) -> Reader:
@@ -216,6 +217,7 @@ class Reader:
                               max_length=self.max_length, stride=self.stride, return_overflowing_tokens=True,
                               return_offsets_mapping=True)
         windows = len(enc["input_ids"])
+        self.windows_read += windows
         results: list[list[tuple[float, int, int]]] = [[] for _ in pairs]
         order = sorted(range(windows), key=lambda w: len(enc["input_ids"][w]))  # similar lengths pad little
         with torch.inference_mode():
