@@ -172,8 +172,9 @@ class Reader:
                  for ps in passages]
         pairs = [(qi, pi) for qi, ps in enumerate(lists) for pi in range(len(ps))]
         best: dict[tuple[int, int, int, int], float] = {}
-        for (qi, pi), candidates in zip(pairs, self._spans([(self._clip(questions[qi]), lists[qi][pi].text)
-                                                            for qi, pi in pairs], top_k)):
+        spans = self._spans([(self._clip(questions[qi]), lists[qi][pi].text) for qi, pi in pairs], top_k) \
+            if pairs else []
+        for (qi, pi), candidates in zip(pairs, spans):
             for score, s, e in candidates:
                 key = (qi, pi, s, e)
                 best[key] = max(score, best.get(key, -math.inf))

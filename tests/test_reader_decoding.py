@@ -140,3 +140,10 @@ def test_best_spans_on_raw_logits():
     assert best_spans(start, end, np.zeros(7, dtype=bool), 3, 3) == []
     with pytest.raises(ValueError):
         best_spans(start, end, context, 0, 3)
+
+
+def test_questions_without_passages_get_no_answer(tokenizer):
+    r = reader(tokenizer, {"zebra": 3.0}, {"zebra": 3.0})
+    assert r.read_batch(["what?"], [[]]) == [[NoAnswer(score=float("inf"), confidence=1.0)]]
+    mixed = r.read_batch(["what?", "what?"], [[], ["a zebra."]])
+    assert isinstance(mixed[0][0], NoAnswer) and mixed[1][0].text == "zebra"

@@ -69,3 +69,17 @@ def test_default_retriever_builds_then_reuses_the_bundled_index(tmp_path, monkey
     second = Retriever.default()
     assert (built[0] / "manifest.json").stat().st_mtime_ns == stamp
     assert second.search("Who is Tohir Yuldosh?", 1)[0].passage.id == first.search("Who is Tohir Yuldosh?", 1)[0].passage.id
+
+
+def test_default_index_is_rebuilt_when_settings_change(tmp_path, monkeypatch, embedder):
+    from rag.bundled import default_index
+    from rag.chunking import ChunkSettings
+
+    monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path))
+    default_index(embedder)
+    [first] = (tmp_path / "indexes").iterdir()
+    smaller = default_index(embedder, ChunkSettings(max_tokens=80))
+    [second] = (tmp_path / "indexes").iterdir()  # the stale one is gone
+    assert second != first
+    assert smaller.chunking.max_tokens == 80
+    assert max(embedder.count_tokens([p.text for p in smaller.passages])) <= 80

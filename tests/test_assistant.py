@@ -1,0 +1,99 @@
+"""The whole pipeline on the real bundled models and corpus."""
+
+import json
+
+import pytest
+
+from rag.assistant import Assistant
+from rag.cli import main
+from rag.reader import Reader
+from rag.types import Answer
+
+pytestmark = pytest.mark.slow
+SPOKESMAN = "Who is the spokesman for Dostum's party?"
+FIFA = "Who won the 2014 FIFA World Cup?"
+
+
+@pytest.fixture(scope="module")
+def reader():
+    return Reader()
+
+
+@pytest.fixture(scope="module")
+def assistant(retriever, reader):
+    return Assistant(retriever, reader)
+
+
+def test_shipped_reader_finds_the_governor_in_the_corpus(reader, corpus_index):
+    answers = reader.read("Who is the governor of Balkh?", corpus_index.passages)
+    best = answers[0]
+    assert isinstance(best, Answer) and "Mohammad Atta Noor" in best.text
+    assert best.score >= reader.threshold and 0.3 < best.confidence <= 1.0
+    doc = corpus_index.documents[best.doc_id]
+    assert doc.text[best.doc_start:best.doc_end] == best.text
+
+
+def test_spokesman_answer_is_cited_and_highlighted(assistant):
+    response = assistant.ask(SPOKESMAN)
+    assert response.answer in ("Zabih Fetrat", "Dr Zabih Fetrat")
+    assert 0.0 <= response.confidence <= 1.0
+    first = response.citations[0]
+    assert first.number == 1 and first.title.startswith("Dostum and Noor")
+    assert first.passage[first.answer_start:first.answer_end] == response.answer
+    doc = assistant.retriever.index.documents[first.doc_id]
+    assert doc.text[first.doc_answer_start:first.doc_answer_end] == response.answer
+    assert [c.number for c in response.citations] == list(range(1, len(response.citations) + 1))
+    assert len(response.hits) == assistant.k
+    assert set(response.timings) == {"retrieve", "read", "total"} and response.timings["read"] > 0
+
+
+def test_no_answer_says_so_and_still_returns_the_closest_passages(assistant):
+    response = assistant.ask(FIFA, k=3)
+    assert response.answer is None
+    assert len(response.citations) == 3
+    assert all(c.answer_start is None and c.answer_end is None for c in response.citations)
+
+
+def test_batch_gives_the_same_answers_as_single_questions(assistant):
+    questions = [SPOKESMAN, FIFA, "Which IMU leader was killed in a U.S. drone attack?"]
+    batch = assistant.ask_batch(questions)
+    assert [r.answer for r in batch] == [assistant.ask(q).answer for q in questions]
+    assert batch[2].answer == "Tohir Yuldosh"
+
+
+def test_saved_index_gives_the_same_answer(tmp_path, corpus_index, reader):
+    corpus_index.save(tmp_path / "idx")
+    loaded = Assistant.load(tmp_path / "idx", reader=reader)
+    assert loaded.ask(SPOKESMAN).answer in ("Zabih Fetrat", "Dr Zabih Fetrat")
+
+
+def test_rag_ask_prints_answer_and_sources(capsys):
+    assert main(["ask", SPOKESMAN]) == 0
+    out = capsys.readouterr().out
+    assert "Zabih Fetrat" in out.splitlines()[0]
+    assert "[1] Dostum and Noor announce new alliance" in out
+
+
+def test_rag_ask_no_answer_is_plain(capsys):
+    assert main(["ask", FIFA]) == 0
+    assert capsys.readouterr().out.startswith("No answer")
+
+
+def test_rag_ask_json_reads_questions_in_order(tmp_path, capsys):
+    questions = tmp_path / "questions.txt"
+    questions.write_text(f"{SPOKESMAN}\n\n{FIFA}\n")
+    assert main(["ask", "--json", "--questions", str(questions), "Who is Tohir Yuldosh?"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["question"] for r in lines] == ["Who is Tohir Yuldosh?", SPOKESMAN, FIFA]
+    spokesman = lines[1]
+    assert set(spokesman) == {"question", "answer", "score", "citations", "timings"}
+    first = spokesman["citations"][0]
+    assert {"doc_id", "title", "source", "passage", "answer_start", "answer_end"} <= set(first)
+    assert first["passage"][first["answer_start"]:first["answer_end"]] == spokesman["answer"]
+    assert lines[2]["answer"] is None
+    assert all(c["answer_start"] is None for c in lines[2]["citations"])
+
+
+def test_rag_ask_without_a_question_fails_cleanly(capsys):
+    assert main(["ask"]) == 2
+    assert capsys.readouterr().err.startswith("error: no question given")
