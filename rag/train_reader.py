@@ -57,6 +57,7 @@ class TrainSettings:
     warmup: float = 0.06
     weight_decay: float = 0.01
     seed: int = 13
+    init: str | None = None  # a reader folder to train further, instead of a fresh span head
 
 
 def _sample_questions(data_dir: Path, mix: dict[str, float], rng: random.Random) -> list[SquadQuestion]:
@@ -155,8 +156,14 @@ def collate(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
             "end_positions": torch.tensor([f["end"] for f in features])}
 
 
-def build_model(base_dir: str):
-    model = AutoModelForQuestionAnswering.from_pretrained(base_dir)
+def build_model(base_dir: str, init: str | None = None):
+    """The base encoder with a fresh span head, or a reader saved earlier to train further."""
+    if init:
+        from rag.reader import load_project_reader
+
+        model = load_project_reader(Path(init), json.loads((Path(init) / "reader.json").read_text()))
+    else:
+        model = AutoModelForQuestionAnswering.from_pretrained(base_dir)
     model.get_parameter(FROZEN).requires_grad_(False)
     return model
 
@@ -179,7 +186,7 @@ def train(data_dir: Path, out: Path, settings: TrainSettings, checkpoint_every: 
     total_steps = int(len(batches) * settings.epochs)
     logger.info("%d pairs, %d windows, %d steps", len(pairs), len(features), total_steps)
 
-    model = build_model(str(MODEL_DIR))
+    model = build_model(str(MODEL_DIR), settings.init)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(total_steps * settings.warmup), total_steps)
@@ -258,6 +265,7 @@ def main(argv: list[str] | None = None) -> None:
                  "weight_decay", "seed"):
         default = getattr(defaults, name)
         parser.add_argument("--" + name.replace("_", "-"), type=type(default), default=default)
+    parser.add_argument("--init", help="reader folder to continue from (default: a fresh span head)")
     parser.add_argument("--checkpoint-every", type=int, default=100)
     parser.add_argument("--max-minutes", type=float, default=None, help="stop (resumably) after this long")
     parser.add_argument("--threads", type=int, default=None)
@@ -268,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     settings = TrainSettings(mix=args.mix, **{k: getattr(args, k) for k in (
         "negative_rate", "max_length", "stride", "batch_size", "epochs", "lr", "warmup", "weight_decay",
-        "seed")})
+        "seed", "init")})
     out = train(args.data, args.out, settings, args.checkpoint_every, args.max_minutes)
     if not args.no_calibrate:
         from rag.calibrate_reader import calibrate
