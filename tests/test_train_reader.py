@@ -1,0 +1,60 @@
+"""The training script on a tiny synthetic set: it trains, checkpoints, resumes and saves a loadable reader."""
+
+import json
+
+import pytest
+
+from rag.reader import Reader
+from rag.train_reader import TrainSettings, build_pairs, train
+from rag.squad_data import load_squad
+from rag.types import Answer
+
+pytestmark = pytest.mark.slow
+
+ANIMALS = ["zebra", "tiger", "lion", "otter", "camel", "horse"]
+
+
+@pytest.fixture()
+def data_dir(tmp_path):
+    paragraphs = []
+    for i, animal in enumerate(ANIMALS):
+        context = f"The {animal} lives in the park. It was brought there by keeper number {i}."
+        answer = f"keeper number {i}"
+        paragraphs.append({"context": context, "qas": [{"id": f"q{i}", "question": f"Who brought the {animal}?",
+                           "answers": [{"text": answer, "answer_start": context.index(answer)}]}]})
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "tiny.json").write_text(json.dumps({"data": [{"title": "Zoo", "paragraphs": paragraphs}]}))
+    return folder
+
+
+def test_pairs_include_negatives_without_the_answer(data_dir):
+    import random
+
+    questions = load_squad(data_dir / "tiny.json")
+    assert all(q.context[q.answer_starts[0]:].startswith(q.answers[0]) for q in questions)
+    pairs = build_pairs(questions, negative_rate=1.0, rng=random.Random(0))
+    negatives = [p for p in pairs if p[3] == ""]
+    assert len(negatives) == len(questions)
+    answer_of = {q.question: q.answers[0] for q in questions}
+    for question, context, _, _ in negatives:
+        assert answer_of[question] not in context
+
+
+def test_train_stops_resumes_and_saves_a_reader(data_dir, tmp_path):
+    settings = TrainSettings(mix={"tiny": 1.0}, batch_size=2, max_length=128, stride=32, epochs=2.0, lr=1e-4)
+    out = tmp_path / "reader"
+    with pytest.raises(SystemExit) as stopped:
+        train(data_dir, out, settings, checkpoint_every=1, max_minutes=0.0)
+    assert stopped.value.code == 3 and (out / "checkpoint.pt").exists()
+    train(data_dir, out, settings, checkpoint_every=1)
+    assert not (out / "checkpoint.pt").exists()
+    info = json.loads((out / "reader.json").read_text())
+    assert info["training"]["mix"] == {"tiny": 1.0} and info["stats"]["steps"] >= 2
+    answers = Reader(out).read("Who brought the zebra?", ["The zebra lives in the park."])
+    assert any(isinstance(a, Answer) for a in answers)
+
+    further = tmp_path / "further"
+    train(data_dir, further, TrainSettings(mix={"tiny": 1.0}, batch_size=2, max_length=128, stride=32,
+                                           epochs=1.0, init=str(out)))
+    assert json.loads((further / "reader.json").read_text())["training"]["init"] == str(out)
