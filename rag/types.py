@@ -106,7 +106,12 @@ class Citation:
 
 @dataclass(frozen=True)
 class Response:
-    """What ``Assistant.ask`` returns: ``answer`` is None when nothing cleared the threshold."""
+    """What ``Assistant.ask`` returns: ``answer`` is None when nothing cleared the threshold.
+
+    ``confidence`` is the calibrated probability that the answer is right, or, with no
+    answer, that no passage held one. ``timings`` are seconds per question for the stages
+    ``retrieve``, ``read`` and ``total``; in a batch, the batch's time divided among its questions.
+    """
 
     question: str
     answer: str | None
