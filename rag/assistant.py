@@ -82,8 +82,10 @@ class Assistant:
         # whose spans across passages add up to the most confidence.
         eligible = [g for g in groups.values() if g[0].score >= threshold]
         best = max(eligible, key=lambda g: (sum(a.confidence for a in g), g[0].confidence))
-        return Response(question, best[0].text, best[0].confidence, _cite(hits, best[0], {a.passage_id: a for a in best}),
-                        tuple(hits), timings)
+        found: dict[str, Answer] = {}
+        for answer in best:  # best first: each passage is cited with its own best span of the answer
+            found.setdefault(answer.passage_id, answer)
+        return Response(question, best[0].text, best[0].confidence, _cite(hits, best[0], found), tuple(hits), timings)
 
 
 def _reader(reader: Reader | str | Path | None) -> Reader:

@@ -23,6 +23,7 @@ from rag.types import Answer, NoAnswer, Passage
 logger = logging.getLogger(__name__)
 
 MAX_QUESTION_TOKENS = 64
+_EDGE_PUNCTUATION = frozenset(",;:")
 
 
 def shipped_reader_dir() -> Path:
@@ -254,5 +255,12 @@ class Reader:
                             first -= 1
                         while last + 1 < n and context[last + 1] and words[last + 1] == words[last]:
                             last += 1
-                        results[pair].append((span.score, offsets[first][0], offsets[last][1]))
+                        start, end = offsets[first][0], offsets[last][1]
+                        text = pairs[pair][1]
+                        # Separators at the edges are not part of an answer ("Dr Zabih Fetrat,").
+                        while end - start > 1 and text[end - 1] in _EDGE_PUNCTUATION:
+                            end -= 1
+                        while end - start > 1 and text[start] in _EDGE_PUNCTUATION:
+                            start += 1
+                        results[pair].append((span.score, start, end))
         return results

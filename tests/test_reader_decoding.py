@@ -147,3 +147,9 @@ def test_questions_without_passages_get_no_answer(tokenizer):
     assert r.read_batch(["what?"], [[]]) == [[NoAnswer(score=float("inf"), confidence=1.0)]]
     mixed = r.read_batch(["what?", "what?"], [[], ["a zebra."]])
     assert isinstance(mixed[0][0], NoAnswer) and mixed[1][0].text == "zebra"
+
+
+def test_separators_at_the_edges_are_trimmed(tokenizer):
+    r = reader(tokenizer, {"zebra": 5.0}, {",": 5.0})
+    first = r.read("what?", ["They saw a zebra, then left."])[0]
+    assert first.text == "zebra"
