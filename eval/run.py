@@ -183,7 +183,7 @@ def run(gold: list[GoldQuestion], assistant: Assistant, gold_name: str, corpus_n
         mode: str = "hybrid") -> tuple[dict, list[Record]]:
     """Every stage on one gold set; returns the report and the per-question records."""
     report = {"gold": gold_name, "corpus": corpus_name, "questions": len(gold), "mode": mode, "k": assistant.k,
-              "reader": assistant.reader.model_name, "reader_threshold": assistant.reader.threshold}
+              "reader_model": assistant.reader.model_name, "reader_threshold": assistant.reader.threshold}
     report["retrieval"] = evaluate_retrieval(assistant.retriever, gold)
     report["reader"] = evaluate_reader(assistant.reader, assistant.retriever, gold)
     records = evaluate_end_to_end(assistant, gold, mode)

@@ -61,7 +61,7 @@ class Assistant:
         hits = self.retriever.search_batch(questions, k, mode)
         retrieved = time.perf_counter()
         readings = self.reader.read_batch(questions, [[h.passage for h in hs] for hs in hits],
-                                          top_k=self.spans_per_question) if questions else []
+                                          top_k=self.spans_per_question)
         read = time.perf_counter()
         share = {"retrieve": (retrieved - started) / max(1, len(questions)),
                  "read": (read - retrieved) / max(1, len(questions))}
@@ -70,9 +70,8 @@ class Assistant:
 
     def _respond(self, question: str, hits: list[Hit], reading: list[Answer | NoAnswer],
                  timings: dict[str, float]) -> Response:
-        if not hits or isinstance(reading[0], NoAnswer):
-            no_answer = next((a for a in reading if isinstance(a, NoAnswer)), NoAnswer(float("inf"), 1.0))
-            return Response(question, None, no_answer.confidence, _cite(hits, None, {}), tuple(hits), timings)
+        if isinstance(reading[0], NoAnswer):  # also when there were no passages to read
+            return Response(question, None, reading[0].confidence, _cite(hits, None, {}), tuple(hits), timings)
         threshold = self.reader.threshold
         groups: dict[str, list[Answer]] = {}
         for answer in reading:

@@ -61,10 +61,14 @@ def calibrate(reader_dir: Path, data_dir: Path, mix: dict[str, float] | None = N
     """Fit confidence and threshold for the reader in ``reader_dir`` and record them in its reader.json."""
     from sklearn.linear_model import LogisticRegression
 
+    from rag.train_reader import DEFAULT_MIX, TrainSettings
+
     info_path = reader_dir / "reader.json"
-    info = json.loads(info_path.read_text())
-    training = info["training"]
-    pairs = held_out_pairs(data_dir, mix or training["mix"], training["negative_rate"], training["seed"])
+    info = json.loads(info_path.read_text()) if info_path.exists() else {}  # a reader from elsewhere
+    defaults = TrainSettings(mix=DEFAULT_MIX)
+    training = info.get("training", {})
+    pairs = held_out_pairs(data_dir, mix or training.get("mix", defaults.mix),
+                           training.get("negative_rate", defaults.negative_rate), training.get("seed", defaults.seed))
     reader = Reader(reader_dir, threshold=-np.inf)
     results = reader.read_batch([q for q, _, _ in pairs], [[p] for _, p, _ in pairs], top_k=1)
     margins, em_answered, f1_answered = [], [], []
@@ -102,11 +106,13 @@ def calibrate(reader_dir: Path, data_dir: Path, mix: dict[str, float] | None = N
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--reader", type=Path, required=True, help="reader folder with reader.json")
+    parser.add_argument("--reader", type=Path, required=True,
+                        help="reader folder: one trained here, or any extractive QA model saved locally")
+    parser.add_argument("--mix", type=json.loads, help="JSON {file stem: fraction}; default: the reader's training mix")
     parser.add_argument("--data", type=Path, required=True, help="the training data folder")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    print(json.dumps(calibrate(args.reader, args.data), indent=2))
+    print(json.dumps(calibrate(args.reader, args.data, args.mix), indent=2))
 
 
 if __name__ == "__main__":
