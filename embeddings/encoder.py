@@ -60,11 +60,6 @@ class Embedder:
     def dimension(self) -> int:
         return int(self.model.get_embedding_dimension())
 
-    @property
-    def max_tokens(self) -> int:
-        """Tokens the model reads per text; longer texts are truncated by it."""
-        return int(self.model.max_seq_length)
-
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokenizer tokens per text, without special tokens (used to size passages)."""
         if not texts:
