@@ -213,30 +213,30 @@ def train(data_dir: Path, out: Path, settings: TrainSettings, checkpoint_every: 
 
     model.train()
     started = time.perf_counter() - seconds
-    bar = tqdm(total=total_steps, initial=step, desc="training", unit="step")
-    while step < total_steps:
-        batch = collate([features[i] for i in batches[step % len(batches)]], tokenizer.pad_token_id)
-        loss = model(**batch).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad()
-        step += 1
-        losses.append(round(loss.item(), 4))
-        bar.update(1)
-        bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.3f}")
-        seconds = time.perf_counter() - started
-        if step % checkpoint_every == 0 or step == total_steps:
-            save_checkpoint()
-        if max_minutes is not None and seconds > max_minutes * 60 and step < total_steps:
-            logger.warning("stopping at step %d after %.0f min; run again to resume", step, seconds / 60)
-            save_checkpoint()
-            raise SystemExit(3)
-    bar.close()
+    with tqdm(total=total_steps, initial=step, desc="training", unit="step") as bar:
+        while step < total_steps:
+            batch = collate([features[i] for i in batches[step % len(batches)]], tokenizer.pad_token_id)
+            loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            step += 1
+            losses.append(round(loss.item(), 4))
+            bar.update(1)
+            bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.3f}")
+            seconds = time.perf_counter() - started
+            if step % checkpoint_every == 0 or step == total_steps:
+                save_checkpoint()
+            if max_minutes is not None and seconds > max_minutes * 60 and step < total_steps:
+                logger.warning("stopping at step %d after %.0f min; run again to resume", step, seconds / 60)
+                save_checkpoint()
+                raise SystemExit(3)
 
+    last = losses[-100:]
     _save_reader(model, out, settings, {"pairs": len(pairs), "windows": len(features), "steps": total_steps,
-                                        "train_seconds": round(seconds), "final_loss": round(sum(losses[-100:]) / len(losses[-100:]), 4)})
+                                        "train_seconds": round(seconds), "final_loss": round(sum(last) / len(last), 4)})
     checkpoint.unlink()
     return out
 
