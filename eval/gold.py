@@ -76,9 +76,14 @@ def squad_corpus(path: str | Path) -> tuple[list[Document], list[GoldQuestion]]:
     return list(documents.values()), gold
 
 
+def doc_names(document: Document) -> tuple[str, str, str]:
+    """The names a gold ``doc`` may give an article: its id, its title, its file name."""
+    return document.id, document.title, Path(document.source).name
+
+
 def from_doc(document: Document, doc: str | None) -> bool:
     """Whether ``document`` is the gold article named by ``doc`` (file name, title or id)."""
-    return doc is not None and doc in (document.id, document.title, Path(document.source).name)
+    return doc is not None and doc in doc_names(document)
 
 
 def holds_answer(text: str, answers: tuple[str, ...]) -> bool:
