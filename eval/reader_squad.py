@@ -18,10 +18,11 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from rag.errors import RagError
-from rag.metrics import best_over_gold
+from rag.cli import run_guarded
+from rag.evaluation.metrics import best_over_gold
+from rag.evaluation.squad import load_squad
 from rag.reader import Reader
-from rag.squad_data import load_squad
+from rag.settings import configure_entry_point
 from rag.types import Answer
 
 
@@ -63,14 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reader", help="reader folder or model name (default: the shipped reader)")
     parser.add_argument("--out", type=Path, default=Path("eval-results/reader_squad.json"))
     args = parser.parse_args(argv)
-    from transformers.utils import logging as hf_logging
+    configure_entry_point()
+    return run_guarded(report, args)
 
-    hf_logging.set_verbosity_error()
-    try:
-        result = benchmark(Reader(args.reader), args.squad, args.sample, args.seed)
-    except (RagError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+
+def report(args: argparse.Namespace) -> None:
+    result = benchmark(Reader(args.reader), args.squad, args.sample, args.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"{'reader':<22}{Path(result['reader']).name}")
@@ -80,7 +79,6 @@ def main(argv: list[str] | None = None) -> int:
         value = result[key]
         print(f"{label:<22}{value:.3f}" if isinstance(value, float) else f"{label:<22}{value}")
     print(f"\nwrote {args.out}")
-    return 0
 
 
 if __name__ == "__main__":

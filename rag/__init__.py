@@ -1,42 +1,48 @@
 """Ask questions of news articles, offline: hybrid retrieval, an extractive reader, cited answers.
 
-    from rag import Retriever
+    from rag import Assistant, Retriever
     hits = Retriever.default().search("Who is Tohir Yuldosh?", k=3)
     response = Assistant.default().ask("Who is the governor of Balkh?")
+
+The names below load on first use, so ``import rag`` (and ``rag --help``) stays fast.
 """
 
-from rag.assistant import Assistant
-from rag.errors import (
-    EmptyCorpusError,
-    IndexMismatchError,
-    IndexNotFoundError,
-    IngestError,
-    ModelLoadError,
-    RagError,
-)
-from rag.index import PassageIndex
-from rag.ingest import read_documents
-from rag.reader import Reader
-from rag.retriever import Retriever
-from rag.types import Answer, Citation, Document, Hit, NoAnswer, Passage, Response
+from __future__ import annotations
 
-__all__ = [
-    "Answer",
-    "Assistant",
-    "Citation",
-    "Document",
-    "EmptyCorpusError",
-    "Hit",
-    "IndexMismatchError",
-    "IndexNotFoundError",
-    "IngestError",
-    "ModelLoadError",
-    "NoAnswer",
-    "Passage",
-    "PassageIndex",
-    "RagError",
-    "Reader",
-    "Response",
-    "Retriever",
-    "read_documents",
-]
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+_EXPORTS = {
+    "Assistant": "rag.assistant",
+    "PassageIndex": "rag.index",
+    "read_documents": "rag.ingest",
+    "Reader": "rag.reader",
+    "Retriever": "rag.retriever",
+    **dict.fromkeys(("Answer", "Citation", "Document", "Hit", "NoAnswer", "Passage", "Response"), "rag.types"),
+    **dict.fromkeys(("EmptyCorpusError", "IndexMismatchError", "IndexNotFoundError", "IngestError",
+                     "InvalidInputError", "ModelLoadError", "RagError"), "rag.errors"),
+}
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from rag.assistant import Assistant
+    from rag.errors import (
+        EmptyCorpusError,
+        IndexMismatchError,
+        IndexNotFoundError,
+        IngestError,
+        InvalidInputError,
+        ModelLoadError,
+        RagError,
+    )
+    from rag.index import PassageIndex
+    from rag.ingest import read_documents
+    from rag.reader import Reader
+    from rag.retriever import Retriever
+    from rag.types import Answer, Citation, Document, Hit, NoAnswer, Passage, Response
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'rag' has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)

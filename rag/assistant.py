@@ -6,9 +6,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from rag.metrics import normalize_answer
+from rag.normalize import normalize_answer
 from rag.reader import Reader
-from rag.retriever import Mode, Retriever, check_k
+from rag.retriever import Mode, Retriever
+from rag.settings import DEFAULT_K, DEFAULT_MODE, check_positive_int
 from rag.types import Answer, Citation, Hit, NoAnswer, Response
 
 
@@ -22,12 +23,12 @@ class Assistant:
         spans_per_question: candidate answers the reader returns before they are merged.
     """
 
-    def __init__(self, retriever: Retriever, reader: Reader | None = None, k: int = 5,
+    def __init__(self, retriever: Retriever, reader: Reader | None = None, k: int = DEFAULT_K,
                  spans_per_question: int = 10) -> None:
         self.retriever = retriever
         self.reader = reader if reader is not None else Reader()
-        self.k = check_k(k)
-        self.spans_per_question = check_k(spans_per_question)
+        self.k = check_positive_int("k", k)
+        self.spans_per_question = check_positive_int("spans_per_question", spans_per_question)
 
     @classmethod
     def default(cls, reader: Reader | str | Path | None = None, **settings) -> Assistant:
@@ -35,7 +36,7 @@ class Assistant:
         return cls(Retriever.default(), _reader(reader), **settings)
 
     @classmethod
-    def load(cls, index_dir: str | Path, reader: Reader | str | Path | None = None, mode: Mode = "hybrid",
+    def load(cls, index_dir: str | Path, reader: Reader | str | Path | None = None, mode: Mode = DEFAULT_MODE,
              **settings) -> Assistant:
         """An assistant over the index saved in ``index_dir``; ``reader`` is a Reader, a model path or name."""
         return cls(Retriever.load(index_dir, mode=mode), _reader(reader), **settings)
@@ -56,7 +57,7 @@ class Assistant:
             One :class:`Response` per question. ``answer`` is None when no span clears the
             reader's threshold; the citations are then the closest passages.
         """
-        k = self.k if k is None else check_k(k)
+        k = self.k if k is None else check_positive_int("k", k)
         started = time.perf_counter()
         hits = self.retriever.search_batch(questions, k, mode)
         retrieved = time.perf_counter()
@@ -71,7 +72,7 @@ class Assistant:
     def _respond(self, question: str, hits: list[Hit], reading: list[Answer | NoAnswer],
                  timings: dict[str, float]) -> Response:
         if isinstance(reading[0], NoAnswer):  # also when there were no passages to read
-            return Response(question, None, reading[0].confidence, _cite(hits, None, {}), tuple(hits), timings)
+            return Response(question, None, reading[0].confidence, _cite(hits, None, {}), timings)
         threshold = self.reader.threshold
         groups: dict[str, list[Answer]] = {}
         for answer in reading:
@@ -84,7 +85,7 @@ class Assistant:
         found: dict[str, Answer] = {}
         for answer in best:  # best first: each passage is cited with its own best span of the answer
             found.setdefault(answer.passage_id, answer)
-        return Response(question, best[0].text, best[0].confidence, _cite(hits, best[0], found), tuple(hits), timings)
+        return Response(question, best[0].text, best[0].confidence, _cite(hits, best[0], found), timings)
 
 
 def _reader(reader: Reader | str | Path | None) -> Reader:
@@ -94,11 +95,6 @@ def _reader(reader: Reader | str | Path | None) -> Reader:
 def _cite(hits: list[Hit], answer: Answer | None, found: dict[str, Answer]) -> tuple[Citation, ...]:
     """Numbered citations: the answer's own passage first, then the other hits in rank order."""
     ordered = sorted(hits, key=lambda h: (answer is None or h.passage.id != answer.passage_id, h.rank))
-    citations = []
-    for number, hit in enumerate(ordered, 1):
-        span = found.get(hit.passage.id)
-        citations.append(Citation(
-            number=number, doc_id=hit.document.id, title=hit.document.title, source=hit.document.url or hit.document.source,
-            date=hit.document.date, passage=hit.passage.text, passage_start=hit.passage.start,
-            answer_start=span.start if span else None, answer_end=span.end if span else None))
-    return tuple(citations)
+    spans = [found.get(hit.passage.id) for hit in ordered]
+    return tuple(Citation(number, hit, span.start if span else None, span.end if span else None)
+                 for number, (hit, span) in enumerate(zip(ordered, spans), 1))

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from rag.errors import InvalidInputError
 from rag.types import Document, Passage
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
@@ -34,9 +35,9 @@ class ChunkSettings:
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_tokens, int) or self.max_tokens < 8:
-            raise ValueError(f"max_tokens must be an integer >= 8, got {self.max_tokens!r}")
+            raise InvalidInputError(f"max_tokens must be an integer >= 8, got {self.max_tokens!r}")
         if not isinstance(self.overlap_sentences, int) or self.overlap_sentences < 0:
-            raise ValueError(f"overlap_sentences must be an integer >= 0, got {self.overlap_sentences!r}")
+            raise InvalidInputError(f"overlap_sentences must be an integer >= 0, got {self.overlap_sentences!r}")
 
 
 class Chunker:

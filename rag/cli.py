@@ -1,37 +1,54 @@
-"""The ``rag`` command: index articles, search them, ask them, evaluate, serve the chat."""
+"""The ``rag`` command: index articles, search them, ask them, evaluate, serve the chat.
+
+Only the parser is built at start-up; each command imports what it needs when it runs,
+so ``rag --help`` answers at once. Every error a user can cause is a ``RagError``:
+:func:`run_guarded` prints it as one line and exits 2.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from embeddings import DEFAULT_MODEL
+from rag.chunking import ChunkSettings
 from rag.errors import RagError
+from rag.settings import DEFAULT_K, DEFAULT_MODE, MODES, check_positive_int, configure_entry_point
 
-logger = logging.getLogger("rag.cli")
 
+def run_guarded(command: Callable[..., object], *args: object) -> int:
+    """Run an entry point's body: 0 on success, 2 with a one-line message on a user's error.
 
-def _quiet_libraries() -> None:
-    """Keep the terminal for our output: no weight-loading bars or load reports from transformers."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    Args:
+        command: the body to run.
+        *args: its arguments.
+    """
+    try:
+        command(*args)
+    except RagError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
 
 
 def _positive_int(text: str) -> int:
     try:
-        value = int(text)
-    except ValueError:
+        return check_positive_int("the value", int(text))
+    except ValueError:  # int() of a non-number, or a number below 1
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+
+
+def _non_negative_int(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return int(text)
 
 
 def _question(text: str) -> str:
@@ -41,26 +58,13 @@ def _question(text: str) -> str:
 
 
 def cmd_index(args: argparse.Namespace) -> None:
-    from tqdm.auto import tqdm
-
     from embeddings import Embedder
-    from rag.chunking import ChunkSettings
     from rag.index import PassageIndex
-    from rag.ingest import iter_article_files, read_documents
+    from rag.ingest import read_documents
 
     started = time.perf_counter()
-    files = iter_article_files(args.paths)
-    skipped = []
-    docs = []
-    for file in tqdm(files, desc="reading", unit="file", disable=len(files) < 2):
-        try:
-            docs += read_documents([file], on_skip=lambda p, why: skipped.append(why))
-        except RagError as e:  # a file with no article in it
-            skipped.append(str(e))
-    for why in skipped:
-        print(f"warning: skipped {why}", file=sys.stderr)
-    if not docs:
-        raise RagError(f"no readable articles in {', '.join(map(str, args.paths))}")
+    docs = read_documents(args.paths, on_skip=lambda path, why: print(f"warning: skipped {why}", file=sys.stderr),
+                          progress=True)
     embedder = Embedder(args.model)
     if args.update and (args.out / "manifest.json").exists():
         index = PassageIndex.load(args.out, embedder)
@@ -79,10 +83,7 @@ def cmd_remove(args: argparse.Namespace) -> None:
     from rag.index import PassageIndex
 
     index = PassageIndex.load(args.index)
-    try:
-        removed = index.remove(args.doc_ids)
-    except KeyError as e:
-        raise RagError(e.args[0]) from e
+    removed = index.remove(args.doc_ids)
     index.save(args.index)
     print(f"removed {len(args.doc_ids)} documents, {removed} passages; {len(index.passages)} passages left")
 
@@ -97,11 +98,7 @@ def cmd_search(args: argparse.Namespace) -> None:
     hits = _retriever(args).search(args.question, k=args.k, mode=args.mode)
     if args.json:
         for hit in hits:
-            print(json.dumps({"rank": hit.rank, "score": hit.score, "doc_id": hit.document.id,
-                              "passage_id": hit.passage.id, "title": hit.document.title,
-                              "source": hit.document.source, "date": hit.document.date,
-                              "passage": hit.passage.text, "start": hit.passage.start, "end": hit.passage.end},
-                             ensure_ascii=False))
+            print(json.dumps(hit.to_dict(), ensure_ascii=False))
         return
     if not hits:
         print("no passages found")
@@ -122,8 +119,7 @@ def _read_questions(args: argparse.Namespace) -> list[str]:
         questions += [line.strip() for line in text.splitlines() if line.strip()]
     if not questions:
         raise RagError("no question given (pass one as an argument, or --questions FILE)")
-    empty = [q for q in questions if not q.strip()]
-    if empty:
+    if any(not q.strip() for q in questions):
         raise RagError("a question is empty")
     return questions
 
@@ -135,9 +131,10 @@ def _print_response(response) -> None:
         print(f"{response.answer}  (confidence {response.confidence:.0%})")
     print()
     for c in response.citations:
-        date = f", {c.date}" if c.date else ""
-        print(f"[{c.number}] {c.title}{date}  - {c.source}")
-        text = c.passage
+        doc = c.hit.document
+        date = f", {doc.date}" if doc.date else ""
+        print(f"[{c.number}] {doc.title}{date}  - {doc.url or doc.source}")
+        text = c.hit.passage.text
         if c.answer_start is not None:
             text = f"{text[:c.answer_start]}>>{text[c.answer_start:c.answer_end]}<<{text[c.answer_end:]}"
         print(textwrap.indent(textwrap.fill(text, 100), "    "))
@@ -160,23 +157,35 @@ def cmd_ask(args: argparse.Namespace) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    from app import serve
+    from rag.ui import serve
 
     serve(args.host, args.port, args.index)
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from rag.evaluation.run import evaluate, table
+
+    report, out = evaluate(args.gold, args.squad, args.index, args.sample, args.seed, args.k, args.mode,
+                           args.reader, args.out)
+    print(table(report))
+    print(f"\nwrote {out} and {out.with_suffix('.png')}")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description="Ask questions of news articles, offline.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     sub = parser.add_subparsers(dest="command", required=True)
+    chunking = ChunkSettings()
 
     p = sub.add_parser("index", help="index articles (.txt .md .html .jsonl, files or folders)")
     p.add_argument("paths", nargs="+", type=Path, help="article files or folders")
     p.add_argument("--out", type=Path, required=True, help="index folder to write")
     p.add_argument("--update", action="store_true", help="add new articles to the index at --out")
-    p.add_argument("--model", default="all-MiniLM-L6-v2", help="sentence-transformers model (path or name)")
-    p.add_argument("--max-tokens", type=_positive_int, default=160, help="passage length in embedder tokens")
-    p.add_argument("--overlap", type=int, default=1, help="sentences shared by neighbouring passages")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="sentence-transformers model (path or name)")
+    p.add_argument("--max-tokens", type=_positive_int, default=chunking.max_tokens,
+                   help="passage length in embedder tokens (default %(default)s)")
+    p.add_argument("--overlap", type=_non_negative_int, default=chunking.overlap_sentences,
+                   help="sentences shared by neighbouring passages (default %(default)s)")
     p.set_defaults(run=cmd_index)
 
     p = sub.add_parser("remove", help="remove documents from an index by id")
@@ -187,8 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="show the passages retrieved for a question")
     p.add_argument("question", type=_question)
     p.add_argument("--index", type=Path, help="index folder (default: the bundled sample corpus)")
-    p.add_argument("-k", type=_positive_int, default=5, help="passages to show")
-    p.add_argument("--mode", choices=("hybrid", "dense", "bm25"), default="hybrid")
+    p.add_argument("-k", type=_positive_int, default=DEFAULT_K, help="passages to show")
+    p.add_argument("--mode", choices=MODES, default=DEFAULT_MODE)
     p.add_argument("--json", action="store_true", help="one JSON object per hit")
     p.set_defaults(run=cmd_search)
 
@@ -196,8 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("questions", nargs="*", help="one or more questions")
     p.add_argument("--questions", dest="questions_file", type=Path, help="file with one question per line")
     p.add_argument("--index", type=Path, help="index folder (default: the bundled sample corpus)")
-    p.add_argument("-k", type=_positive_int, default=5, help="passages to read per question")
-    p.add_argument("--mode", choices=("hybrid", "dense", "bm25"), default="hybrid")
+    p.add_argument("-k", type=_positive_int, default=DEFAULT_K, help="passages to read per question")
+    p.add_argument("--mode", choices=MODES, default=DEFAULT_MODE)
     p.add_argument("--reader", help="extractive QA model folder or name (default: the shipped reader)")
     p.add_argument("--json", action="store_true", help="one JSON object per question, in order")
     p.set_defaults(run=cmd_ask)
@@ -208,29 +217,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", type=Path, help="index folder (default: the bundled sample corpus)")
     p.set_defaults(run=cmd_serve)
 
-    sub.add_parser("eval", help="score against gold questions (see `rag eval --help`)", add_help=False)
+    p = sub.add_parser("eval", help="score against gold questions, stage by stage (see eval/README.md)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--gold", type=Path, help="gold JSONL (default: eval/gold_bundled.jsonl of the checkout)")
+    source.add_argument("--squad", type=Path, help="SQuAD v1.1/v2.0 JSON: its paragraphs become the corpus")
+    p.add_argument("--index", type=Path, help="index folder (default: bundled corpus, or built from --squad)")
+    p.add_argument("--sample", type=_positive_int, help="score a fixed random sample of this many questions")
+    p.add_argument("--seed", type=int, default=0, help="seed of --sample")
+    p.add_argument("-k", type=_positive_int, default=DEFAULT_K, help="passages read per question")
+    p.add_argument("--mode", choices=MODES, default=DEFAULT_MODE, help="retrieval mode end to end")
+    p.add_argument("--reader", help="reader model folder or name (default: the shipped reader)")
+    p.add_argument("--out", type=Path, help="JSON report path (default: eval-results/<gold>.json)")
+    p.set_defaults(run=cmd_eval)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["eval"]:  # the eval suite has its own options: `rag eval --help`
-        _quiet_libraries()
-        from eval.run import main as eval_main
-
-        return eval_main(argv[1:])
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s: %(message)s")
-    _quiet_libraries()
-    try:
-        args.run(args)
-    except (RagError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    return 0
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    configure_entry_point(args.verbose)
+    return run_guarded(args.run, args)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,16 @@
-"""The project's exceptions: one base class, so callers can catch everything we raise."""
+"""The project's exceptions: one base class, so callers can catch everything we raise.
+
+Errors about a value the caller passed also derive from ``ValueError``, so code written
+against plain ``except ValueError`` keeps working.
+"""
 
 
 class RagError(Exception):
     """Base class for every error this package raises on purpose."""
+
+
+class InvalidInputError(RagError, ValueError):
+    """An argument is out of range or of the wrong kind; the message quotes it."""
 
 
 class IngestError(RagError):

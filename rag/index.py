@@ -25,11 +25,11 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from embeddings import Embedder
+from embeddings import Embedder, EmbeddingModelError
 from rag.bm25 import SETTINGS as BM25_SETTINGS
 from rag.bm25 import BM25Index
 from rag.chunking import Chunker, ChunkSettings
-from rag.errors import IndexMismatchError, IndexNotFoundError
+from rag.errors import IndexMismatchError, IndexNotFoundError, InvalidInputError, ModelLoadError
 from rag.types import Document, Passage
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def _write_jsonl(path: Path, records: Sequence[dict]) -> None:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
-def _read_jsonl(path: Path) -> list[dict]:
+def _read_records(path: Path) -> list[dict]:
     with path.open(encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
 
@@ -90,7 +90,7 @@ class PassageIndex:
         embedder = embedder if embedder is not None else Embedder()
         chunking = chunking if chunking is not None else ChunkSettings()
         # Cosine similarity: unit vectors in an inner-product index.
-        index = cls([], [], faiss.IndexFlatIP(embedder.dimension), embedder, chunking)
+        index = cls([], [], faiss.IndexFlatIP(_dimension(embedder)), embedder, chunking)
         index.add(documents, progress=progress)
         return index
 
@@ -104,6 +104,8 @@ class PassageIndex:
         milliseconds even for thousands of passages).
         """
         new = [d for d in {d.id: d for d in documents}.values() if d.id not in self.documents]
+        if new:
+            self.check_embedder()
         passages = self._chunker().chunk_all(new)
         if passages:
             self.vectors.add(self.embedder.encode([p.text for p in passages], progress=progress))
@@ -116,11 +118,13 @@ class PassageIndex:
         """Drop documents and their passages by id; returns how many passages were removed.
 
         Raises:
-            KeyError: an id is not in the index.
+            InvalidInputError: ``doc_ids`` is a lone string, or an id is not in the index.
         """
+        if isinstance(doc_ids, str):
+            raise InvalidInputError(f"remove takes a list of document ids, got the string {doc_ids!r}")
         missing = [i for i in doc_ids if i not in self.documents]
         if missing:
-            raise KeyError(f"no document with id {missing[0]!r} in the index")
+            raise InvalidInputError(f"no document with id {missing[0]!r} in the index")
         gone = set(doc_ids)
         keep = [row for row, p in enumerate(self.passages) if p.doc_id not in gone]
         kept_vectors = self.vectors.reconstruct_n(0, self.vectors.ntotal)[keep] if keep else None
@@ -207,8 +211,8 @@ class PassageIndex:
                                      f"not {embedder.model_name!r}; rebuild it or query it with that model")
         try:
             vectors = faiss.read_index(str(path / "index.faiss"))
-            passages = [Passage(**p) for p in _read_jsonl(path / "passages.jsonl")]
-            documents = [Document(**d) for d in _read_jsonl(path / "documents.jsonl")]
+            passages = [Passage(**p) for p in _read_records(path / "passages.jsonl")]
+            documents = [Document(**d) for d in _read_records(path / "documents.jsonl")]
             bm25 = BM25Index.load(path / "bm25")
         except (RuntimeError, json.JSONDecodeError, TypeError, ValueError, OSError) as e:
             raise IndexMismatchError(f"corrupt index file in {path}: {e}") from e
@@ -225,7 +229,21 @@ class PassageIndex:
         return cls(documents, passages, vectors, embedder, chunking, bm25)
 
     def check_embedder(self) -> None:
-        """Raise if the embedder's vectors do not fit the index (loads the model)."""
-        if self.embedder.dimension != self.vectors.d:
-            raise IndexMismatchError(f"embedder {self.embedder.model_name!r} gives {self.embedder.dimension}-d "
+        """Load the embedder, and raise if its vectors do not fit the index.
+
+        Raises:
+            ModelLoadError: the embedding model cannot be loaded.
+            IndexMismatchError: its vectors have another dimension than the index's.
+        """
+        dimension = _dimension(self.embedder)
+        if dimension != self.vectors.d:
+            raise IndexMismatchError(f"embedder {self.embedder.model_name!r} gives {dimension}-d "
                                      f"vectors, the index holds {self.vectors.d}-d vectors")
+
+
+def _dimension(embedder: Embedder) -> int:
+    """The embedder's vector size; loading it here turns its load error into the package's own."""
+    try:
+        return embedder.dimension
+    except EmbeddingModelError as e:
+        raise ModelLoadError(str(e)) from e

@@ -219,7 +219,7 @@ def read_file(path: Path) -> list[Document]:
         doc = _make_document(text, str(path), title, found["author"], found["date"], found["url"])
         return [doc] if doc else []
     if suffix == ".jsonl":
-        return _read_jsonl(raw, path)
+        return _documents_from_jsonl(raw, path)
     if suffix in (".md", ".markdown"):
         heading = re.search(r"^#\s+(.+)$", raw, re.MULTILINE)
         raw = re.sub(r"^#{1,6}\s+", "", raw, flags=re.MULTILINE)
@@ -229,7 +229,7 @@ def read_file(path: Path) -> list[Document]:
     return [doc] if doc else []
 
 
-def _read_jsonl(raw: str, path: Path) -> list[Document]:
+def _documents_from_jsonl(raw: str, path: Path) -> list[Document]:
     docs = []
     for lineno, line in enumerate(raw.splitlines(), 1):
         if not line.strip():
@@ -268,13 +268,14 @@ def iter_article_files(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def read_documents(paths: Iterable[str | Path],
-                   on_skip: Callable[[Path, str], None] | None = None) -> list[Document]:
+def read_documents(paths: Iterable[str | Path], on_skip: Callable[[Path, str], None] | None = None,
+                   progress: bool = False) -> list[Document]:
     """Read every article under ``paths``; unreadable files are skipped and reported, not fatal.
 
     Args:
         paths: files and folders; folders are searched recursively for supported files.
         on_skip: called with (path, reason) for each file skipped; by default a logged warning.
+        progress: show a progress bar over the files.
 
     Returns:
         The documents, without duplicates (same cleaned text, same id).
@@ -283,9 +284,12 @@ def read_documents(paths: Iterable[str | Path],
         IngestError: a path does not exist.
         EmptyCorpusError: no readable article was found.
     """
+    from tqdm.auto import tqdm
+
     paths = list(paths)
+    files = iter_article_files(paths)
     docs: dict[str, Document] = {}
-    for file in iter_article_files(paths):
+    for file in tqdm(files, desc="reading", unit="file", disable=not progress or len(files) < 2):
         try:
             for doc in read_file(file):
                 docs.setdefault(doc.id, doc)

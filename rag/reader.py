@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.errors import ModelLoadError
+from rag.errors import InvalidInputError, ModelLoadError
+from rag.settings import check_positive_int, check_questions
 from rag.span_decoding import best_spans
 from rag.types import Answer, NoAnswer, Passage
 
@@ -86,20 +87,16 @@ class Reader:
         self.max_length = max_length if max_length is not None else training.get("max_length", 384)
         self.stride = stride if stride is not None else training.get("stride", 128)
         if not isinstance(self.max_length, int) or self.max_length < MAX_QUESTION_TOKENS + 32:
-            raise ValueError(f"max_length must be an integer >= {MAX_QUESTION_TOKENS + 32}, got {self.max_length!r}")
+            raise InvalidInputError(f"max_length must be an integer >= {MAX_QUESTION_TOKENS + 32}, got {self.max_length!r}")
         if not isinstance(self.stride, int) or not 0 <= self.stride < self.max_length - MAX_QUESTION_TOKENS - 3:
-            raise ValueError(f"stride must be an integer in [0, max_length - {MAX_QUESTION_TOKENS + 3}), "
+            raise InvalidInputError(f"stride must be an integer in [0, max_length - {MAX_QUESTION_TOKENS + 3}), "
                              f"got {self.stride!r}")
-        if not isinstance(max_answer_tokens, int) or max_answer_tokens < 1:
-            raise ValueError(f"max_answer_tokens must be a positive integer, got {max_answer_tokens!r}")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         calibration = self.info.get("calibration", {})
         self.threshold = float(threshold if threshold is not None else calibration.get("threshold", 0.0))
         self._scale = float(calibration.get("scale", 1.0))
         self._offset = float(calibration.get("offset", 0.0))
-        self.max_answer_tokens = max_answer_tokens
-        self.batch_size = batch_size
+        self.max_answer_tokens = check_positive_int("max_answer_tokens", max_answer_tokens)
+        self.batch_size = check_positive_int("batch_size", batch_size)
         self.device = device
         self._model = None
         self._tokenizer = None
@@ -169,13 +166,10 @@ class Reader:
             order: spans that clear the threshold, then the no-answer, then spans below it.
             So ``result[0]`` is what to show.
         """
+        check_questions(questions)
         if len(questions) != len(passages):
-            raise ValueError(f"{len(questions)} questions but {len(passages)} lists of passages")
-        if not isinstance(top_k, int) or top_k < 1:
-            raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
-        for q in questions:
-            if not isinstance(q, str) or not q.strip():
-                raise ValueError(f"questions must be non-empty strings, got {q!r}")
+            raise InvalidInputError(f"{len(questions)} questions but {len(passages)} lists of passages")
+        check_positive_int("top_k", top_k)
         if not questions:
             return []
         self.load()

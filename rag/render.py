@@ -21,15 +21,17 @@ def escape(text: str) -> str:
 
 
 def _source(c: Citation) -> str:
-    date = f", {escape(c.date)}" if c.date else ""
-    return f"<b>[{c.number}]</b> {escape(c.title)}{date} <small>— {escape(c.source)}</small>"
+    doc = c.hit.document
+    date = f", {escape(doc.date)}" if doc.date else ""
+    return f"<b>[{c.number}]</b> {escape(doc.title)}{date} <small>— {escape(doc.url or doc.source)}</small>"
 
 
 def _passage(c: Citation) -> str:
+    text = c.hit.passage.text
     if c.answer_start is None:
-        return escape(c.passage)
-    return (escape(c.passage[:c.answer_start]) + "<mark>" + escape(c.passage[c.answer_start:c.answer_end])
-            + "</mark>" + escape(c.passage[c.answer_end:]))
+        return escape(text)
+    return (escape(text[:c.answer_start]) + "<mark>" + escape(text[c.answer_start:c.answer_end])
+            + "</mark>" + escape(text[c.answer_end:]))
 
 
 def response_html(response: Response) -> str:
@@ -43,6 +45,6 @@ def response_html(response: Response) -> str:
                 f"<small>confidence {response.confidence:.0%}</small></p>")
     sources = "<br>".join(_source(c) for c in response.citations)
     passages = "".join(
-        f"<details><summary>[{c.number}] {escape(c.title)}</summary><p>{_passage(c)}</p></details>"
+        f"<details><summary>[{c.number}] {escape(c.hit.document.title)}</summary><p>{_passage(c)}</p></details>"
         for c in response.citations)
     return f"{head}<p>{sources}</p>{passages}"

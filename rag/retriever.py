@@ -8,23 +8,10 @@ from typing import Literal
 
 from embeddings import Embedder
 from rag.index import PassageIndex
+from rag.settings import DEFAULT_K, DEFAULT_MODE, check_mode, check_positive_int, check_questions
 from rag.types import Hit
 
-Mode = Literal["dense", "bm25", "hybrid"]
-MODES: tuple[str, ...] = ("dense", "bm25", "hybrid")
-
-
-def _check_mode(mode: str) -> str:
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    return mode
-
-
-def check_k(k: int) -> int:
-    """Return k if it is a positive integer, else raise ValueError quoting it."""
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
-    return k
+Mode = Literal["hybrid", "dense", "bm25"]  # rag.settings.MODES
 
 
 class Retriever:
@@ -38,13 +25,11 @@ class Retriever:
         candidates: how deep each ranking is read before fusion.
     """
 
-    def __init__(self, index: PassageIndex, mode: Mode = "hybrid", rrf_k: int = 60, candidates: int = 50) -> None:
+    def __init__(self, index: PassageIndex, mode: Mode = DEFAULT_MODE, rrf_k: int = 60, candidates: int = 50) -> None:
         self.index = index
-        self.mode = _check_mode(mode)
-        if not isinstance(rrf_k, int) or rrf_k < 1:
-            raise ValueError(f"rrf_k must be a positive integer, got {rrf_k!r}")
-        self.rrf_k = rrf_k
-        self.candidates = check_k(candidates)
+        self.mode = check_mode(mode)
+        self.rrf_k = check_positive_int("rrf_k", rrf_k)
+        self.candidates = check_positive_int("candidates", candidates)
 
     @classmethod
     def load(cls, path: str | Path, embedder: Embedder | None = None, **settings) -> Retriever:
@@ -58,11 +43,11 @@ class Retriever:
 
         return cls(default_index(), **settings)
 
-    def search(self, question: str, k: int = 5, mode: Mode | None = None) -> list[Hit]:
+    def search(self, question: str, k: int = DEFAULT_K, mode: Mode | None = None) -> list[Hit]:
         """The ``k`` best passages for one question, best first."""
         return self.search_batch([question], k, mode)[0]
 
-    def search_batch(self, questions: Sequence[str], k: int = 5, mode: Mode | None = None) -> list[list[Hit]]:
+    def search_batch(self, questions: Sequence[str], k: int = DEFAULT_K, mode: Mode | None = None) -> list[list[Hit]]:
         """The ``k`` best passages for each question.
 
         Args:
@@ -71,15 +56,11 @@ class Retriever:
             mode: overrides the retriever's mode for this call.
 
         Raises:
-            ValueError: an empty question, a bad ``k`` or an unknown mode.
+            InvalidInputError: an empty question, a bad ``k`` or an unknown mode.
         """
-        mode = _check_mode(self.mode if mode is None else mode)
-        check_k(k)
-        if isinstance(questions, str):
-            raise TypeError("search_batch takes a list of questions; use search() for one")
-        for q in questions:
-            if not isinstance(q, str) or not q.strip():
-                raise ValueError(f"questions must be non-empty strings, got {q!r}")
+        mode = check_mode(self.mode if mode is None else mode)
+        check_positive_int("k", k)
+        check_questions(questions)
         if not questions or not self.index.passages:
             return [[] for _ in questions]
         depth = max(k, self.candidates) if mode == "hybrid" else k
@@ -122,3 +103,4 @@ class Retriever:
     def _hit(self, row: int, score: float, rank: int) -> Hit:
         passage = self.index.passages[row]
         return Hit(passage=passage, document=self.index.documents[passage.doc_id], score=score, rank=rank)
+

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rag.settings import check_positive_int
+
 
 @dataclass(frozen=True)
 class SpanCandidate:
@@ -37,8 +39,7 @@ def best_spans(start_logits: np.ndarray, end_logits: np.ndarray, context: np.nda
     Returns:
         Spans with their margin over the window's no-answer score.
     """
-    if max_answer_tokens < 1:
-        raise ValueError(f"max_answer_tokens must be >= 1, got {max_answer_tokens!r}")
+    check_positive_int("max_answer_tokens", max_answer_tokens)
     positions = np.flatnonzero(context)
     if positions.size == 0 or top_n < 1:
         return []

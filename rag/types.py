@@ -49,6 +49,13 @@ class Hit:
     score: float
     rank: int
 
+    def to_dict(self) -> dict:
+        """The JSON shape of ``rag search --json``: the passage with its document's metadata."""
+        d = self.document
+        return {"rank": self.rank, "score": self.score, "doc_id": d.id, "passage_id": self.passage.id,
+                "title": d.title, "source": d.source, "author": d.author, "date": d.date, "url": d.url,
+                "passage": self.passage.text, "start": self.passage.start, "end": self.passage.end}
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -83,25 +90,20 @@ class NoAnswer:
 
 @dataclass(frozen=True)
 class Citation:
-    """A numbered source of a response; the answer offsets are None where it does not hold the answer."""
+    """A numbered source of a response: a retrieved hit and, where it holds the answer, where.
+
+    ``answer_start``/``answer_end`` index ``hit.passage.text``; both are None when the
+    passage does not hold the answer.
+    """
 
     number: int
-    doc_id: str
-    title: str
-    source: str
-    date: str | None
-    passage: str
-    passage_start: int
+    hit: Hit
     answer_start: int | None = None
     answer_end: int | None = None
 
-    @property
-    def doc_answer_start(self) -> int | None:
-        return None if self.answer_start is None else self.passage_start + self.answer_start
-
-    @property
-    def doc_answer_end(self) -> int | None:
-        return None if self.answer_end is None else self.passage_start + self.answer_end
+    def to_dict(self) -> dict:
+        return {"number": self.number, **self.hit.to_dict(),
+                "answer_start": self.answer_start, "answer_end": self.answer_end}
 
 
 @dataclass(frozen=True)
@@ -111,25 +113,21 @@ class Response:
     ``confidence`` is the calibrated probability that the answer is right, or, with no
     answer, that no passage held one. ``timings`` are seconds per question for the stages
     ``retrieve``, ``read`` and ``total``; in a batch, the batch's time divided among its questions.
+    The retrieved hits are the citations' hits, in citation order.
     """
 
     question: str
     answer: str | None
     confidence: float
     citations: tuple[Citation, ...]
-    hits: tuple[Hit, ...]
     timings: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        """The JSON shape of ``rag ask --json``."""
+        """The JSON shape of ``rag ask --json``: plain text, never HTML."""
         return {
             "question": self.question,
             "answer": self.answer,
-            "score": round(self.confidence, 4),
-            "citations": [
-                {"number": c.number, "doc_id": c.doc_id, "title": c.title, "source": c.source, "date": c.date,
-                 "passage": c.passage, "answer_start": c.answer_start, "answer_end": c.answer_end}
-                for c in self.citations
-            ],
+            "confidence": round(self.confidence, 4),
+            "citations": [c.to_dict() for c in self.citations],
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }

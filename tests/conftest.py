@@ -1,4 +1,7 @@
-"""Session-wide real components: the bundled embedder, the bundled corpus and its index."""
+"""Session-wide components: the real bundled models for `slow` tests, fakes for the rest.
+
+A test not marked `slow` must not load a model: the guard below makes it fail if it does.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,9 @@ from embeddings import Embedder
 from rag.bundled import corpus_dir
 from rag.index import PassageIndex
 from rag.ingest import read_documents
+from rag.reader import Reader
 from rag.retriever import Retriever
+from tests.fakes import HashEmbedder
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -20,9 +25,28 @@ def _isolated_cache(tmp_path_factory):
     mp.undo()
 
 
+@pytest.fixture(autouse=True)
+def _no_model_in_fast_tests(request, monkeypatch):
+    """Fail a fast test that loads the real embedder or reader."""
+    if request.node.get_closest_marker("slow"):
+        return
+
+    def refuse(*_):
+        pytest.fail("a test not marked slow loaded a real model; use tests.fakes or mark it slow")
+
+    monkeypatch.setattr(Embedder, "model", property(refuse))
+    real_load = Reader.load
+    monkeypatch.setattr(Reader, "load", lambda self: real_load(self) if self._model is not None else refuse())
+
+
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
     return Embedder()
+
+
+@pytest.fixture(scope="session")
+def fake_embedder() -> HashEmbedder:
+    return HashEmbedder()
 
 
 @pytest.fixture(scope="session")
@@ -36,8 +60,18 @@ def corpus_index(embedder, corpus_docs) -> PassageIndex:
 
 
 @pytest.fixture(scope="session")
+def fake_index(fake_embedder, corpus_docs) -> PassageIndex:
+    return PassageIndex.build(corpus_docs, fake_embedder)
+
+
+@pytest.fixture(scope="session")
 def retriever(corpus_index) -> Retriever:
     return Retriever(corpus_index)
+
+
+@pytest.fixture(scope="session")
+def fake_retriever(fake_index) -> Retriever:
+    return Retriever(fake_index)
 
 
 def doc_by_title(docs, word: str):

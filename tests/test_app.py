@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from app import build_app
 from rag.assistant import Assistant
 from rag.index import PassageIndex
 from rag.reader import Reader
 from rag.retriever import Retriever
+from rag.ui import build_app
 
 pytestmark = pytest.mark.slow
 CHROMIUM = Path("/usr/bin/chromium")

@@ -38,12 +38,13 @@ def test_spokesman_answer_is_cited_and_highlighted(assistant):
     assert response.answer in ("Zabih Fetrat", "Dr Zabih Fetrat")
     assert 0.0 <= response.confidence <= 1.0
     first = response.citations[0]
-    assert first.number == 1 and first.title.startswith("Dostum and Noor")
-    assert first.passage[first.answer_start:first.answer_end] == response.answer
-    doc = assistant.retriever.index.documents[first.doc_id]
-    assert doc.text[first.doc_answer_start:first.doc_answer_end] == response.answer
+    assert first.number == 1 and first.hit.document.title.startswith("Dostum and Noor")
+    passage = first.hit.passage
+    assert passage.text[first.answer_start:first.answer_end] == response.answer
+    start = passage.start + first.answer_start
+    assert first.hit.document.text[start:start + len(response.answer)] == response.answer
     assert [c.number for c in response.citations] == list(range(1, len(response.citations) + 1))
-    assert len(response.hits) == assistant.k
+    assert len(response.citations) == assistant.k
     assert set(response.timings) == {"retrieve", "read", "total"} and response.timings["read"] > 0
 
 
@@ -86,7 +87,7 @@ def test_rag_ask_json_reads_questions_in_order(tmp_path, capsys):
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["question"] for r in lines] == ["Who is Tohir Yuldosh?", SPOKESMAN, FIFA]
     spokesman = lines[1]
-    assert set(spokesman) == {"question", "answer", "score", "citations", "timings"}
+    assert set(spokesman) == {"question", "answer", "confidence", "citations", "timings"}
     first = spokesman["citations"][0]
     assert {"doc_id", "title", "source", "passage", "answer_start", "answer_end"} <= set(first)
     assert first["passage"][first["answer_start"]:first["answer_end"]] == spokesman["answer"]

@@ -1,3 +1,4 @@
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +24,7 @@ def test_offsets_are_exact_and_every_word_is_covered(text, max_tokens, overlap):
     assert starts == sorted(set(starts))  # in order, and no passage repeated
 
 
+@pytest.mark.slow
 def test_real_articles_fit_the_embedder(embedder, corpus_docs):
     chunker = Chunker(ChunkSettings(max_tokens=120, overlap_sentences=1), embedder.count_tokens)
     for doc in corpus_docs:
@@ -44,8 +46,6 @@ def test_a_sentence_longer_than_the_limit_is_split_not_lost():
 
 
 def test_bad_settings_quote_the_value():
-    import pytest
-
     with pytest.raises(ValueError, match="-1"):
         ChunkSettings(overlap_sentences=-1)
     with pytest.raises(ValueError, match="'x'"):

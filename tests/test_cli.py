@@ -7,6 +7,7 @@ import pytest
 from rag.cli import main
 
 
+@pytest.mark.slow
 def test_index_then_search_json(tmp_path, capsys, corpus_docs):
     articles = tmp_path / "articles"
     articles.mkdir()
@@ -27,6 +28,7 @@ def test_index_then_search_json(tmp_path, capsys, corpus_docs):
     assert "Tohir Yuldosh" in hits[0]["passage"]
 
 
+@pytest.mark.slow
 def test_default_index_search_prints_titles(capsys):
     assert main(["search", "Who is the spokesman for Dostum's party?", "-k", "2"]) == 0
     out = capsys.readouterr().out

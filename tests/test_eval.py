@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from eval.gold import BUNDLED_GOLD, from_doc, load_gold, squad_corpus
+from rag.evaluation.gold import BUNDLED_GOLD, from_doc, load_gold, squad_corpus
 from rag.errors import RagError
 from tests.conftest import doc_by_title
 

@@ -1,9 +1,11 @@
+"""The index folder's logic, on the fake embedder: layout, round trip, add/remove, every load check."""
+
 import json
 
 import pytest
 
 from embeddings import Embedder
-from rag.errors import IndexMismatchError, IndexNotFoundError
+from rag.errors import IndexMismatchError, IndexNotFoundError, InvalidInputError
 from rag.index import PassageIndex
 from rag.retriever import Retriever
 from tests.conftest import doc_by_title
@@ -12,16 +14,26 @@ QUESTION = "Which IMU leader was killed in a U.S. drone attack?"
 
 
 @pytest.fixture()
-def saved(tmp_path, corpus_index):
-    return corpus_index.save(tmp_path / "idx")
+def saved(tmp_path, fake_index):
+    return fake_index.save(tmp_path / "idx")
+
+
+@pytest.fixture()
+def corpus_index(fake_index):
+    return fake_index
+
+
+@pytest.fixture()
+def embedder(fake_embedder):
+    return fake_embedder
 
 
 def test_folder_layout_and_manifest(saved, corpus_index):
     assert sorted(p.name for p in saved.iterdir()) == [
         "bm25", "documents.jsonl", "index.faiss", "manifest.json", "passages.jsonl"]
     manifest = json.loads((saved / "manifest.json").read_text())
-    assert manifest["embedding_model"] == "all-MiniLM-L6-v2"
-    assert manifest["dimension"] == 384 and manifest["metric"] == "inner_product" and manifest["normalized"]
+    assert manifest["embedding_model"] == "fake-hash-embedder"
+    assert manifest["dimension"] == 64 and manifest["metric"] == "inner_product" and manifest["normalized"]
     assert manifest["passages"] == len(corpus_index.passages)
     assert manifest["chunking"] == {"max_tokens": 160, "overlap_sentences": 1}
     assert {"faiss-cpu", "sentence-transformers", "bm25s"} <= set(manifest["versions"])
@@ -56,7 +68,7 @@ def test_add_and_remove_by_document_id(saved, corpus_docs, embedder):
     reloaded = PassageIndex.load(saved, embedder)
     assert len(reloaded.passages) == total
     assert Retriever(reloaded).search(QUESTION, 1)[0].passage.text.count("Tohir Yuldosh") == 1
-    with pytest.raises(KeyError, match="no-such-id"):
+    with pytest.raises(InvalidInputError, match="no-such-id"):
         reloaded.remove(["no-such-id"])
 
 
@@ -82,12 +94,12 @@ def test_count_mismatch_and_corrupt_files(saved, embedder):
 
 
 def test_model_and_dimension_mismatch(saved, embedder):
-    with pytest.raises(IndexMismatchError, match="built with 'all-MiniLM-L6-v2'"):
+    with pytest.raises(IndexMismatchError, match="built with 'fake-hash-embedder'"):
         PassageIndex.load(saved, Embedder("some/other-model"))
     manifest = json.loads((saved / "manifest.json").read_text())
     manifest["dimension"] = 768
     (saved / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(IndexMismatchError, match="dimension 384, manifest says 768"):
+    with pytest.raises(IndexMismatchError, match="dimension 64, manifest says 768"):
         PassageIndex.load(saved, embedder)
 
 

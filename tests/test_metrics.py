@@ -2,7 +2,8 @@
 
 import pytest
 
-from rag.metrics import best_over_gold, exact_match, f1_score, normalize_answer
+from rag.evaluation.metrics import best_over_gold, exact_match, f1_score, latency_summary
+from rag.normalize import normalize_answer
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -35,3 +36,10 @@ def test_best_over_gold_and_no_answer():
     assert best_over_gold(None, []) == (1.0, 1.0)
     assert best_over_gold("anything", []) == (0.0, 0.0)
     assert best_over_gold(None, ["Kunduz"]) == (0.0, 0.0)
+
+
+def test_latency_summary_is_numpy_percentile():
+    assert latency_summary([0.1, 0.2, 0.3, 0.4, 1.0]) == {"p50": 0.3, "p95": pytest.approx(0.88)}
+    assert latency_summary([0.25]) == {"p50": 0.25, "p95": 0.25}
+    with pytest.raises(ValueError):
+        latency_summary([])

@@ -1,10 +1,11 @@
 from rag.render import escape, response_html
-from rag.types import Citation, Response
+from rag.types import Citation, Document, Hit, Passage, Response
 
 
 def _response(passage: str, answer: str | None, start=None, end=None) -> Response:
-    citation = Citation(1, "d", "T <b>itle</b>", "https://x.test/a?b=1&c=2", "2020-01-01", passage, 0, start, end)
-    return Response("q?", answer, 0.87, (citation,), (), {})
+    document = Document("d", "T <b>itle</b>", passage, "a.txt", date="2020-01-01", url="https://x.test/a?b=1&c=2")
+    hit = Hit(Passage("d-0", "d", passage, 0, len(passage)), document, 1.0, 1)
+    return Response("q?", answer, 0.87, (Citation(1, hit, start, end),), {})
 
 
 def test_untrusted_article_text_is_shown_as_text():

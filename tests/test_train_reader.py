@@ -5,8 +5,9 @@ import json
 import pytest
 
 from rag.reader import Reader
-from rag.train_reader import TrainSettings, build_pairs, train
-from rag.squad_data import load_squad
+from rag.evaluation.squad import load_squad
+from rag.training.data import TrainSettings, build_pairs
+from rag.training.train import train
 from rag.types import Answer
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Score the assistant against gold questions, stage by stage and end to end.
+"""Score the assistant against gold questions, stage by stage and end to end: what ``rag eval`` runs.
 
     rag eval                                       # bundled gold set on the bundled corpus
     rag eval --gold my.jsonl --index DIR
@@ -11,23 +11,23 @@ per-stage latency. Writes a JSON report and a PNG plot next to it.
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import statistics
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from eval.gold import BUNDLED_GOLD, GoldQuestion, doc_names, from_doc, holds_answer, load_gold, squad_corpus
 from rag.assistant import Assistant
-from rag.errors import RagError
-from rag.metrics import best_over_gold
+from rag.bundled import default_index
+from rag.evaluation.gold import BUNDLED_GOLD, GoldQuestion, doc_names, from_doc, holds_answer, load_gold, squad_corpus
+from rag.evaluation.metrics import best_over_gold, latency_summary
+from rag.index import PassageIndex
 from rag.reader import Reader
-from rag.retriever import MODES, Retriever
+from rag.retriever import Retriever
+from rag.settings import DEFAULT_K, DEFAULT_MODE, MODES
 from rag.types import Answer, Passage
 
 KS = (1, 3, 5, 10)
@@ -97,16 +97,11 @@ def evaluate_end_to_end(assistant: Assistant, gold: list[GoldQuestion], mode: st
         em, f1 = best_over_gold(response.answer, g.answers)
         first = response.citations[0] if response.citations else None
         cited_right = (response.answer is not None and first is not None and g.answerable
-                       and from_doc(assistant.retriever.index.documents[first.doc_id], g.doc)
-                       and holds_answer(first.passage, g.answers))
+                       and from_doc(first.hit.document, g.doc) and holds_answer(first.hit.passage.text, g.answers))
         records.append(Record(g.id, g.kind, response.answer, response.confidence, em, f1, cited_right,
                               {"retrieve": response.timings["retrieve"], "read": response.timings["read"],
                                "total": total}))
     return records
-
-
-def _percentile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
 def summarize(records: list[Record], gold: list[GoldQuestion]) -> dict:
@@ -130,8 +125,7 @@ def summarize(records: list[Record], gold: list[GoldQuestion]) -> dict:
         "no_answer_recall": len(true_none) / len(gold_none) if gold_none else None,
         "citation_accuracy": (sum(r.cited_right for r in on_answerable) / len(on_answerable)) if on_answerable else None,
         "by_kind": by_kind,
-        "latency_seconds": {stage: {"p50": _percentile([r.seconds[stage] for r in records], 50),
-                                    "p95": _percentile([r.seconds[stage] for r in records], 95)}
+        "latency_seconds": {stage: latency_summary([r.seconds[stage] for r in records])
                             for stage in ("retrieve", "read", "total")},
     }
 
@@ -185,7 +179,7 @@ def plot(report: dict, records: list[Record], path: Path) -> None:
 
 
 def run(gold: list[GoldQuestion], assistant: Assistant, gold_name: str, corpus_name: str,
-        mode: str = "hybrid") -> tuple[dict, list[Record]]:
+        mode: str = DEFAULT_MODE) -> tuple[dict, list[Record]]:
     """Every stage on one gold set; returns the report and the per-question records."""
     report = {"gold": gold_name, "corpus": corpus_name, "questions": len(gold), "mode": mode, "k": assistant.k,
               "reader_model": assistant.reader.model_name, "reader_threshold": assistant.reader.threshold}
@@ -196,48 +190,41 @@ def run(gold: list[GoldQuestion], assistant: Assistant, gold_name: str, corpus_n
     return report, records
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rag eval", description=__doc__.split("\n\n")[0])
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--gold", type=Path, help=f"gold JSONL (default: {BUNDLED_GOLD.name}, the bundled set)")
-    source.add_argument("--squad", type=Path, help="SQuAD v1.1/v2.0 JSON: its paragraphs become the corpus")
-    parser.add_argument("--index", type=Path, help="index folder (default: bundled corpus, or built from --squad)")
-    parser.add_argument("--sample", type=int, help="score a fixed random sample of this many questions")
-    parser.add_argument("--seed", type=int, default=0, help="seed of --sample")
-    parser.add_argument("-k", type=int, default=5, help="passages read per question")
-    parser.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval mode end to end")
-    parser.add_argument("--reader", help="reader model folder or name (default: the shipped reader)")
-    parser.add_argument("--out", type=Path, help="JSON report path (default: eval-results/<gold>.json)")
-    args = parser.parse_args(argv)
-    try:
-        from rag.bundled import default_index
-        from rag.index import PassageIndex
+def evaluate(gold_file: Path | None = None, squad: Path | None = None, index_dir: Path | None = None,
+             sample: int | None = None, seed: int = 0, k: int = DEFAULT_K, mode: str = DEFAULT_MODE,
+             reader: str | None = None, out: Path | None = None) -> tuple[dict, Path]:
+    """Run every stage on a gold set and write the JSON report and its plot.
 
-        if args.squad:
-            documents, gold = squad_corpus(args.squad)
-            name = args.squad.stem
-            index = PassageIndex.load(args.index) if args.index else PassageIndex.build(documents, progress=True)
-            corpus = str(args.index or f"{len(documents)} paragraphs of {args.squad.name}")
-        else:
-            path = args.gold or BUNDLED_GOLD
-            gold, name = load_gold(path), path.stem
-            index = PassageIndex.load(args.index) if args.index else default_index()
-            corpus = str(args.index or "bundled sample corpus")
-        if args.sample:
-            gold = random.Random(args.seed).sample(gold, min(args.sample, len(gold)))
-        assistant = Assistant(Retriever(index, mode=args.mode), Reader(args.reader) if args.reader else None, k=args.k)
-        report, records = run(gold, assistant, name, corpus, args.mode)
-    except (RagError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    out = args.out or Path("eval-results") / f"{name}.json"
+    Args:
+        gold_file: gold JSONL; the bundled gold set by default.
+        squad: SQuAD JSON instead of ``gold_file``: its paragraphs become the corpus.
+        index_dir: an index folder; by default the bundled index, or one built from ``squad``.
+        sample: score a fixed random sample of this many questions.
+        seed: the seed of ``sample``.
+        k: passages read per question.
+        mode: retrieval mode end to end.
+        reader: reader folder or model name; the shipped reader by default.
+        out: the JSON report's path; ``eval-results/<gold>.json`` by default.
+
+    Returns:
+        The report and the path it was written to (the PNG sits beside it).
+    """
+    if squad is not None:
+        documents, gold = squad_corpus(squad)
+        name = squad.stem
+        index = PassageIndex.load(index_dir) if index_dir else PassageIndex.build(documents, progress=True)
+        corpus = str(index_dir or f"{len(documents)} paragraphs of {squad.name}")
+    else:
+        path = gold_file or BUNDLED_GOLD
+        gold, name = load_gold(path), path.stem
+        index = PassageIndex.load(index_dir) if index_dir else default_index()
+        corpus = str(index_dir or "bundled sample corpus")
+    if sample:
+        gold = random.Random(seed).sample(gold, min(sample, len(gold)))
+    assistant = Assistant(Retriever(index, mode=mode), Reader(reader) if reader else None, k=k)
+    report, records = run(gold, assistant, name, corpus, mode)
+    out = out or Path("eval-results") / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({**report, "records": [asdict(r) for r in records]}, indent=2) + "\n")
     plot(report, records, out.with_suffix(".png"))
-    print(table(report))
-    print(f"\nwrote {out} and {out.with_suffix('.png')}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return report, out

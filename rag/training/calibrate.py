@@ -1,8 +1,8 @@
 """Calibrate a reader's confidence and no-answer threshold on the held-out training slice.
 
-    python -m rag.calibrate_reader --reader runs/reader --data ../shared/qa-train
+    python -m rag.training.calibrate --reader runs/reader --data ../shared/qa-train
 
-The slice is the ~2% of paragraphs that ``rag.squad_data.is_held_out`` keeps out of
+The slice is the ~2% of paragraphs that ``rag.training.data.is_held_out`` keeps out of
 training. Each held-out question is read with its own paragraph and, at the training
 negative rate, with a paragraph that does not hold its answer. Then:
 
@@ -19,30 +19,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import random
 from pathlib import Path
 
 import numpy as np
 
-from rag.metrics import best_over_gold
+from rag.evaluation.metrics import best_over_gold
 from rag.reader import Reader
-from rag.squad_data import is_held_out, load_squad
+from rag.settings import configure_entry_point
+from rag.training.data import DEFAULT_MIX, TrainSettings, held_out_pairs
 from rag.types import Answer
 
 logger = logging.getLogger(__name__)
-
-
-def held_out_pairs(data_dir: Path, mix: dict[str, float], negative_rate: float,
-                   seed: int) -> list[tuple[str, str, tuple[str, ...]]]:
-    """(question, passage, gold answers) on held-out paragraphs; no gold answers on negative pairs."""
-    from rag.train_reader import build_pairs
-
-    rng = random.Random(seed)
-    questions = [q for name, fraction in mix.items() if fraction > 0
-                 for q in load_squad(data_dir / f"{name}.json") if is_held_out(q.context)]
-    golds = {(q.question, q.context): q.answers for q in questions}
-    return [(question, context, golds.get((question, context), ()) if answer else ())
-            for question, context, _, answer in build_pairs(questions, negative_rate, rng)]
 
 
 def best_threshold(margins: np.ndarray, f1_if_answered: np.ndarray, has_answer: np.ndarray) -> tuple[float, float]:
@@ -60,8 +47,6 @@ def best_threshold(margins: np.ndarray, f1_if_answered: np.ndarray, has_answer: 
 def calibrate(reader_dir: Path, data_dir: Path, mix: dict[str, float] | None = None) -> dict:
     """Fit confidence and threshold for the reader in ``reader_dir`` and record them in its reader.json."""
     from sklearn.linear_model import LogisticRegression
-
-    from rag.train_reader import DEFAULT_MIX, TrainSettings
 
     info_path = reader_dir / "reader.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else {}  # a reader from elsewhere
@@ -111,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mix", type=json.loads, help="JSON {file stem: fraction}; default: the reader's training mix")
     parser.add_argument("--data", type=Path, required=True, help="the training data folder")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_entry_point(verbose=True)
     print(json.dumps(calibrate(args.reader, args.data, args.mix), indent=2))
 
 

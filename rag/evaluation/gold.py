@@ -1,4 +1,9 @@
-"""Gold question sets: the project's JSONL format, or SQuAD JSON turned into a corpus plus questions."""
+"""Gold question sets: the project's JSONL format, or SQuAD JSON turned into a corpus plus questions.
+
+The gold set of the bundled corpus is data of the source tree (``eval/gold_bundled.jsonl``),
+not of the installed package: ``rag eval`` finds it from a checkout (an editable install),
+and anywhere else takes ``--gold FILE``.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag.errors import RagError
+from rag.evaluation.squad import load_squad
 from rag.ingest import document_id
-from rag.squad_data import load_squad
 from rag.types import Document
 
-BUNDLED_GOLD = Path(__file__).with_name("gold_bundled.jsonl")
+BUNDLED_GOLD = Path(__file__).resolve().parents[2] / "eval" / "gold_bundled.jsonl"
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,10 @@ def load_gold(path: str | Path) -> list[GoldQuestion]:
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError as e:
+        hint = " (the bundled gold set ships with the source checkout; pass --gold FILE)" \
+            if path == BUNDLED_GOLD else ""
+        raise RagError(f"no gold file at {path}{hint}") from e
     except OSError as e:
         raise RagError(f"cannot read gold file {path}: {e.strerror or e}") from e
     gold = []

@@ -1,22 +1,13 @@
-"""SQuAD answer metrics, with the normalisation of the official v1.1 evaluation script."""
+"""Scores: SQuAD answer metrics (official v1.1 normalisation) and the one percentile every latency figure uses."""
 
 from __future__ import annotations
 
-import re
-import string
 from collections import Counter
 from collections.abc import Sequence
 
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCTUATION = frozenset(string.punctuation)
+import numpy as np
 
-
-def normalize_answer(text: str) -> str:
-    """Lower-case, drop punctuation and the articles a/an/the, and squeeze whitespace (as the official script)."""
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in _PUNCTUATION)
-    text = _ARTICLES.sub(" ", text)
-    return " ".join(text.split())
+from rag.normalize import normalize_answer
 
 
 def exact_match(prediction: str, gold: str) -> float:
@@ -46,3 +37,11 @@ def best_over_gold(prediction: str | None, golds: Sequence[str]) -> tuple[float,
     if prediction is None:
         return 0.0, 0.0
     return max(exact_match(prediction, g) for g in golds), max(f1_score(prediction, g) for g in golds)
+
+
+def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
+    """p50 and p95 of timings, by ``numpy.percentile`` (linear interpolation), for every latency table."""
+    if not seconds:
+        raise ValueError("no timings to summarise")
+    p50, p95 = np.percentile(np.asarray(seconds, dtype=float), [50, 95])
+    return {"p50": float(p50), "p95": float(p95)}

@@ -1,12 +1,11 @@
-"""Read SQuAD v1.1/v2.0 JSON into typed questions, and split it reproducibly.
+"""Read SQuAD v1.1/v2.0 JSON into typed questions.
 
-Used by reader training, reader calibration and the SQuAD benchmarks, so every
-consumer sees the same questions, in the same order, with the same held-out slice.
+Used by reader training, reader calibration, ``rag eval --squad`` and the SQuAD
+benchmark, so every consumer sees the same questions in the same order.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,14 +64,3 @@ def load_squad(path: str | Path) -> list[SquadQuestion]:
                     )
                 )
     return questions
-
-
-def is_held_out(context: str, every: int = 50) -> bool:
-    """True for the fixed ~1/``every`` of paragraphs kept out of reader training.
-
-    The split is by paragraph, so no held-out question shares its passage with a
-    training question. It decides on a hash of the text, so it never changes with
-    file order or sampling.
-    """
-    digest = hashlib.sha1(context.encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") % every == 0

@@ -1,0 +1,58 @@
+"""Defaults and checks that the whole package shares, each written once.
+
+This module imports nothing heavy, so the CLI can build its parser (and answer
+``rag --help``) without loading torch, FAISS or transformers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+
+from rag.errors import InvalidInputError
+
+# Retrieval modes, the default first: reciprocal rank fusion of dense and BM25, or either alone.
+MODES: tuple[str, ...] = ("hybrid", "dense", "bm25")
+DEFAULT_MODE = MODES[0]
+DEFAULT_K = 5  # passages retrieved and read per question
+
+
+def check_positive_int(name: str, value: object) -> int:
+    """Return ``value`` if it is a positive integer (not a bool), else raise quoting it.
+
+    Raises:
+        InvalidInputError: ``value`` is not a positive integer.
+    """
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def check_mode(mode: str) -> str:
+    """Return ``mode`` if it is one of :data:`MODES`, else raise quoting it."""
+    if mode not in MODES:
+        raise InvalidInputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    return mode
+
+
+def check_questions(questions: Sequence[str]) -> None:
+    """Raise unless ``questions`` is a list of non-empty strings (a lone string is a mistake, not a list)."""
+    if isinstance(questions, str):
+        raise InvalidInputError("expected a list of questions, got one string; use search() or ask() for one")
+    for q in questions:
+        if not isinstance(q, str) or not q.strip():
+            raise InvalidInputError(f"questions must be non-empty strings, got {q!r}")
+
+
+def configure_entry_point(verbose: bool = False) -> None:
+    """Logging for a command-line entry point: our messages on stderr, the libraries quiet.
+
+    transformers and huggingface_hub read these variables when they are first imported,
+    so calling this before any model is loaded silences their weight-loading bars and
+    load reports without importing them here. A variable the user set is left alone.
+    """
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    logging.getLogger("bm25s").setLevel(logging.WARNING)

@@ -1,0 +1,161 @@
+"""The reader's training data: which questions, which held-out slice, and how they become batches.
+
+Training (``rag.training.train``) and calibration (``rag.training.calibrate``) both read
+their questions through here, so they agree on the mix, the negatives and the held-out slice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from rag.evaluation.squad import SquadQuestion, load_squad
+
+# Fraction of each training file used. Wikipedia-like sets come first, as closest to news;
+# the reviews and Reddit sets add informal text; QAMR adds many cheap single-sentence questions.
+DEFAULT_MIX = {
+    "squadshifts_new_wiki": 1.0,
+    "qed": 1.0,
+    "squadshifts_reddit": 0.4,
+    "squadshifts_amazon_reviews": 0.25,
+    "qamr": 0.25,
+}
+
+
+def is_held_out(context: str, every: int = 50) -> bool:
+    """True for the fixed ~1/``every`` of paragraphs kept out of reader training.
+
+    The split is by paragraph, so no held-out question shares its passage with a
+    training question. It decides on a hash of the text, so it never changes with
+    file order or sampling.
+    """
+    digest = hashlib.sha1(context.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % every == 0
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """The settings of one training run; ``reader.json`` records them."""
+
+    mix: dict[str, float]
+    negative_rate: float = 0.25
+    max_length: int = 256
+    stride: int = 96
+    batch_size: int = 32
+    epochs: float = 1.0
+    lr: float = 1e-4
+    warmup: float = 0.06
+    weight_decay: float = 0.01
+    seed: int = 13
+    init: str | None = None  # a reader folder to train further, instead of a fresh span head
+
+
+def sample_questions(data_dir: Path, mix: dict[str, float], rng: random.Random) -> list[SquadQuestion]:
+    chosen = []
+    for name, fraction in mix.items():
+        questions = [q for q in load_squad(data_dir / f"{name}.json") if not is_held_out(q.context)]
+        rng.shuffle(questions)
+        chosen += questions[: round(len(questions) * fraction)]
+    return chosen
+
+
+def _negative_context(question: SquadQuestion, pool: dict[tuple[str, str], list[str]],
+                      by_file: dict[str, list[str]], rng: random.Random) -> str | None:
+    """A paragraph that does not hold the answer: same article where possible, else same file."""
+    for candidates in (pool[(question.source, question.title)], by_file[question.source]):
+        options = [c for c in candidates
+                   if c != question.context and not any(a.lower() in c.lower() for a in question.answers)]
+        if options:
+            return rng.choice(options)
+    return None
+
+
+def build_pairs(questions: list[SquadQuestion], negative_rate: float,
+                rng: random.Random) -> list[tuple[str, str, int, str]]:
+    """(question, context, answer_start, answer_text) pairs; answer_text is '' for no-answer pairs."""
+    pool: dict[tuple[str, str], list[str]] = {}
+    by_file: dict[str, list[str]] = {}
+    for q in questions:
+        pool.setdefault((q.source, q.title), [])
+        if q.context not in pool[(q.source, q.title)]:
+            pool[(q.source, q.title)].append(q.context)
+    for (source, _), contexts in pool.items():
+        by_file.setdefault(source, []).extend(contexts)
+    for source in by_file:  # bound the fallback scan on files of one-paragraph articles
+        rng.shuffle(by_file[source])
+        by_file[source] = by_file[source][:200]
+    pairs = []
+    for q in questions:
+        pairs.append((q.question, q.context, q.answer_starts[0], q.answers[0]))
+        if rng.random() < negative_rate:
+            negative = _negative_context(q, pool, by_file, rng)
+            if negative is not None:
+                pairs.append((q.question, negative, -1, ""))
+    rng.shuffle(pairs)
+    return pairs
+
+
+def featurize(pairs: list[tuple[str, str, int, str]], tokenizer, max_length: int,
+              stride: int) -> list[dict[str, list[int] | int]]:
+    """Tokenize into windows and label each with its answer's token span, or (0, 0) for none."""
+    features = []
+    for lo in range(0, len(pairs), 1000):
+        chunk = pairs[lo:lo + 1000]
+        enc = tokenizer([p[0] for p in chunk], [p[1] for p in chunk], truncation="only_second",
+                        max_length=max_length, stride=stride, return_overflowing_tokens=True,
+                        return_offsets_mapping=True)
+        for i, offsets in enumerate(enc["offset_mapping"]):
+            _, _, answer_start, answer = chunk[enc["overflow_to_sample_mapping"][i]]
+            sequence_ids = enc.sequence_ids(i)
+            start = end = 0
+            if answer:
+                answer_end = answer_start + len(answer)
+                ctx = [t for t, s in enumerate(sequence_ids) if s == 1]
+                if offsets[ctx[0]][0] <= answer_start and offsets[ctx[-1]][1] >= answer_end:
+                    start = next(t for t in ctx if offsets[t][1] > answer_start)
+                    end = next(t for t in reversed(ctx) if offsets[t][0] < answer_end)
+            features.append({"input_ids": enc["input_ids"][i], "token_type_ids": enc["token_type_ids"][i],
+                             "start": start, "end": end})
+    return features
+
+
+def batches_by_length(features: list[dict], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Batches of similar length, in random order: padding to the longest then costs little."""
+    order = list(range(len(features)))
+    rng.shuffle(order)
+    batches = []
+    for lo in range(0, len(order), batch_size * 50):
+        block = sorted(order[lo:lo + batch_size * 50], key=lambda i: len(features[i]["input_ids"]))
+        batches += [block[j:j + batch_size] for j in range(0, len(block), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
+    width = max(len(f["input_ids"]) for f in features)
+    ids = torch.full((len(features), width), pad_id, dtype=torch.long)
+    types = torch.zeros_like(ids)
+    mask = torch.zeros_like(ids)
+    for row, f in enumerate(features):
+        n = len(f["input_ids"])
+        ids[row, :n] = torch.tensor(f["input_ids"])
+        types[row, :n] = torch.tensor(f["token_type_ids"])
+        mask[row, :n] = 1
+    return {"input_ids": ids, "token_type_ids": types, "attention_mask": mask,
+            "start_positions": torch.tensor([f["start"] for f in features]),
+            "end_positions": torch.tensor([f["end"] for f in features])}
+
+
+def held_out_pairs(data_dir: Path, mix: dict[str, float], negative_rate: float,
+                   seed: int) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(question, passage, gold answers) on held-out paragraphs; no gold answers on negative pairs."""
+    rng = random.Random(seed)
+    questions = [q for name, fraction in mix.items() if fraction > 0
+                 for q in load_squad(data_dir / f"{name}.json") if is_held_out(q.context)]
+    golds = {(q.question, q.context): q.answers for q in questions}
+    return [(question, context, golds.get((question, context), ()) if answer else ())
+            for question, context, _, answer in build_pairs(questions, negative_rate, rng)]

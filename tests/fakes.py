@@ -1,0 +1,35 @@
+"""Stand-ins for the real models, so the fast suite checks logic without loading any weights."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+_WORD = re.compile(r"\w+")
+
+
+class HashEmbedder:
+    """Deterministic unit vectors from hashed words: the Embedder interface, no model.
+
+    Each word adds a signed one-hot in a dimension chosen by its hash, so texts that
+    share words are similar. That keeps dense search meaningful enough to test the
+    plumbing around it, and the same text always gets the same vector.
+    """
+
+    model_name = "fake-hash-embedder"
+    dimension = 64
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(_WORD.findall(t)) for t in texts]
+
+    def encode(self, texts: Sequence[str], progress: bool | None = None) -> np.ndarray:
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in _WORD.findall(text.lower()):
+                digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
+                vectors[row, digest[0] % self.dimension] += 1.0 if digest[1] % 2 else -1.0
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.where(norms == 0, 1.0, norms)
