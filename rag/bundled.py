@@ -18,8 +18,9 @@ from pathlib import Path
 
 from embeddings import Embedder
 from rag.chunking import ChunkSettings
-from rag.index import FORMAT_VERSION, PassageIndex
+from rag.index import PassageIndex
 from rag.ingest import iter_article_files, read_documents
+from rag.store import FORMAT_VERSION, IndexFolder
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def default_index(embedder: Embedder | None = None, chunking: ChunkSettings | No
     chunking = chunking if chunking is not None else ChunkSettings()
     root = cache_dir() / "indexes"
     path = root / f"bundled-{_key(embedder.model_name, chunking)}"
-    if (path / "manifest.json").exists():
+    if IndexFolder(path).is_index():
         return PassageIndex.load(path, embedder)
     logger.info("building the index of the bundled corpus into %s", path)
     index = PassageIndex.build(read_documents([corpus_dir()]), embedder, chunking)

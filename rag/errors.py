@@ -25,6 +25,18 @@ class IndexNotFoundError(RagError):
     """No index folder, or a file missing from one."""
 
 
+class NotAnIndexError(RagError):
+    """A folder asked to hold an index holds something else; it was left untouched."""
+
+
+class IndexLockedError(RagError):
+    """Another process is writing the index, and the caller chose not to wait."""
+
+
+class IndexWriteError(RagError):
+    """An index could not be written (read-only folder, full disk); the previous one is unchanged."""
+
+
 class IndexMismatchError(RagError):
     """An index does not agree with its manifest, or with the embedder asked to query it."""
 

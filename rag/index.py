@@ -1,22 +1,21 @@
-"""A passage index is a folder you can read.
+"""A passage index: dense vectors and BM25 over the passages of a set of documents.
+
+Each saved generation of an index folder (see ``rag.store`` for the crash-safe layout) holds:
 
     index.faiss       dense vectors; row i is passage i
     passages.jsonl    one passage per line, in row order
     documents.jsonl   the cleaned documents the passages come from
     bm25/             bm25s sparse index over the same passages, same row order
-    manifest.json     embedding model, dimension, metric, chunking, counts, versions
+    manifest.json     embedding model, dimension, metric, chunking, counts, versions, checksums
 
-Saves write a temporary sibling folder and rename it into place, so a crash never
-leaves half an index. Loading checks every file against the manifest.
+Loading checks every file against the manifest.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
@@ -29,13 +28,13 @@ from embeddings import Embedder, EmbeddingModelError
 from rag.bm25 import SETTINGS as BM25_SETTINGS
 from rag.bm25 import BM25Index
 from rag.chunking import Chunker, ChunkSettings
-from rag.errors import IndexMismatchError, IndexNotFoundError, InvalidInputError, ModelLoadError
+from rag.errors import IndexMismatchError, InvalidInputError, ModelLoadError
+from rag.store import IndexFolder, write_file
 from rag.types import Document, Passage
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-FILES = ("manifest.json", "index.faiss", "passages.jsonl", "documents.jsonl", "bm25")
+FILES = ("index.faiss", "passages.jsonl", "documents.jsonl", "bm25")
 
 
 def _versions() -> dict[str, str]:
@@ -48,10 +47,8 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def _write_jsonl(path: Path, records: Sequence[dict]) -> None:
-    with path.open("w", encoding="utf-8") as f:
-        for record in records:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+def _jsonl_bytes(records: Sequence[dict]) -> bytes:
+    return "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records).encode("utf-8")
 
 
 def _read_records(path: Path) -> list[dict]:
@@ -140,7 +137,6 @@ class PassageIndex:
 
     def manifest(self) -> dict:
         return {
-            "format_version": FORMAT_VERSION,
             "embedding_model": self.embedder.model_name,
             "dimension": self.vectors.d,
             "normalized": True,
@@ -154,66 +150,68 @@ class PassageIndex:
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
 
+    def estimated_bytes(self, documents: Sequence[Document] = ()) -> int:
+        """A generous guess of a saved generation's size, with ``documents`` added, to check disk room first."""
+        text = sum(len(d.text.encode("utf-8")) for d in [*self.documents.values(), *documents])
+        passages = len(self.passages) + text // 400  # about 600 characters a passage, with overlap
+        return 4 * text + passages * (self.vectors.d * 4 + 300) + (1 << 20)
+
     def save(self, path: str | Path) -> Path:
-        """Write the index folder atomically, replacing any index already there."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-        try:
-            tmp.mkdir()
-            faiss.write_index(self.vectors, str(tmp / "index.faiss"))
-            _write_jsonl(tmp / "passages.jsonl", [p.to_dict() for p in self.passages])
-            _write_jsonl(tmp / "documents.jsonl", [d.to_dict() for d in self.documents.values()])
-            self.bm25.save(tmp / "bm25")
-            # The manifest goes last: a folder with a manifest is a finished index.
-            (tmp / "manifest.json").write_text(json.dumps(self.manifest(), indent=2) + "\n")
-            old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-            if path.exists():
-                path.rename(old)
-            tmp.rename(path)
-            shutil.rmtree(old, ignore_errors=True)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return path
+        """Write the index as a new generation of the folder ``path``, crash-safe; see ``rag.store``.
+
+        The folder must be missing, empty, or an index already. Takes the folder's writer
+        lock (re-entrant, so a caller that holds it for an update keeps it).
+
+        Returns:
+            ``path``.
+
+        Raises:
+            NotAnIndexError: ``path`` holds something else; it is left untouched.
+            IndexWriteError: the folder cannot be written; the index there is unchanged.
+        """
+
+        def write(folder: Path) -> dict:
+            write_file(folder / "index.faiss", faiss.serialize_index(self.vectors).tobytes())
+            write_file(folder / "passages.jsonl", _jsonl_bytes([p.to_dict() for p in self.passages]))
+            write_file(folder / "documents.jsonl", _jsonl_bytes([d.to_dict() for d in self.documents.values()]))
+            self.bm25.save(folder / "bm25")
+            return self.manifest()
+
+        IndexFolder(path).commit(write)
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | Path, embedder: Embedder | None = None) -> PassageIndex:
-        """Open a saved index and check it against its manifest.
+        """Open the live generation of an index folder, every file checked against the manifest.
 
         Args:
             path: the index folder.
             embedder: the query encoder; by default the model the manifest names.
 
         Raises:
-            IndexNotFoundError: no folder, or a file of the index is missing.
-            IndexMismatchError: a file is corrupt or disagrees with the manifest or the embedder.
+            IndexNotFoundError: no index at ``path``.
+            IndexMismatchError: a file is missing or corrupt, or disagrees with the manifest or the embedder.
         """
-        path = Path(path)
-        if not path.is_dir():
-            raise IndexNotFoundError(f"no index folder at {path}")
-        for name in FILES:
-            if not (path / name).exists():
-                raise IndexNotFoundError(f"{path} is not a complete index: {name} is missing")
+        folder, manifest = IndexFolder(path).open()
         try:
-            manifest = json.loads((path / "manifest.json").read_text())
             chunking = ChunkSettings(**manifest["chunking"])
             expected = int(manifest["passages"])
             model_name = manifest["embedding_model"]
             dimension = int(manifest["dimension"])
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError) as e:
             raise IndexMismatchError(f"corrupt manifest.json in {path}: {e}") from e
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise IndexMismatchError(f"index format {manifest.get('format_version')!r} in {path}, "
-                                     f"this version reads {FORMAT_VERSION}; rebuild it with `rag index`")
+        missing = [name for name in FILES if not (folder / name).exists()]
+        if missing:
+            raise IndexMismatchError(f"{path} is not a complete index: {missing[0]} is missing")
         embedder = embedder if embedder is not None else Embedder(model_name)
         if embedder.model_name != model_name:
             raise IndexMismatchError(f"index {path} was built with {model_name!r}, "
                                      f"not {embedder.model_name!r}; rebuild it or query it with that model")
         try:
-            vectors = faiss.read_index(str(path / "index.faiss"))
-            passages = [Passage(**p) for p in _read_records(path / "passages.jsonl")]
-            documents = [Document(**d) for d in _read_records(path / "documents.jsonl")]
-            bm25 = BM25Index.load(path / "bm25")
+            vectors = faiss.read_index(str(folder / "index.faiss"))
+            passages = [Passage(**p) for p in _read_records(folder / "passages.jsonl")]
+            documents = [Document(**d) for d in _read_records(folder / "documents.jsonl")]
+            bm25 = BM25Index.load(folder / "bm25")
         except (RuntimeError, json.JSONDecodeError, TypeError, ValueError, OSError) as e:
             raise IndexMismatchError(f"corrupt index file in {path}: {e}") from e
         if vectors.d != dimension:

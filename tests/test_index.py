@@ -1,5 +1,6 @@
 """The index folder's logic, on the fake embedder: layout, round trip, add/remove, every load check."""
 
+import hashlib
 import json
 
 import pytest
@@ -28,18 +29,44 @@ def embedder(fake_embedder):
     return fake_embedder
 
 
+def _live(folder):
+    return folder / (folder / "CURRENT").read_text().strip()
+
+
+def _resign(folder, name, data: bytes):
+    """Replace a file of the live generation and its checksum: a consistent index with wrong content."""
+    live = _live(folder)
+    (live / name).write_bytes(data)
+    manifest = json.loads((live / "manifest.json").read_text())
+    manifest["files"][name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (live / "manifest.json").write_text(json.dumps(manifest))
+
+
 def test_folder_layout_and_manifest(saved, corpus_index):
-    assert sorted(p.name for p in saved.iterdir()) == [
+    assert sorted(p.name for p in saved.iterdir()) == [".writer.lock", "CURRENT", "gen-000001"]
+    live = _live(saved)
+    assert sorted(p.name for p in live.iterdir()) == [
         "bm25", "documents.jsonl", "index.faiss", "manifest.json", "passages.jsonl"]
-    manifest = json.loads((saved / "manifest.json").read_text())
+    manifest = json.loads((live / "manifest.json").read_text())
+    assert manifest["kind"] == "rag-news-qa index" and manifest["format_version"] == 2
     assert manifest["embedding_model"] == "fake-hash-embedder"
     assert manifest["dimension"] == 64 and manifest["metric"] == "inner_product" and manifest["normalized"]
     assert manifest["passages"] == len(corpus_index.passages)
     assert manifest["chunking"] == {"max_tokens": 160, "overlap_sentences": 1}
     assert {"faiss-cpu", "sentence-transformers", "bm25s"} <= set(manifest["versions"])
-    lines = (saved / "passages.jsonl").read_text().splitlines()
+    files = {p.relative_to(live).as_posix() for p in live.rglob("*") if p.is_file()} - {"manifest.json"}
+    assert set(manifest["files"]) == files
+    for name, entry in manifest["files"].items():
+        assert hashlib.sha256((live / name).read_bytes()).hexdigest() == entry["sha256"]
+    lines = (live / "passages.jsonl").read_text().splitlines()
     assert [json.loads(line)["id"] for line in lines] == [p.id for p in corpus_index.passages]
-    assert not list(saved.parent.glob(".idx*"))  # no temporary folders left behind
+
+
+def test_each_save_is_a_new_generation_and_the_previous_one_is_kept(saved, corpus_index):
+    corpus_index.save(saved)
+    corpus_index.save(saved)
+    assert sorted(p.name for p in saved.iterdir()) == [".writer.lock", "CURRENT", "gen-000002", "gen-000003"]
+    assert (saved / "CURRENT").read_text() == "gen-000003\n"
 
 
 def test_round_trip_gives_identical_results(saved, corpus_index, embedder):
@@ -75,20 +102,35 @@ def test_add_and_remove_by_document_id(saved, corpus_docs, embedder):
 def test_missing_folder_and_missing_file(tmp_path, saved, embedder):
     with pytest.raises(IndexNotFoundError, match="no index folder"):
         PassageIndex.load(tmp_path / "nowhere", embedder)
-    (saved / "index.faiss").unlink()
-    with pytest.raises(IndexNotFoundError, match="index.faiss is missing"):
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(IndexNotFoundError, match="no CURRENT file"):
+        PassageIndex.load(tmp_path / "plain", embedder)
+    (_live(saved) / "index.faiss").unlink()
+    with pytest.raises(IndexMismatchError, match="index.faiss is missing"):
+        PassageIndex.load(saved, embedder)
+
+
+@pytest.mark.parametrize("name", ["index.faiss", "passages.jsonl", "documents.jsonl", "manifest-listed bm25 file"])
+def test_a_flipped_byte_in_any_file_is_named(saved, embedder, name):
+    live = _live(saved)
+    if name.startswith("manifest-listed"):
+        name = next(n for n in json.loads((live / "manifest.json").read_text())["files"] if n.startswith("bm25/"))
+    data = bytearray((live / name).read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (live / name).write_bytes(bytes(data))
+    with pytest.raises(IndexMismatchError, match=f"{name} in the index at .* is corrupt"):
         PassageIndex.load(saved, embedder)
 
 
 def test_count_mismatch_and_corrupt_files(saved, embedder):
-    lines = (saved / "passages.jsonl").read_text().splitlines()
-    (saved / "passages.jsonl").write_text("\n".join(lines[:-1]) + "\n")
+    lines = (_live(saved) / "passages.jsonl").read_text().splitlines()
+    _resign(saved, "passages.jsonl", ("\n".join(lines[:-1]) + "\n").encode())
     with pytest.raises(IndexMismatchError, match="passages.jsonl lines"):
         PassageIndex.load(saved, embedder)
-    (saved / "index.faiss").write_bytes(b"not a faiss index")
+    _resign(saved, "index.faiss", b"not a faiss index")
     with pytest.raises(IndexMismatchError, match="corrupt index file"):
         PassageIndex.load(saved, embedder)
-    (saved / "manifest.json").write_text("{ broken")
+    (_live(saved) / "manifest.json").write_text("{ broken")
     with pytest.raises(IndexMismatchError, match="corrupt manifest"):
         PassageIndex.load(saved, embedder)
 
@@ -96,9 +138,9 @@ def test_count_mismatch_and_corrupt_files(saved, embedder):
 def test_model_and_dimension_mismatch(saved, embedder):
     with pytest.raises(IndexMismatchError, match="built with 'fake-hash-embedder'"):
         PassageIndex.load(saved, Embedder("some/other-model"))
-    manifest = json.loads((saved / "manifest.json").read_text())
+    manifest = json.loads((_live(saved) / "manifest.json").read_text())
     manifest["dimension"] = 768
-    (saved / "manifest.json").write_text(json.dumps(manifest))
+    (_live(saved) / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(IndexMismatchError, match="dimension 64, manifest says 768"):
         PassageIndex.load(saved, embedder)
 

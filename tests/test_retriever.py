@@ -77,10 +77,10 @@ def test_default_index_is_built_once_then_reused(tmp_path, monkeypatch, fake_emb
     monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path))
     first = default_index(fake_embedder)
     built = list((tmp_path / "indexes").iterdir())
-    assert len(built) == 1 and (built[0] / "manifest.json").exists()
-    stamp = (built[0] / "manifest.json").stat().st_mtime_ns
+    assert len(built) == 1 and (built[0] / "CURRENT").exists()
+    stamp = (built[0] / "CURRENT").stat().st_mtime_ns
     second = default_index(fake_embedder)
-    assert (built[0] / "manifest.json").stat().st_mtime_ns == stamp
+    assert (built[0] / "CURRENT").stat().st_mtime_ns == stamp
     assert second.passages == first.passages
 
 
