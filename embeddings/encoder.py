@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
+
+from embeddings.offline import downloads_allowed, load_failure
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +58,13 @@ class Embedder:
             from sentence_transformers import SentenceTransformer
 
             path = default_model_path() if self.model_name == DEFAULT_MODEL else self.model_name
+            local = Path(path).expanduser().exists()
             try:
-                self._model = SentenceTransformer(path, device=self.device)
+                self._model = SentenceTransformer(path, device=self.device,
+                                                  local_files_only=local or not downloads_allowed())
             except Exception as e:  # sentence-transformers raises many kinds for a bad path or name
-                raise EmbeddingModelError(f"cannot load embedding model {self.model_name!r}: {e}") from e
+                raise EmbeddingModelError(
+                    load_failure("embedding model", self.model_name, "--model", local, e)) from e
             logger.info("loaded embedder %s (dim %d)", self.model_name, self.dimension)
         return self._model
 

@@ -125,5 +125,9 @@ class Chunker:
             for n, (a, b) in enumerate(groups)
         ]
 
-    def chunk_all(self, docs: Sequence[Document]) -> list[Passage]:
-        return [p for doc in docs for p in self.chunk(doc)]
+    def chunk_all(self, docs: Sequence[Document], progress: bool = False) -> list[Passage]:
+        """Passages of every document, in order; ``progress`` shows a bar over the documents."""
+        from tqdm.auto import tqdm
+
+        return [p for doc in tqdm(docs, desc="chunking", unit="doc", disable=not progress or len(docs) < 2)
+                for p in self.chunk(doc)]

@@ -18,6 +18,7 @@ from pathlib import Path
 from embeddings import DEFAULT_MODEL
 from rag.chunking import ChunkSettings
 from rag.errors import RagError
+from rag.ingest import DEFAULT_MAX_FILE_BYTES
 from rag.settings import DEFAULT_K, DEFAULT_MODE, MODES, check_positive_int, configure_entry_point
 
 
@@ -61,30 +62,58 @@ def cmd_index(args: argparse.Namespace) -> None:
     from embeddings import Embedder
     from rag.index import PassageIndex
     from rag.ingest import read_documents
+    from rag.store import IndexFolder
 
     started = time.perf_counter()
-    docs = read_documents(args.paths, on_skip=lambda path, why: print(f"warning: skipped {why}", file=sys.stderr),
-                          progress=True)
-    embedder = Embedder(args.model)
-    if args.update and (args.out / "manifest.json").exists():
-        index = PassageIndex.load(args.out, embedder)
+    folder = IndexFolder(args.out)
+    folder.check_target()  # before any work: never write into a folder of someone's files
+    skipped: list[str] = []
+    docs = read_documents(args.paths, on_skip=skipped.append, progress=True,
+                          max_file_bytes=int(args.max_file_mb * 1_000_000))
+    print(f"read {len(docs)} documents" + (f"; skipped {len(skipped)}:" if skipped else ""), file=sys.stderr)
+    for message in skipped:
+        print(f"  {message}", file=sys.stderr)
+    folder.check_writable()
+    with folder.writer(wait=not args.no_wait):
+        if args.update and folder.is_index():
+            index = PassageIndex.load(args.out, Embedder(args.model) if args.model else None)
+            _check_same_chunking(args, index.chunking)
+        else:
+            if args.update:
+                print(f"no index at {args.out} yet: building a new one", file=sys.stderr)
+            defaults = ChunkSettings()
+            chunking = ChunkSettings(defaults.max_tokens if args.max_tokens is None else args.max_tokens,
+                                     defaults.overlap_sentences if args.overlap is None else args.overlap)
+            print(f"loading the embedding model {args.model or DEFAULT_MODEL}", file=sys.stderr)
+            index = PassageIndex.build([], Embedder(args.model or DEFAULT_MODEL), chunking)
+        folder.check_space(index.estimated_bytes(docs))
         before = len(index.passages)
         index.add(docs, progress=True)
-        added = len(index.passages) - before
-    else:
-        index = PassageIndex.build(docs, embedder, ChunkSettings(args.max_tokens, args.overlap), progress=True)
-        added = len(index.passages)
-    index.save(args.out)
-    print(f"indexed {len(index.documents)} documents, {len(index.passages)} passages ({added} new) "
-          f"in {time.perf_counter() - started:.1f} s -> {args.out}")
+        index.save(args.out)
+    print(f"indexed {len(index.documents)} documents, {len(index.passages)} passages "
+          f"({len(index.passages) - before} new) in {time.perf_counter() - started:.1f} s -> {args.out}"
+          + (f"; skipped {len(skipped)}" if skipped else ""))
+
+
+def _check_same_chunking(args: argparse.Namespace, chunking: ChunkSettings) -> None:
+    """--update keeps the index's passage settings; asking for others is an error, not a silent no-op."""
+    for option, asked, kept in (("--max-tokens", args.max_tokens, chunking.max_tokens),
+                                ("--overlap", args.overlap, chunking.overlap_sentences)):
+        if asked is not None and asked != kept:
+            raise RagError(f"the index at {args.out} was built with {option} {kept}; --update keeps it "
+                           f"(rebuild into a new folder, without --update, to change it)")
 
 
 def cmd_remove(args: argparse.Namespace) -> None:
     from rag.index import PassageIndex
+    from rag.store import IndexFolder
 
-    index = PassageIndex.load(args.index)
-    removed = index.remove(args.doc_ids)
-    index.save(args.index)
+    folder = IndexFolder(args.index)
+    folder.open()  # a clear error before locking a folder that is no index
+    with folder.writer(wait=not args.no_wait):
+        index = PassageIndex.load(args.index)
+        removed = index.remove(args.doc_ids)
+        index.save(args.index)
     print(f"removed {len(args.doc_ids)} documents, {removed} passages; {len(index.passages)} passages left")
 
 
@@ -181,16 +210,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", type=Path, help="article files or folders")
     p.add_argument("--out", type=Path, required=True, help="index folder to write")
     p.add_argument("--update", action="store_true", help="add new articles to the index at --out")
-    p.add_argument("--model", default=DEFAULT_MODEL, help="sentence-transformers model (path or name)")
-    p.add_argument("--max-tokens", type=_positive_int, default=chunking.max_tokens,
-                   help="passage length in embedder tokens (default %(default)s)")
-    p.add_argument("--overlap", type=_non_negative_int, default=chunking.overlap_sentences,
-                   help="sentences shared by neighbouring passages (default %(default)s)")
+    p.add_argument("--model", help=f"sentence-transformers model, folder or name (default: {DEFAULT_MODEL}, "
+                                   "or the index's own with --update)")
+    p.add_argument("--max-tokens", type=_positive_int,
+                   help=f"passage length in embedder tokens (default {chunking.max_tokens})")
+    p.add_argument("--overlap", type=_non_negative_int,
+                   help=f"sentences shared by neighbouring passages (default {chunking.overlap_sentences})")
+    p.add_argument("--max-file-mb", type=float, default=DEFAULT_MAX_FILE_BYTES / 1e6,
+                   help="refuse article files larger than this (default %(default)g)")
+    p.add_argument("--no-wait", action="store_true", help="fail at once if another process is writing the index")
     p.set_defaults(run=cmd_index)
 
     p = sub.add_parser("remove", help="remove documents from an index by id")
     p.add_argument("doc_ids", nargs="+", help="document ids (see `rag search --json`)")
     p.add_argument("--index", type=Path, required=True, help="index folder")
+    p.add_argument("--no-wait", action="store_true", help="fail at once if another process is writing the index")
     p.set_defaults(run=cmd_remove)
 
     p = sub.add_parser("search", help="show the passages retrieved for a question")

@@ -82,7 +82,7 @@ class PassageIndex:
             documents: cleaned documents (see ``rag.ingest.read_documents``).
             embedder: the encoder; the bundled all-MiniLM-L6-v2 by default.
             chunking: passage settings; the defaults of ``ChunkSettings`` otherwise.
-            progress: show a progress bar while embedding (by default only for many passages).
+            progress: show progress bars while chunking and embedding (by default only while embedding many passages).
         """
         embedder = embedder if embedder is not None else Embedder()
         chunking = chunking if chunking is not None else ChunkSettings()
@@ -103,7 +103,7 @@ class PassageIndex:
         new = [d for d in {d.id: d for d in documents}.values() if d.id not in self.documents]
         if new:
             self.check_embedder()
-        passages = self._chunker().chunk_all(new)
+        passages = self._chunker().chunk_all(new, progress=bool(progress))
         if passages:
             self.vectors.add(self.embedder.encode([p.text for p in passages], progress=progress))
         self.documents.update((d.id, d) for d in new)

@@ -21,6 +21,7 @@ from rag.types import Document
 logger = logging.getLogger(__name__)
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl")
+DEFAULT_MAX_FILE_BYTES = 20_000_000  # a news article is kilobytes; a larger file is a dump, not an article
 
 # Whole lines that are navigation, share buttons or layout widgets.
 _FURNITURE_LINE = re.compile(
@@ -148,15 +149,24 @@ def clean_text(raw: str, title: str | None = None) -> tuple[str, dict[str, str |
 
 
 def _decode(data: bytes, path: Path) -> str:
+    """Text from bytes: UTF-8 when it is, else the encoding charset-normalizer finds.
+
+    NUL bytes mean binary data, unless a byte-order mark says UTF-16 or UTF-32.
+    """
+    from charset_normalizer import from_bytes
+
     if b"\x00" in data[:8192]:
-        raise IngestError(f"binary file, not text: {path}")
+        best = from_bytes(data).best()
+        if best is None or not best.bom:
+            raise IngestError(f"{path}: binary file, not text")
+        return str(best)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        try:
-            return data.decode("cp1252")
-        except UnicodeDecodeError as e:
-            raise IngestError(f"not UTF-8 or Windows-1252 text: {path}") from e
+        best = from_bytes(data).best()
+    if best is None:
+        raise IngestError(f"{path}: cannot tell its text encoding")
+    return str(best)
 
 
 def _html_to_text(html: str) -> tuple[str, str | None, dict[str, str | None]]:
@@ -200,26 +210,36 @@ def _make_document(raw: str, source: str, title: str | None = None, author: str 
     )
 
 
-def read_file(path: Path) -> list[Document]:
+def read_file(path: Path, on_skip: Callable[[str], None] | None = None,
+              max_bytes: int | None = DEFAULT_MAX_FILE_BYTES) -> list[Document]:
     """Read one article file (or, for .jsonl, one article per line).
 
+    Args:
+        path: the file.
+        on_skip: called with a one-line message for each malformed line of a .jsonl file,
+            which is skipped while the rest is read; by default a logged warning.
+        max_bytes: refuse a larger file before reading it; None for no limit.
+
     Raises:
-        IngestError: the file is binary, undecodable, malformed or of an unsupported type.
+        IngestError: the file is too large, binary, undecodable or of an unsupported type.
     """
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
-        raise IngestError(f"unsupported file type {suffix or '(none)'!r}: {path} "
+        raise IngestError(f"{path}: unsupported file type {suffix or '(none)'!r} "
                           f"(supported: {', '.join(SUPPORTED_SUFFIXES)})")
     try:
+        size = path.stat().st_size
+        if max_bytes is not None and size > max_bytes:
+            raise IngestError(f"{path}: {size / 1e6:.1f} MB, over the size limit of {max_bytes / 1e6:g} MB")
         raw = _decode(path.read_bytes(), path)
     except OSError as e:
-        raise IngestError(f"cannot read {path}: {e.strerror or e}") from e
+        raise IngestError(f"{path}: cannot read it: {e.strerror or e}") from e
     if suffix in (".html", ".htm"):
         text, title, found = _html_to_text(raw)
         doc = _make_document(text, str(path), title, found["author"], found["date"], found["url"])
         return [doc] if doc else []
     if suffix == ".jsonl":
-        return _documents_from_jsonl(raw, path)
+        return _documents_from_jsonl(raw, path, on_skip or _log_skip)
     if suffix in (".md", ".markdown"):
         heading = re.search(r"^#\s+(.+)$", raw, re.MULTILINE)
         raw = re.sub(r"^#{1,6}\s+", "", raw, flags=re.MULTILINE)
@@ -229,7 +249,11 @@ def read_file(path: Path) -> list[Document]:
     return [doc] if doc else []
 
 
-def _documents_from_jsonl(raw: str, path: Path) -> list[Document]:
+def _log_skip(message: str) -> None:
+    logger.warning("skipped %s", message)
+
+
+def _documents_from_jsonl(raw: str, path: Path, on_skip: Callable[[str], None]) -> list[Document]:
     docs = []
     for lineno, line in enumerate(raw.splitlines(), 1):
         if not line.strip():
@@ -240,7 +264,8 @@ def _documents_from_jsonl(raw: str, path: Path) -> list[Document]:
             if not isinstance(text, str):
                 raise TypeError("'text' is not a string")
         except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise IngestError(f"{path}:{lineno}: each line must be a JSON object with a 'text' string ({e})") from e
+            on_skip(f"{path}:{lineno}: each line must be a JSON object with a 'text' string ({e})")
+            continue
         url = record.get("url")
         doc = _make_document(text, url or f"{path}:{lineno}", record.get("title"), record.get("author"),
                              record.get("date"), url)
@@ -250,32 +275,36 @@ def _documents_from_jsonl(raw: str, path: Path) -> list[Document]:
 
 
 def iter_article_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Expand files and folders into the article files to read, in a stable order.
+    """Expand files and folders into the article files to read, each once, in a stable order.
 
     Raises:
         IngestError: a path does not exist.
     """
-    files = []
+    files: dict[Path, Path] = {}
     for path in map(Path, paths):
         if not path.exists():
             raise IngestError(f"no such file or folder: {path}")
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*")
-                            if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
-                            and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            found = sorted(p for p in path.rglob("*")
+                           if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
+                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
         else:
-            files.append(path)
-    return files
+            found = [path]
+        for file in found:
+            files.setdefault(file.resolve(), file)
+    return list(files.values())
 
 
-def read_documents(paths: Iterable[str | Path], on_skip: Callable[[Path, str], None] | None = None,
-                   progress: bool = False) -> list[Document]:
-    """Read every article under ``paths``; unreadable files are skipped and reported, not fatal.
+def read_documents(paths: Iterable[str | Path], on_skip: Callable[[str], None] | None = None,
+                   progress: bool = False, max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES) -> list[Document]:
+    """Read every article under ``paths``; what cannot be read is skipped and reported, not fatal.
 
     Args:
         paths: files and folders; folders are searched recursively for supported files.
-        on_skip: called with (path, reason) for each file skipped; by default a logged warning.
+        on_skip: called once with a one-line message ("where: why") for each file, or
+            .jsonl line, that is skipped; by default a logged warning.
         progress: show a progress bar over the files.
+        max_file_bytes: refuse larger files before reading them; None for no limit.
 
     Returns:
         The documents, without duplicates (same cleaned text, same id).
@@ -286,15 +315,20 @@ def read_documents(paths: Iterable[str | Path], on_skip: Callable[[Path, str], N
     """
     from tqdm.auto import tqdm
 
+    skip = on_skip or _log_skip
     paths = list(paths)
     files = iter_article_files(paths)
     docs: dict[str, Document] = {}
     for file in tqdm(files, desc="reading", unit="file", disable=not progress or len(files) < 2):
         try:
-            for doc in read_file(file):
-                docs.setdefault(doc.id, doc)
+            found = read_file(file, skip, max_file_bytes)
         except IngestError as e:
-            (on_skip or (lambda p, why: logger.warning("skipped %s: %s", p, why)))(file, str(e))
+            skip(str(e))
+            continue
+        if not found:
+            skip(f"{file}: no text in it")
+        for doc in found:
+            docs.setdefault(doc.id, doc)
     if not docs:
         raise EmptyCorpusError(f"no readable articles in {', '.join(map(str, paths)) or '(nothing given)'}")
     return list(docs.values())

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from embeddings.offline import downloads_allowed, load_failure
 from rag.errors import InvalidInputError, ModelLoadError
 from rag.settings import check_positive_int, check_questions
 from rag.span_decoding import best_spans
@@ -81,7 +82,10 @@ class Reader:
                  max_answer_tokens: int = 30, batch_size: int = 32, threshold: float | None = None,
                  device: str = "cpu") -> None:
         self.model_name = str(model) if model is not None else str(shipped_reader_dir())
-        local = Path(self.model_name)
+        local = Path(self.model_name).expanduser()
+        if not local.exists() and (local.is_absolute() or self.model_name.startswith((".", "~"))):
+            raise ModelLoadError(f"no reader model at {self.model_name}: that folder does not exist")
+        self._local = local.exists()
         self.info = json.loads((local / "reader.json").read_text()) if (local / "reader.json").exists() else {}
         training = self.info.get("training", {})
         self.max_length = max_length if max_length is not None else training.get("max_length", 384)
@@ -131,12 +135,13 @@ class Reader:
                 model = load_project_reader(Path(self.model_name), self.info)
                 tokenizer = AutoTokenizer.from_pretrained(MODEL_DIR)
             else:
-                model = AutoModelForQuestionAnswering.from_pretrained(self.model_name)
-                tokenizer = AutoTokenizer.from_pretrained(self.model_name)
+                offline = self._local or not downloads_allowed()
+                model = AutoModelForQuestionAnswering.from_pretrained(self.model_name, local_files_only=offline)
+                tokenizer = AutoTokenizer.from_pretrained(self.model_name, local_files_only=offline)
         except ModelLoadError:
             raise
         except Exception as e:  # transformers raises OSError, ValueError, ... for a bad name or folder
-            raise ModelLoadError(f"cannot load reader model {self.model_name!r}: {e}") from e
+            raise ModelLoadError(load_failure("reader model", self.model_name, "--reader", self._local, e)) from e
         if not tokenizer.is_fast:
             raise ModelLoadError(f"reader {self.model_name!r} needs a fast tokenizer (for offset mapping)")
         model.to(self.device).eval()

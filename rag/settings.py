@@ -10,6 +10,7 @@ import logging
 import os
 from collections.abc import Sequence
 
+from embeddings.offline import downloads_allowed
 from rag.errors import InvalidInputError
 
 # Retrieval modes, the default first: reciprocal rank fusion of dense and BM25, or either alone.
@@ -46,7 +47,7 @@ def check_questions(questions: Sequence[str]) -> None:
 
 
 def configure_entry_point(verbose: bool = False) -> None:
-    """Logging for a command-line entry point: our messages on stderr, the libraries quiet.
+    """Logging and network for a command-line entry point: our messages on stderr, the libraries quiet.
 
     transformers and huggingface_hub read these variables when they are first imported,
     so calling this before any model is loaded silences their weight-loading bars and
@@ -54,5 +55,7 @@ def configure_entry_point(verbose: bool = False) -> None:
     """
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if not downloads_allowed():  # offline unless the user opted in: no network retries, ever
+        os.environ["HF_HUB_OFFLINE"] = "1"
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     logging.getLogger("bm25s").setLevel(logging.WARNING)

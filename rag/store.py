@@ -181,15 +181,12 @@ class IndexFolder:
             raise NotAnIndexError(f"{self.path} is not an index folder and is not empty (it holds {shown}); "
                                   "nothing was changed. Pass --out a new or empty folder, or an existing index")
 
-    def check_writable(self, needed_bytes: int) -> None:
-        """Before any long work: the folder can be created and written, and its disk has room.
-
-        Args:
-            needed_bytes: the estimated size of the new generation.
+    def check_writable(self) -> None:
+        """Before any long work: the folder can be created and written.
 
         Raises:
             NotAnIndexError: the folder holds something other than an index.
-            IndexWriteError: it cannot be written, or the disk is too full.
+            IndexWriteError: it cannot be written.
         """
         self.check_target()
         try:
@@ -199,6 +196,13 @@ class IndexFolder:
             probe.rmdir()
         except OSError as e:
             raise IndexWriteError(f"cannot write to {self.path}: {e.strerror or e}") from e
+
+    def check_space(self, needed_bytes: int) -> None:
+        """Before embedding: the folder's disk has room for a new generation of ``needed_bytes``.
+
+        Raises:
+            IndexWriteError: the disk is too full.
+        """
         free = shutil.disk_usage(self.path).free
         if free < needed_bytes:
             raise IndexWriteError(f"not enough disk space for the index at {self.path}: about "

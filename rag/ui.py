@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 from pathlib import Path
 
@@ -63,7 +64,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             try:
                 docs = read_file(path)
             except RagError as e:
-                lines.append(f"✗ {name}: {escape(str(e).replace(str(path), path.name))}")
+                lines.append(f"✗ {escape(str(e).replace(str(path), path.name))}")  # names the file itself
                 continue
             if not docs:
                 lines.append(f"✗ {name}: no text found")
@@ -98,7 +99,16 @@ def build_app(assistant: Assistant) -> gr.Blocks:
 
 
 def serve(host: str = "127.0.0.1", port: int = 7860, index: Path | None = None) -> None:
-    """Load the models once, then serve the chat until interrupted."""
+    """Load the models once, then serve the chat until interrupted.
+
+    Raises:
+        RagError: the port is taken (checked before the models load).
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            raise RagError(f"cannot serve on {host}:{port}: {e.strerror or e} (pass another --port)") from e
     assistant = Assistant.load(index) if index else Assistant.default()
     assistant.reader.load()  # before the first question, not during it
     build_app(assistant).launch(server_name=host, server_port=port)

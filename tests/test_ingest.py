@@ -68,19 +68,43 @@ def test_markdown_html_and_jsonl(tmp_path):
     assert any(d.source.endswith("c.jsonl:3") for d in docs.values())
 
 
-def test_bad_jsonl_line_names_the_line(tmp_path):
-    (tmp_path / "bad.jsonl").write_text('{"text": "ok"}\n{"title": "no text"}\n')
-    with pytest.raises(IngestError, match=r"bad.jsonl:2"):
-        read_file(tmp_path / "bad.jsonl")
+def test_a_bad_jsonl_line_is_skipped_and_named_and_the_rest_is_read(tmp_path):
+    (tmp_path / "bad.jsonl").write_text('{"text": "First article about the harvest."}\n{"title": "no text"}\n'
+                                        'not json at all\n{"text": "Third article about the rain."}\n')
+    skipped = []
+    docs = read_file(tmp_path / "bad.jsonl", on_skip=skipped.append)
+    assert [d.text for d in docs] == ["First article about the harvest.", "Third article about the rain."]
+    assert len(skipped) == 2 and "bad.jsonl:2:" in skipped[0] and "bad.jsonl:3:" in skipped[1]
+
+
+def test_utf16_and_utf32_with_a_bom_and_windows_1252_are_read(tmp_path):
+    text = "Dostum’s party — café owners in Mazar-e Sharif said the alliance was welcome."
+    for name, data in (("a.txt", text.encode("utf-16")), ("b.txt", text.encode("utf-32")),
+                       ("c.txt", text.encode("utf-8-sig"))):
+        (tmp_path / name).write_bytes(data)
+        assert read_file(tmp_path / name)[0].text == text
+    long = ("Café owners said the café would stay open. " * 20).strip()
+    (tmp_path / "d.txt").write_bytes(long.encode("cp1252"))
+    assert read_file(tmp_path / "d.txt")[0].text == long
+
+
+def test_a_file_over_the_size_limit_is_refused_before_reading(tmp_path):
+    (tmp_path / "dump.txt").write_text("word " * 300_000)  # 1.5 MB
+    with pytest.raises(IngestError, match=r"dump.txt: 1.5 MB, over the size limit of 1 MB"):
+        read_file(tmp_path / "dump.txt", max_bytes=1_000_000)
+    skipped = []
+    (tmp_path / "ok.txt").write_text("A short article about the harvest.")
+    docs = read_documents([tmp_path], on_skip=skipped.append, max_file_bytes=1_000_000)
+    assert len(docs) == 1 and len(skipped) == 1 and "over the size limit" in skipped[0]
 
 
 def test_binary_and_unsupported_files_are_skipped_not_fatal(tmp_path):
     (tmp_path / "good.txt").write_text("A real article about the harvest.\n\nFarmers expect a good year.")
     (tmp_path / "image.txt").write_bytes(b"\x89PNG\x00\x00\x01binary")
     skipped = []
-    docs = read_documents([tmp_path, tmp_path / "image.txt"], on_skip=lambda p, why: skipped.append(why))
+    docs = read_documents([tmp_path, tmp_path / "image.txt"], on_skip=skipped.append)
     assert len(docs) == 1
-    assert skipped and all("binary" in why for why in skipped)
+    assert skipped == [f"{tmp_path / 'image.txt'}: binary file, not text"]  # once, though named twice
 
 
 def test_missing_path_and_empty_corpus(tmp_path):
