@@ -11,6 +11,9 @@ import numpy as np
 import Stemmer
 
 logger = logging.getLogger(__name__)
+# bm25s sets its own logger to DEBUG when imported; put it back to the default so its
+# per-call debug lines do not reach the application's handlers.
+logging.getLogger("bm25s").setLevel(logging.NOTSET)
 
 SETTINGS = {"library": "bm25s", "method": "lucene", "k1": 1.5, "b": 0.75, "stopwords": "en",
             "stemmer": "snowball-english"}

@@ -175,7 +175,8 @@ def cmd_ask(args: argparse.Namespace) -> None:
     from rag.reader import Reader
 
     questions = _read_questions(args)
-    assistant = Assistant(_retriever(args), Reader(args.reader) if args.reader else None, k=args.k)
+    reader = Reader(args.reader) if args.reader else None  # a bad path fails before the index loads
+    assistant = Assistant(_retriever(args), reader, k=args.k)
     for response in assistant.ask_batch(questions, mode=args.mode):
         if args.json:
             print(json.dumps(response.to_dict(), ensure_ascii=False), flush=True)

@@ -58,4 +58,3 @@ def configure_entry_point(verbose: bool = False) -> None:
     if not downloads_allowed():  # offline unless the user opted in: no network retries, ever
         os.environ["HF_HUB_OFFLINE"] = "1"
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
-    logging.getLogger("bm25s").setLevel(logging.WARNING)
