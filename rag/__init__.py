@@ -19,21 +19,27 @@ _EXPORTS = {
     "Reader": "rag.reader",
     "Retriever": "rag.retriever",
     **dict.fromkeys(("Answer", "Citation", "Document", "Hit", "NoAnswer", "Passage", "Response"), "rag.types"),
-    **dict.fromkeys(("EmptyCorpusError", "IndexMismatchError", "IndexNotFoundError", "IngestError",
-                     "InvalidInputError", "ModelLoadError", "RagError"), "rag.errors"),
+    **dict.fromkeys(("DocumentNotFoundError", "EmptyCorpusError", "IndexLockedError", "IndexMismatchError",
+                     "IndexNotFoundError", "IndexWriteError", "IngestError", "InvalidInputError", "ModelLoadError",
+                     "NotAnIndexError", "RagError", "ReadOnlyError"), "rag.errors"),
 }
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from rag.assistant import Assistant
     from rag.errors import (
+        DocumentNotFoundError,
         EmptyCorpusError,
+        IndexLockedError,
         IndexMismatchError,
         IndexNotFoundError,
+        IndexWriteError,
         IngestError,
         InvalidInputError,
         ModelLoadError,
+        NotAnIndexError,
         RagError,
+        ReadOnlyError,
     )
     from rag.index import PassageIndex
     from rag.ingest import read_documents

@@ -10,7 +10,10 @@ from rag.normalize import normalize_answer
 from rag.reader import Reader
 from rag.retriever import Mode, Retriever
 from rag.settings import DEFAULT_K, DEFAULT_MODE, check_positive_int
-from rag.types import Answer, Citation, Hit, NoAnswer, Response
+from rag.types import Alternative, Answer, Citation, CitedPassage, Hit, NoAnswer, Response
+
+
+MAX_ALTERNATIVES = 2  # other answers shown beside one of low confidence
 
 
 class Assistant:
@@ -57,22 +60,37 @@ class Assistant:
             One :class:`Response` per question. ``answer`` is None when no span clears the
             reader's threshold; the citations are then the closest passages.
         """
-        k = self.k if k is None else check_positive_int("k", k)
         started = time.perf_counter()
-        hits = self.retriever.search_batch(questions, k, mode)
-        retrieved = time.perf_counter()
+        hits = self.retrieve_batch(questions, k, mode)
+        return self.answer_batch(questions, hits, retrieve_seconds=time.perf_counter() - started)
+
+    def retrieve_batch(self, questions: Sequence[str], k: int | None = None,
+                       mode: Mode | None = None) -> list[list[Hit]]:
+        """The first step of :meth:`ask_batch`: the passages to read for each question."""
+        k = self.k if k is None else check_positive_int("k", k)
+        return self.retriever.search_batch(questions, k, mode)
+
+    def answer_batch(self, questions: Sequence[str], hits: Sequence[Sequence[Hit]],
+                     retrieve_seconds: float = 0.0) -> list[Response]:
+        """The second step of :meth:`ask_batch`: read each question's passages and answer it.
+
+        Args:
+            questions: the questions.
+            hits: for each question, the passages retrieved for it.
+            retrieve_seconds: the retrieval time of the batch, for the responses' timings.
+        """
+        started = time.perf_counter()
         readings = self.reader.read_batch(questions, [[h.passage for h in hs] for hs in hits],
                                           top_k=self.spans_per_question)
-        read = time.perf_counter()
-        share = {"retrieve": (retrieved - started) / max(1, len(questions)),
-                 "read": (read - retrieved) / max(1, len(questions))}
-        return [self._respond(q, hs, reading, {**share, "total": share["retrieve"] + share["read"]})
-                for q, hs, reading in zip(questions, hits, readings)]
+        n = max(1, len(questions))
+        share = {"retrieve": retrieve_seconds / n, "read": (time.perf_counter() - started) / n}
+        timings = {**share, "total": share["retrieve"] + share["read"]}
+        return [self._respond(q, list(hs), reading, dict(timings)) for q, hs, reading in zip(questions, hits, readings)]
 
     def _respond(self, question: str, hits: list[Hit], reading: list[Answer | NoAnswer],
                  timings: dict[str, float]) -> Response:
         if isinstance(reading[0], NoAnswer):  # also when there were no passages to read
-            return Response(question, None, reading[0].confidence, _cite(hits, None, {}), timings)
+            return Response(question, None, reading[0].confidence, _cite(hits, None, {}), (), timings)
         threshold = self.reader.threshold
         groups: dict[str, list[Answer]] = {}
         for answer in reading:
@@ -80,12 +98,29 @@ class Assistant:
                 groups.setdefault(normalize_answer(answer.text) or answer.text, []).append(answer)
         # The best supported answer wins: among answers that clear the threshold, the one
         # whose spans across passages add up to the most confidence.
-        eligible = [g for g in groups.values() if g[0].score >= threshold]
-        best = max(eligible, key=lambda g: (sum(a.confidence for a in g), g[0].confidence))
+        support = sorted(groups.values(), key=lambda g: (-sum(a.confidence for a in g), -g[0].confidence))
+        best = next(g for g in support if g[0].score >= threshold)
         found: dict[str, Answer] = {}
         for answer in best:  # best first: each passage is cited with its own best span of the answer
             found.setdefault(answer.passage_id, answer)
-        return Response(question, best[0].text, best[0].confidence, _cite(hits, best[0], found), timings)
+        citations = _cite(hits, best[0], found)
+        article = {p.hit.passage.id: c.number for c in citations for p in c.passages}
+        shown = [best]
+        for group in support:  # other answers, not the same one with other boundaries
+            if len(shown) > MAX_ALTERNATIVES:
+                break
+            if group[0].passage_id in article and not any(_same_answer(group, other) for other in shown):
+                shown.append(group)
+        alternatives = tuple(Alternative(g[0].text, g[0].confidence, article[g[0].passage_id], g[0].passage_id,
+                                         g[0].start, g[0].end) for g in shown[1:])
+        return Response(question, best[0].text, best[0].confidence, citations, alternatives, timings)
+
+
+def _same_answer(one: list[Answer], other: list[Answer]) -> bool:
+    """Whether two groups of spans name the same thing: one's text holds the other's, or their spans overlap."""
+    a, b = normalize_answer(one[0].text), normalize_answer(other[0].text)
+    return (a in b or b in a) or any(x.passage_id == y.passage_id and x.start < y.end and y.start < x.end
+                                     for x in one for y in other)
 
 
 def _reader(reader: Reader | str | Path | None) -> Reader:
@@ -93,8 +128,17 @@ def _reader(reader: Reader | str | Path | None) -> Reader:
 
 
 def _cite(hits: list[Hit], answer: Answer | None, found: dict[str, Answer]) -> tuple[Citation, ...]:
-    """Numbered citations: the answer's own passage first, then the other hits in rank order."""
+    """Citations numbered once per article: the answer's article first, then the others in rank order.
+
+    Within an article, the answer's own passage comes first, then the others in rank order;
+    each passage carries its own best span of the answer, if it holds one.
+    """
     ordered = sorted(hits, key=lambda h: (answer is None or h.passage.id != answer.passage_id, h.rank))
-    spans = [found.get(hit.passage.id) for hit in ordered]
-    return tuple(Citation(number, hit, span.start if span else None, span.end if span else None)
-                 for number, (hit, span) in enumerate(zip(ordered, spans), 1))
+    by_article: dict[str, list[CitedPassage]] = {}
+    for hit in ordered:
+        span = found.get(hit.passage.id)
+        by_article.setdefault(hit.document.id, []).append(
+            CitedPassage(hit, span.start if span else None, span.end if span else None))
+    documents = {h.document.id: h.document for h in hits}
+    return tuple(Citation(number, documents[doc_id], tuple(passages))
+                 for number, (doc_id, passages) in enumerate(by_article.items(), 1))

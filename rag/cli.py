@@ -157,16 +157,21 @@ def _print_response(response) -> None:
     if response.answer is None:
         print("No answer: the articles do not seem to say. Closest passages:")
     else:
-        print(f"{response.answer}  (confidence {response.confidence:.0%})")
+        possible = "possible answer: " if response.level == "low" else ""
+        print(f"{possible}{response.answer}  ({response.level} confidence, {response.confidence:.0%})")
+        if response.level == "low":
+            for alt in response.alternatives:
+                print(f"  or: {alt.answer}  ({alt.confidence:.0%}) [{alt.citation}]")
     print()
     for c in response.citations:
-        doc = c.hit.document
+        doc = c.document
         date = f", {doc.date}" if doc.date else ""
         print(f"[{c.number}] {doc.title}{date}  - {doc.url or doc.source}")
-        text = c.hit.passage.text
-        if c.answer_start is not None:
-            text = f"{text[:c.answer_start]}>>{text[c.answer_start:c.answer_end]}<<{text[c.answer_end:]}"
-        print(textwrap.indent(textwrap.fill(text, 100), "    "))
+        for cited in c.passages:
+            text, start, end = cited.hit.passage.text, cited.answer_start, cited.answer_end
+            if start is not None:
+                text = f"{text[:start]}>>{text[start:end]}<<{text[end:]}"
+            print(textwrap.indent(textwrap.fill(text, 100), "    "))
         print()
 
 
@@ -189,7 +194,7 @@ def cmd_ask(args: argparse.Namespace) -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     from rag.ui import serve
 
-    serve(args.host, args.port, args.index)
+    serve(args.host, args.port, args.index, args.read_only)
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -246,10 +251,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per question, in order")
     p.set_defaults(run=cmd_ask)
 
-    p = sub.add_parser("serve", help="serve the chat UI in the browser")
+    p = sub.add_parser("serve", help="serve the chat and the JSON API (/api, docs at /docs)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=_positive_int, default=7860)
-    p.add_argument("--index", type=Path, help="index folder (default: the bundled sample corpus)")
+    p.add_argument("--index", type=Path,
+                   help="index folder to serve, and to add uploads to (default: your own library, "
+                        "first filled with the bundled articles)")
+    p.add_argument("--read-only", action="store_true", help="turn uploads and removal off")
     p.set_defaults(run=cmd_serve)
 
     p = sub.add_parser("eval", help="score against gold questions, stage by stage (see eval/README.md)")

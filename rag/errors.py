@@ -13,6 +13,14 @@ class InvalidInputError(RagError, ValueError):
     """An argument is out of range or of the wrong kind; the message quotes it."""
 
 
+class DocumentNotFoundError(InvalidInputError):
+    """No document with the given id in the index."""
+
+
+class ReadOnlyError(RagError):
+    """A change was asked of a library served read-only."""
+
+
 class IngestError(RagError):
     """An article, file or folder could not be read."""
 

@@ -28,7 +28,7 @@ from embeddings import Embedder, EmbeddingModelError
 from rag.bm25 import SETTINGS as BM25_SETTINGS
 from rag.bm25 import BM25Index
 from rag.chunking import Chunker, ChunkSettings
-from rag.errors import IndexMismatchError, InvalidInputError, ModelLoadError
+from rag.errors import DocumentNotFoundError, IndexMismatchError, InvalidInputError, ModelLoadError
 from rag.store import IndexFolder, write_file
 from rag.types import Document, Passage
 
@@ -115,13 +115,14 @@ class PassageIndex:
         """Drop documents and their passages by id; returns how many passages were removed.
 
         Raises:
-            InvalidInputError: ``doc_ids`` is a lone string, or an id is not in the index.
+            InvalidInputError: ``doc_ids`` is a lone string.
+            DocumentNotFoundError: an id is not in the index.
         """
         if isinstance(doc_ids, str):
             raise InvalidInputError(f"remove takes a list of document ids, got the string {doc_ids!r}")
         missing = [i for i in doc_ids if i not in self.documents]
         if missing:
-            raise InvalidInputError(f"no document with id {missing[0]!r} in the index")
+            raise DocumentNotFoundError(f"no document with id {missing[0]!r} in the index")
         gone = set(doc_ids)
         keep = [row for row, p in enumerate(self.passages) if p.doc_id not in gone]
         kept_vectors = self.vectors.reconstruct_n(0, self.vectors.ntotal)[keep] if keep else None

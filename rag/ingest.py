@@ -274,6 +274,19 @@ def _documents_from_jsonl(raw: str, path: Path, on_skip: Callable[[str], None]) 
     return docs
 
 
+def read_or_skip(path: Path, on_skip: Callable[[str], None],
+                 max_bytes: int | None = DEFAULT_MAX_FILE_BYTES) -> list[Document]:
+    """:func:`read_file`, with a file that cannot be read, or holds no text, reported to ``on_skip`` instead."""
+    try:
+        found = read_file(path, on_skip, max_bytes)
+    except IngestError as e:
+        on_skip(str(e))
+        return []
+    if not found:
+        on_skip(f"{path}: no text in it")
+    return found
+
+
 def iter_article_files(paths: Iterable[str | Path]) -> list[Path]:
     """Expand files and folders into the article files to read, each once, in a stable order.
 
@@ -320,14 +333,7 @@ def read_documents(paths: Iterable[str | Path], on_skip: Callable[[str], None] |
     files = iter_article_files(paths)
     docs: dict[str, Document] = {}
     for file in tqdm(files, desc="reading", unit="file", disable=not progress or len(files) < 2):
-        try:
-            found = read_file(file, skip, max_file_bytes)
-        except IngestError as e:
-            skip(str(e))
-            continue
-        if not found:
-            skip(f"{file}: no text in it")
-        for doc in found:
+        for doc in read_or_skip(file, skip, max_file_bytes):
             docs.setdefault(doc.id, doc)
     if not docs:
         raise EmptyCorpusError(f"no readable articles in {', '.join(map(str, paths)) or '(nothing given)'}")

@@ -1,50 +1,126 @@
-"""Render a Response as chat HTML: the answer, its confidence, numbered citations, highlighted passages.
+"""Render a Response as chat HTML: an answer card, then one source card per article.
 
-Article text is untrusted. Every piece of it is HTML-escaped, and the characters that
-Markdown would act on are written as character references, so a passage holding
-``<script>`` or ``[link](javascript:...)`` shows up as the text it is.
+Article text is untrusted. :func:`escape` is the only way text reaches the HTML: every
+character that HTML or Markdown would act on becomes a numeric character reference, once,
+so a passage holding ``<script>`` or ``[link](javascript:...)`` shows as the text it is, and
+an apostrophe shows as an apostrophe. Links are built here from ``http(s)`` URLs only.
+
+Element ids carry a per-response prefix, so ``[n]`` markers and "read the article" links
+jump within their own answer even when the chat holds many.
 """
 
 from __future__ import annotations
 
-import html
+import uuid
+from pathlib import Path
+from urllib.parse import urlparse
 
-from rag.types import Citation, Response
+from rag.types import Citation, Document, Response
 
-_MARKDOWN = {ch: f"&#{ord(ch)};" for ch in "\\`*_{}[]()#+-.!|~:$"}
+_SNIPPET_CHARS = 300  # of a passage without the answer, shown in its source card
+
+# HTML's five, and every character Markdown (with GFM autolinks and LaTeX) gives a meaning to.
+_REFERENCE = {ch: f"&#{ord(ch)};" for ch in "&<>\"'\\`*_{}[]()#+-.!|~:$@="}
 
 
 def escape(text: str) -> str:
-    """Text that renders literally in a Markdown-with-HTML view (such as Gradio's Chatbot)."""
-    escaped = html.escape(text, quote=True)
-    return "".join(_MARKDOWN.get(ch, ch) for ch in escaped).replace("\n", "<br>")
+    """Text that renders literally in HTML and in a Markdown-with-HTML view such as Gradio's Chatbot."""
+    return "".join(_REFERENCE.get(ch, ch) for ch in text).replace("\n", "<br>")
 
 
-def _source(c: Citation) -> str:
-    doc = c.hit.document
-    date = f", {escape(doc.date)}" if doc.date else ""
-    return f"<b>[{c.number}]</b> {escape(doc.title)}{date} <small>— {escape(doc.url or doc.source)}</small>"
+def _link(url: str | None) -> str | None:
+    """``url`` if it is an absolute http(s) URL (never ``javascript:`` or a server path), else None."""
+    if not url:
+        return None
+    parsed = urlparse(url)
+    return url if parsed.scheme in ("http", "https") and parsed.netloc else None
 
 
-def _passage(c: Citation) -> str:
-    text = c.hit.passage.text
-    if c.answer_start is None:
+def source_name(document: Document) -> str:
+    """Where an article comes from, for a reader: its site, or its file name, never a server path."""
+    link = _link(document.url)
+    if link:
+        return urlparse(link).netloc.removeprefix("www.")
+    return Path(document.source.replace("\\", "/")).name
+
+
+def _highlight(text: str, start: int | None, end: int | None, mark_id: str | None = None) -> str:
+    if start is None or end is None:
         return escape(text)
-    return (escape(text[:c.answer_start]) + "<mark>" + escape(text[c.answer_start:c.answer_end])
-            + "</mark>" + escape(text[c.answer_end:]))
+    id_attr = f" id='{mark_id}'" if mark_id else ""
+    return f"{escape(text[:start])}<mark{id_attr}>{escape(text[start:end])}</mark>{escape(text[end:])}"
 
 
-def response_html(response: Response) -> str:
-    """The chat reply for one response."""
-    if response.answer is None:
-        head = ("<p><b>No answer found</b> in the articles "
-                f"(confidence that they do not say: {response.confidence:.0%}). The closest passages:</p>")
+def _snippet(text: str, start: int | None, end: int | None) -> str:
+    """The paragraph of a passage that holds the answer (highlighted), or its first; "…" where cut."""
+    at = start if start is not None else 0
+    lo = text.rfind("\n\n", 0, at)
+    lo = 0 if lo < 0 else lo + 2
+    hi = text.find("\n\n", end if end is not None else at)
+    hi = len(text) if hi < 0 else hi
+    if start is None and hi - lo > _SNIPPET_CHARS:  # no answer to keep whole: a short opening will do
+        hi = text.rfind(" ", lo, lo + _SNIPPET_CHARS) if " " in text[lo:lo + _SNIPPET_CHARS] else lo + _SNIPPET_CHARS
+    body = _highlight(text[lo:hi], None if start is None else start - lo, None if end is None else end - lo)
+    return ("… " if lo > 0 else "") + body + (" …" if hi < len(text) else "")
+
+
+def _article(c: Citation, rid: str) -> str:
+    """The whole article, with the answer highlighted, or the first cited passage marked, as the jump target."""
+    first = c.passages[0]
+    target = f"{rid}-a{c.number}"
+    doc_text = c.document.text
+    if first.answer_start is not None:
+        start = first.hit.passage.start + first.answer_start
+        body = _highlight(doc_text, start, start + (first.answer_end - first.answer_start), target)
     else:
-        cited = " ".join(f"[{c.number}]" for c in response.citations if c.answer_start is not None)
-        head = (f"<p><b class='answer'>{escape(response.answer)}</b> {cited}<br>"
-                f"<small>confidence {response.confidence:.0%}</small></p>")
-    sources = "<br>".join(_source(c) for c in response.citations)
-    passages = "".join(
-        f"<details><summary>[{c.number}] {escape(c.hit.document.title)}</summary><p>{_passage(c)}</p></details>"
-        for c in response.citations)
-    return f"{head}<p>{sources}</p>{passages}"
+        at = first.hit.passage.start
+        body = f"{escape(doc_text[:at])}<span id='{target}'></span>{escape(doc_text[at:])}"
+    return (f"<details class='rag-article'><summary><a href='#{target}'>Read the article</a></summary>"
+            f"<div class='rag-article-text'>{body}</div></details>")
+
+
+def _source(c: Citation, rid: str) -> str:
+    doc = c.document
+    link = _link(doc.url)
+    title = escape(doc.title)
+    head = f"<a href='{escape(link)}' target='_blank' rel='noopener noreferrer'>{title}</a>" if link else title
+    meta = " · ".join(escape(part) for part in (source_name(doc), doc.author, doc.date) if part)
+    quotes = [f"<blockquote class='rag-passage'>{_snippet(p.hit.passage.text, p.answer_start, p.answer_end)}"
+              "</blockquote>" for p in c.passages]
+    passages = quotes[0]
+    if len(quotes) > 1:
+        more = f"{len(quotes) - 1} more passage{'s' if len(quotes) > 2 else ''} read from this article"
+        passages += f"<details class='rag-more'><summary>{more}</summary>{''.join(quotes[1:])}</details>"
+    return (f"<div class='rag-source' id='{rid}-s{c.number}'>"
+            f"<div class='rag-source-head'><span class='rag-num'>[{c.number}]</span> {head}</div>"
+            f"<div class='rag-meta'>{meta}</div>{passages}{_article(c, rid)}</div>")
+
+
+def _cite(number: int, rid: str) -> str:
+    return f"<a class='rag-cite' href='#{rid}-s{number}'>[{number}]</a>"
+
+
+def response_html(response: Response, rid: str | None = None) -> str:
+    """The chat reply for one response: the answer card, then the source cards.
+
+    Args:
+        response: what the assistant answered.
+        rid: the prefix of this reply's element ids; a fresh one by default.
+    """
+    rid = rid or f"r{uuid.uuid4().hex[:8]}"
+    if response.answer is None:
+        head = ("<p class='rag-answer'><b>No answer found in the articles.</b></p>"
+                f"<p class='rag-confidence'>{response.confidence:.0%} sure they do not say. The closest passages:</p>")
+    else:
+        number = next(c.number for c in response.citations if c.holds_answer)
+        label = "Possible answer" if response.level == "low" else "Answer"
+        head = (f"<p class='rag-answer'><span class='rag-label'>{label}</span> "
+                f"<b class='rag-answer-text'>{escape(response.answer)}</b> {_cite(number, rid)}</p>"
+                f"<p class='rag-confidence rag-{response.level}'>{response.level.capitalize()} confidence"
+                f" · {response.confidence:.0%}</p>")
+        if response.level == "low" and response.alternatives:
+            items = "".join(f"<li><b>{escape(a.answer)}</b> {_cite(a.citation, rid)} <small>{a.confidence:.0%}</small></li>"
+                            for a in response.alternatives)
+            head += f"<div class='rag-alternatives'>Other possible answers:<ul>{items}</ul></div>"
+    sources = "".join(_source(c, rid) for c in response.citations)
+    return f"<div class='rag-card' id='{rid}'>{head}<div class='rag-sources'>{sources}</div></div>"

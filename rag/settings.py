@@ -17,6 +17,14 @@ from rag.errors import InvalidInputError
 MODES: tuple[str, ...] = ("hybrid", "dense", "bm25")
 DEFAULT_MODE = MODES[0]
 DEFAULT_K = 5  # passages retrieved and read per question
+# Words for a calibrated confidence (the probability that the answer is right): at least
+# 0.75 is "high", at least 0.5 "medium", below that "low", shown as a possible answer.
+CONFIDENCE_LEVELS: tuple[tuple[float, str], ...] = ((0.75, "high"), (0.5, "medium"), (0.0, "low"))
+
+
+def confidence_level(confidence: float) -> str:
+    """The word for a calibrated confidence on :data:`CONFIDENCE_LEVELS`."""
+    return next(word for floor, word in CONFIDENCE_LEVELS if confidence >= floor)
 
 
 def check_positive_int(name: str, value: object) -> int:

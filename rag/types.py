@@ -89,21 +89,50 @@ class NoAnswer:
 
 
 @dataclass(frozen=True)
-class Citation:
-    """A numbered source of a response: a retrieved hit and, where it holds the answer, where.
+class CitedPassage:
+    """A retrieved passage as a source; ``answer_start``/``answer_end`` index its text where it holds the answer."""
 
-    ``answer_start``/``answer_end`` index ``hit.passage.text``; both are None when the
-    passage does not hold the answer.
-    """
-
-    number: int
     hit: Hit
     answer_start: int | None = None
     answer_end: int | None = None
 
     def to_dict(self) -> dict:
-        return {"number": self.number, **self.hit.to_dict(),
-                "answer_start": self.answer_start, "answer_end": self.answer_end}
+        p = self.hit.passage
+        return {"passage_id": p.id, "rank": self.hit.rank, "score": self.hit.score, "text": p.text,
+                "start": p.start, "end": p.end, "answer_start": self.answer_start, "answer_end": self.answer_end}
+
+
+@dataclass(frozen=True)
+class Citation:
+    """One numbered source article of a response, with the retrieved passages of it that were read.
+
+    Articles are numbered once each: the one holding the answer first, then in rank order.
+    """
+
+    number: int
+    document: Document
+    passages: tuple[CitedPassage, ...]
+
+    @property
+    def holds_answer(self) -> bool:
+        return any(p.answer_start is not None for p in self.passages)
+
+    def to_dict(self) -> dict:
+        d = self.document
+        return {"number": self.number, "doc_id": d.id, "title": d.title, "source": d.source, "author": d.author,
+                "date": d.date, "url": d.url, "passages": [p.to_dict() for p in self.passages]}
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """Another answer the reader found, shown beside an answer of low confidence."""
+
+    answer: str
+    confidence: float
+    citation: int  # the number of the article it comes from
+    passage_id: str
+    start: int  # offsets into that passage's text
+    end: int
 
 
 @dataclass(frozen=True)
@@ -111,23 +140,35 @@ class Response:
     """What ``Assistant.ask`` returns: ``answer`` is None when nothing cleared the threshold.
 
     ``confidence`` is the calibrated probability that the answer is right, or, with no
-    answer, that no passage held one. ``timings`` are seconds per question for the stages
-    ``retrieve``, ``read`` and ``total``; in a batch, the batch's time divided among its questions.
-    The retrieved hits are the citations' hits, in citation order.
+    answer, that no passage held one; ``level`` puts it in words (see ``rag.settings``).
+    ``alternatives`` are the next best distinct answers, each from a cited article.
+    ``timings`` are seconds per question for the stages ``retrieve``, ``read`` and
+    ``total``; in a batch, the batch's time divided among its questions.
     """
 
     question: str
     answer: str | None
     confidence: float
     citations: tuple[Citation, ...]
+    alternatives: tuple[Alternative, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def level(self) -> str:
+        """"high", "medium" or "low": the confidence on the calibrated cut-offs."""
+        from rag.settings import confidence_level
+
+        return confidence_level(self.confidence)
+
     def to_dict(self) -> dict:
-        """The JSON shape of ``rag ask --json``: plain text, never HTML."""
+        """The JSON shape of ``rag ask --json`` and ``POST /api/ask``: plain text, never HTML."""
         return {
             "question": self.question,
             "answer": self.answer,
             "confidence": round(self.confidence, 4),
+            "level": self.level,
+            "alternatives": [{"answer": a.answer, "confidence": round(a.confidence, 4), "citation": a.citation}
+                             for a in self.alternatives],
             "citations": [c.to_dict() for c in self.citations],
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }

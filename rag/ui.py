@@ -1,6 +1,14 @@
-"""Gradio chat over the assistant, served by ``rag serve`` (or ``python app.py``).
+"""The chat, served with the JSON API by ``rag serve`` (or ``python app.py``).
 
-Only wiring lives here; answering is ``rag.assistant``, rendering ``rag.render``.
+Only wiring lives here: answering is ``rag.assistant``, the library on disk ``rag.library``,
+the HTML ``rag.render``, the HTTP API ``rag.api``.
+
+A question goes through three events, so the user sees each step as it happens: the
+question and "Searching N passages…" appear at once; retrieval and then reading run as
+Gradio batches (``batch=True``, on ``Assistant.retrieve_batch`` and ``answer_batch``), so
+questions that arrive together share their forward passes; the answer card replaces the
+step line, and the page scrolls to the top of the answer. Gradio cannot batch a generator,
+hence the chain of events rather than one generator.
 """
 
 from __future__ import annotations
@@ -8,24 +16,22 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no telemetry calls
 
 import gradio as gr  # noqa: E402
 
-from rag.assistant import Assistant  # noqa: E402
 from rag.errors import RagError  # noqa: E402
-from rag.ingest import read_file  # noqa: E402
+from rag.library import UPLOAD_MAX_BYTES, Library  # noqa: E402
 from rag.render import escape, response_html  # noqa: E402
 from rag.settings import MODES  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
-UPLOAD_TYPES = (".txt", ".md", ".html", ".htm")
-MAX_UPLOAD_BYTES = 2 * 1024 * 1024
+UPLOAD_TYPES = [".txt", ".md", ".html", ".htm", ".jsonl"]
 MAX_QUESTION_CHARS = 1000
+MAX_BATCH = 16  # questions retrieved or read together
 EXAMPLES = [
     "Who is the spokesman for Dostum's party?",
     "Which IMU leader was killed in a U.S. drone attack?",
@@ -33,83 +39,185 @@ EXAMPLES = [
     "Why are Uzbek communities vulnerable to IMU infiltration?",
     "Who won the 2014 FIFA World Cup?",
 ]
+CSS = """
+.rag-card { line-height: 1.45; }
+.rag-answer { font-size: 1.15em; margin: 0 0 .2em; }
+.rag-label { font-size: .75em; text-transform: uppercase; letter-spacing: .05em; opacity: .7; margin-right: .3em; }
+.rag-confidence { margin: 0 0 .6em; font-size: .9em; }
+.rag-confidence::before { content: "●"; margin-right: .35em; }
+.rag-high::before { color: #1a7f37; } .rag-medium::before { color: #b58400; } .rag-low::before { color: #cf222e; }
+.rag-low { color: #cf222e; }
+.rag-alternatives ul { margin: .2em 0 .6em; }
+.rag-cite { text-decoration: none; font-weight: 600; }
+.rag-source { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: .5em .7em; margin: .5em 0; }
+.rag-source-head { font-weight: 600; }
+.rag-num { opacity: .7; margin-right: .2em; }
+.rag-meta { font-size: .85em; opacity: .75; margin-bottom: .3em; }
+.rag-passage { margin: .3em 0; padding-left: .6em; border-left: 3px solid var(--border-color-primary); font-size: .92em; }
+.rag-article-text { max-height: 18em; overflow-y: auto; font-size: .9em; padding: .3em; }
+.rag-source:target { outline: 2px solid var(--color-accent); }
+#question-error, #question-error * { color: #cf222e; }
+.rag-article-text mark { scroll-margin-top: 2em; }
+#chat [data-testid="bot"] { scroll-margin-top: 2.5em; }
+.rag-more > summary, .rag-article > summary { font-size: .85em; cursor: pointer; opacity: .8; }
+#library ol { padding-left: 1.2em; margin: 0; } #library li { margin: .3em 0; }
+#library .rag-meta { margin: 0; }
+"""
+SCROLL_TO_ANSWER = """() => {
+  const answers = document.querySelectorAll('#chat [data-testid="bot"]');
+  if (answers.length) answers[answers.length - 1].scrollIntoView({block: "start"});
+}"""
 
 
-def build_app(assistant: Assistant) -> gr.Blocks:
-    """The chat UI over ``assistant``; uploads are added to its index for this session."""
-    lock = threading.Lock()  # uploads change the index that questions read
+def _library_html(library: Library) -> str:
+    items = "".join(f"<li><b>{escape(d['title'])}</b><div class='rag-meta'>"
+                    + " · ".join(escape(part) for part in (d["outlet"], d["date"], f"{d['passages']} passages") if part)
+                    + "</div></li>" for d in library.documents())
+    return f"<p>{len(library.index.documents)} articles</p><ol>{items}</ol>"
 
-    def respond(message: str, history: list, k: int, mode: str):
+
+def _library_choices(library: Library) -> list[tuple[str, str]]:
+    return [(f"{d['title']} ({d['outlet']})", d["id"]) for d in library.documents()]
+
+
+def build_app(library: Library) -> gr.Blocks:
+    """The chat over ``library``: questions, answer and source cards, uploads and the Library panel."""
+
+    def start(message: str, history: list):
+        """Show the question at once, or say inline what is wrong with it."""
         question = (message or "").strip()
         if not question:
-            raise gr.Error("Type a question first.")
+            return history, message, "Type a question first.", None
         if len(question) > MAX_QUESTION_CHARS:
-            raise gr.Error(f"Questions are limited to {MAX_QUESTION_CHARS} characters.")
-        with lock:
-            response = assistant.ask(question, k=int(k), mode=mode)
-        history = list(history or []) + [{"role": "user", "content": escape(question)},
-                                         {"role": "assistant", "content": response_html(response)}]
-        return history, ""
+            return history, message, f"Questions are limited to {MAX_QUESTION_CHARS} characters.", None
+        searching = f"Searching {len(library.index.passages)} passages…"
+        history = [*history, {"role": "user", "content": escape(question)},
+                   {"role": "assistant", "content": f"<p class='rag-step'>{searching}</p>"}]
+        return history, "", "", question
 
-    def upload(paths: list[str] | None) -> str:
-        # Gradio itself refuses files whose type is not in UPLOAD_TYPES, with a clear message.
+    def retrieve(questions: list, ks: list, modes: list, histories: list):
+        histories = list(histories)  # Gradio hands a batch's inputs over as tuples
+        asked = [i for i, q in enumerate(questions) if q]
+        hits: list = [None] * len(questions)
+        found = library.retrieve([questions[i] for i in asked], [int(ks[i]) for i in asked], [modes[i] for i in asked])
+        for i, passages in zip(asked, found):
+            hits[i] = passages
+            step = f"<p class='rag-step'>Reading {len(passages)} passages…</p>"
+            histories[i] = [*histories[i][:-1], {"role": "assistant", "content": step}]
+        return [hits, histories]
+
+    def read(questions: list, hits: list, histories: list):
+        histories = list(histories)
+        asked = [i for i, q in enumerate(questions) if q]
+        if asked:
+            responses = library.answer([questions[i] for i in asked], [hits[i] for i in asked])
+            for i, response in zip(asked, responses):
+                histories[i] = [*histories[i][:-1], {"role": "assistant", "content": response_html(response)}]
+        return [histories, [None] * len(questions)]
+
+    def add_files(paths: list[str] | None):
         if not paths:
-            return "No file chosen."
-        lines = []
-        for path in map(Path, paths):
-            name = escape(path.name)
-            if path.stat().st_size > MAX_UPLOAD_BYTES:
-                lines.append(f"✗ {name}: larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB")
-                continue
-            try:
-                docs = read_file(path)
-            except RagError as e:
-                lines.append(f"✗ {escape(str(e).replace(str(path), path.name))}")  # names the file itself
-                continue
-            if not docs:
-                lines.append(f"✗ {name}: no text found")
-                continue
-            with lock:
-                added = assistant.retriever.index.add(docs)
-            title = escape(docs[0].title)
-            lines.append(f"✓ {name}: “{title}”, {added} passages added" if added
-                         else f"• {name}: “{title}” is already in the index")
-        return "<br>".join(lines)
+            yield "No file chosen.", gr.skip(), gr.skip(), None
+            return
+        yield f"Indexing {len(paths)} file(s)… questions are still answered meanwhile.", gr.skip(), gr.skip(), None
+        try:
+            report = library.add_files([Path(p) for p in paths])
+        except RagError as e:
+            yield f"✗ {escape(str(e))}", gr.skip(), gr.skip(), None
+            return
+        finally:
+            for path in paths:  # nothing of an upload is served back but through its source card
+                Path(path).unlink(missing_ok=True)
+        lines = [f"✓ “{escape(d.title)}” added" for d in report.added]
+        lines += [f"• “{escape(d.title)}” was already indexed" for d in report.already]
+        lines += [f"✗ {escape(message)}" for message in report.skipped]
+        if report.added:
+            lines.append(f"{report.passages} passages added; the library now has {len(library.index.documents)} articles.")
+        yield "<br>".join(lines), _library_html(library), gr.update(choices=_library_choices(library), value=None), None
+
+    def remove(doc_id: str | None):
+        if not doc_id:
+            return "Choose an article to remove.", gr.skip(), gr.skip()
+        title = library.index.documents[doc_id].title if doc_id in library.index.documents else doc_id
+        try:
+            passages = library.remove(doc_id)
+        except RagError as e:
+            return f"✗ {escape(str(e))}", gr.skip(), gr.skip()
+        return (f"Removed “{escape(title)}” ({passages} passages).", _library_html(library),
+                gr.update(choices=_library_choices(library), value=None))
 
     with gr.Blocks(title="Ask the articles") as demo:
         gr.Markdown("## Ask the articles\nAnswers are spans of the articles themselves, with numbered sources.")
+        pending = gr.State(None)
+        hits = gr.State(None)
         with gr.Row():
             with gr.Column(scale=3):
-                chat = gr.Chatbot(label="Answers", height=560, elem_id="chat", buttons=["copy"])
+                chat = gr.Chatbot(label="Answers", height=600, elem_id="chat", buttons=["copy"], autoscroll=False,
+                                  latex_delimiters=[])
                 question = gr.Textbox(label="Question", placeholder="Ask about the articles…", elem_id="question",
                                       max_lines=3, submit_btn=True)
+                error = gr.Markdown(elem_id="question-error")
                 gr.Examples(EXAMPLES, inputs=question, label="Try one")
             with gr.Column(scale=1):
-                k = gr.Slider(1, 20, value=assistant.k, step=1, label="Passages to read (k)")
-                mode = gr.Radio(list(MODES), value=assistant.retriever.mode, label="Retrieval")
-                files = gr.File(label="Add articles (.txt .md .html, 2 MB each)", file_count="multiple",
-                                file_types=list(UPLOAD_TYPES), type="filepath")
-                status = gr.Markdown(elem_id="upload-status")
-                gr.Markdown(f"<small>{len(assistant.retriever.index.documents)} articles indexed at start. "
-                            "Added articles last for this session; keep them with `rag index --update`.</small>")
-        question.submit(respond, [question, chat, k, mode], [chat, question], api_name="ask")
-        files.upload(upload, files, status, api_name="upload")
-    demo.queue(default_concurrency_limit=2)
+                k = gr.Slider(1, 20, value=library.assistant.k, step=1, label="Passages to read (k)")
+                mode = gr.Radio(list(MODES), value=library.assistant.retriever.mode, label="Retrieval")
+                with gr.Accordion("Library", open=not library.read_only):
+                    table = gr.HTML(_library_html(library), elem_id="library")
+                    if library.read_only:
+                        gr.Markdown("<small>This library is read-only.</small>")
+                    else:
+                        files = gr.File(label=f"Add articles ({', '.join(UPLOAD_TYPES)}; "
+                                              f"{UPLOAD_MAX_BYTES // 1_000_000} MB each)",
+                                        file_count="multiple", file_types=UPLOAD_TYPES, type="filepath",
+                                        elem_id="upload")
+                        status = gr.Markdown(elem_id="upload-status")
+                        choice = gr.Dropdown(_library_choices(library), label="Remove an article", value=None,
+                                             elem_id="remove-choice")
+                        remove_button = gr.Button("Remove", elem_id="remove", variant="stop", size="sm")
+                        files.upload(add_files, files, [status, table, choice, files], api_name="upload",
+                                     concurrency_id="library", concurrency_limit=1)
+                        remove_button.click(remove, choice, [status, table, choice], api_name="remove",
+                                            concurrency_id="library", concurrency_limit=1)
+
+        (question.submit(start, [question, chat], [chat, question, error, pending], concurrency_limit=None,
+                         api_name="ask")
+         .then(retrieve, [pending, k, mode, chat], [hits, chat], batch=True, max_batch_size=MAX_BATCH,
+               concurrency_id="compute", concurrency_limit=1)
+         .then(read, [pending, hits, chat], [chat, pending], batch=True, max_batch_size=MAX_BATCH,
+               concurrency_id="compute", concurrency_limit=1)
+         .then(None, js=SCROLL_TO_ANSWER))
+    demo.queue(default_concurrency_limit=None)
     return demo
 
 
-def serve(host: str = "127.0.0.1", port: int = 7860, index: Path | None = None) -> None:
-    """Load the models once, then serve the chat until interrupted.
+def mount(app, library: Library):
+    """Mount the chat over ``library`` at ``/`` of the FastAPI ``app``; returns the app."""
+    return gr.mount_gradio_app(app, build_app(library), path="/", css=CSS, max_file_size=UPLOAD_MAX_BYTES)
+
+
+def serve(host: str = "127.0.0.1", port: int = 7860, index: Path | None = None, read_only: bool = False) -> None:
+    """Load the models once, then serve the chat and the JSON API until interrupted.
+
+    Args:
+        host: the address to listen on.
+        port: the port.
+        index: the index folder to serve and add to; the user's own library by default.
+        read_only: turn uploads and removal off.
 
     Raises:
         RagError: the port is taken (checked before the models load).
     """
+    import uvicorn
+
+    from rag.api import create_app
+
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         try:
             probe.bind((host, port))
         except OSError as e:
             raise RagError(f"cannot serve on {host}:{port}: {e.strerror or e} (pass another --port)") from e
-    assistant = Assistant.load(index) if index else Assistant.default()
-    assistant.reader.load()  # before the first question, not during it
-    build_app(assistant).launch(server_name=host, server_port=port)
-
+    library = Library.open(index, read_only=read_only)
+    library.assistant.reader.load()  # before the first question, not during it
+    print(f"serving {len(library.index.documents)} articles from {library.folder} on http://{host}:{port} "
+          f"(chat at /, API at /api, its docs at /docs){' read-only' if read_only else ''}", flush=True)
+    uvicorn.run(mount(create_app(library), library), host=host, port=port, log_level="warning")

@@ -18,9 +18,10 @@ from tests.fakes import HashEmbedder
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
-    """Keep the default index of the tests out of the user's cache."""
+    """Keep the default index and library of the tests out of the user's folders."""
     mp = pytest.MonkeyPatch()
     mp.setenv("RAG_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    mp.setenv("RAG_DATA_DIR", str(tmp_path_factory.mktemp("data")))
     yield
     mp.undo()
 

@@ -1,21 +1,33 @@
-"""The Gradio app, served on a free localhost port: through its API and in headless Chromium."""
+"""The server: the JSON API over HTTP, and the chat in headless Chromium (desktop and a 390 px phone).
 
-import html
+Each server is the real one (uvicorn, FastAPI, the Gradio app mounted at /) over a library
+folder of its own, on a free localhost port, with the real bundled models.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
 import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from rag.assistant import Assistant
-from rag.index import PassageIndex
-from rag.reader import Reader
-from rag.retriever import Retriever
-from rag.ui import build_app
+from rag.api import create_app
+from rag.library import Library
+from rag.ui import mount
 
 pytestmark = pytest.mark.slow
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = "/usr/bin/chromium"
 SPOKESMAN = "Who is the spokesman for Dostum's party?"
+HARBOUR = ("Harbour bridge reopens\n\nBy Nadia Osei\n\nThe harbour bridge in Dover reopened on Monday after repairs "
+           "costing 4 million pounds, the council said. Mayor Ana Vasquez-Tran cut the ribbon.\n")
 
 
 def _free_port() -> int:
@@ -24,102 +36,264 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def app_url(corpus_docs, embedder):
-    # An index of its own: the upload test adds to it.
-    assistant = Assistant(Retriever(PassageIndex.build(corpus_docs, embedder)), Reader())
-    demo = build_app(assistant)
-    port = _free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
+class Served:
+    """``rag serve`` in a thread: FastAPI with the chat mounted, over a library folder."""
+
+    def __init__(self, folder: Path, read_only: bool = False) -> None:
+        import uvicorn
+
+        self.library = Library(folder, read_only=read_only)
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(mount(create_app(self.library), self.library), host="127.0.0.1", port=self.port,
+                                log_level="warning", timeout_graceful_shutdown=1)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict | list]:
+        request = urllib.request.Request(self.url + path, method=method, data=json.dumps(body).encode() if body else None,
+                                         headers={"content-type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    def upload(self, files: dict[str, bytes]) -> tuple[int, dict]:
+        boundary = uuid.uuid4().hex
+        body = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\n"
+                        f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n"
+                        for name, data in files.items()) + f"--{boundary}--\r\n".encode()
+        request = urllib.request.Request(self.url + "/api/documents", method="POST", data=body,
+                                         headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
 
 
 @pytest.fixture(scope="module")
-def client(app_url):
-    from gradio_client import Client
-
-    return Client(app_url, verbose=False)
+def library_folder(tmp_path_factory, corpus_index):
+    return corpus_index.save(tmp_path_factory.mktemp("served") / "library")
 
 
-def _text(message: dict) -> str:
-    """A chat message's text; Gradio 6 sends content as a list of typed parts."""
-    content = message["content"]
-    return content if isinstance(content, str) else "".join(part["text"] for part in content if "text" in part)
+@pytest.fixture(scope="module")
+def served(library_folder):
+    server = Served(library_folder)
+    yield server
+    server.stop()
 
 
-def _ask(client, question: str, k: int = 5, mode: str = "hybrid") -> str:
-    history, cleared = client.predict(question, [], k, mode, api_name="/ask")
-    assert cleared == ""
-    assert history[0]["role"] == "user" and history[-1]["role"] == "assistant"
-    return _text(history[-1])
+# -- the JSON API ---------------------------------------------------------------------------
 
 
-def test_api_answers_with_citations(client):
-    reply = _ask(client, SPOKESMAN)
-    assert "<b class='answer'>" in reply and "Fetrat" in reply.split("</b>")[0]
-    assert "[1]</b> Dostum and Noor announce new alliance" in reply
-    assert "<mark>" in reply
+def test_api_answers_in_plain_text_with_articles_as_sources(served):
+    status, answer = served.call("POST", "/api/ask", {"question": SPOKESMAN})
+    assert status == 200 and answer["question"] == SPOKESMAN
+    assert answer["answer"] in ("Dr Zabih Fetrat", "Zabih Fetrat") and answer["level"] == "high"
+    first = answer["citations"][0]
+    assert first["number"] == 1 and first["title"].startswith("Dostum and Noor")
+    cited = first["passages"][0]
+    assert cited["text"][cited["answer_start"]:cited["answer_end"]] == answer["answer"]
+    assert "&#" not in json.dumps(answer) and "<mark>" not in json.dumps(answer)  # text, never HTML
 
 
-def test_api_says_no_answer_plainly(client):
-    reply = _ask(client, "Who won the 2014 FIFA World Cup?", k=3)
-    assert reply.startswith("<p><b>No answer found</b>")
-    assert reply.count("<details>") == 3
+def test_api_search_documents_and_openapi(served):
+    status, found = served.call("POST", "/api/search", {"question": "Who is Tohir Yuldosh?", "k": 2, "mode": "bm25"})
+    assert status == 200 and [h["rank"] for h in found["hits"]] == [1, 2]
+    assert "Tohir Yuldosh" in found["hits"][0]["passage"]
+    status, documents = served.call("GET", "/api/documents")
+    assert status == 200 and {d["title"][:10] for d in documents} >= {"Dostum and", "In Afghani"}
+    assert all(d["passages"] > 0 for d in documents)
+    status, spec = served.call("GET", "/openapi.json")
+    assert {"/api/ask", "/api/search", "/api/documents", "/api/documents/{doc_id}"} <= set(spec["paths"])
 
 
-def test_several_people_asking_at_once_all_get_answers(client):
-    questions = [SPOKESMAN, "Who is the governor of Balkh?", "Which IMU leader was killed in a U.S. drone attack?"]
-    jobs = [client.submit(q, [], 3, "hybrid", api_name="/ask") for q in questions]
-    with ThreadPoolExecutor(3) as pool:
-        results = list(pool.map(lambda job: job.result(timeout=300), jobs))
-    for question, (history, _) in zip(questions, results):
-        assert history[-1]["role"] == "assistant" and "[1]</b>" in _text(history[-1])
+@pytest.mark.parametrize("body, message", [
+    ({"question": "  "}, "questions must be non-empty strings, got '  '"),
+    ({"question": "Who?", "k": 0}, "k must be a positive integer, got 0"),
+    ({"question": "Who?", "mode": "sparse"}, "mode must be one of hybrid, dense, bm25, got 'sparse'"),
+    ({"k": 3}, "question: Field required"),
+])
+def test_api_errors_are_one_line_json_with_a_4xx(served, body, message):
+    assert served.call("POST", "/api/ask", body) == (400, {"error": message})
 
 
-def test_upload_adds_an_article_and_rejects_bad_files(client, tmp_path):
-    from gradio_client import handle_file
-    from gradio_client.exceptions import AppError
-
-    article = tmp_path / "harbour.txt"
-    article.write_text("Harbour bridge reopens\n\nThe Kestrel Harbour bridge reopened on Tuesday after repairs "
-                       "that cost 4 million euros, the port authority said.\n")
-    (tmp_path / "notes.pdf").write_bytes(b"%PDF-1.4 binary")
-    (tmp_path / "photo.txt").write_bytes(b"\x89PNG\x00\x00binary")
-    (tmp_path / "huge.txt").write_text("word " * 500_000)
-    status = html.unescape(client.predict(
-        [handle_file(str(p)) for p in (article, tmp_path / "photo.txt", tmp_path / "huge.txt")], api_name="/upload"))
-    assert "✓ harbour.txt" in status and "passages added" in status
-    assert "✗ photo.txt: binary file" in status
-    assert "✗ huge.txt: larger than 2 MB" in status
-    with pytest.raises(AppError, match="Invalid file type"):
-        client.predict([handle_file(str(tmp_path / "notes.pdf"))], api_name="/upload")
-    again = client.predict([handle_file(str(article))], api_name="/upload")
-    assert "already in the index" in again
-    reply = _ask(client, "How much did the Kestrel Harbour bridge repairs cost?", k=3)
-    assert "Harbour bridge reopens" in reply
+def test_api_upload_ask_and_remove(served):
+    status, report = served.upload({"harbour.txt": HARBOUR.encode(), "photo.txt": b"\x89PNG\x00\x00binary"})
+    assert status == 200 and [d["title"] for d in report["added"]] == ["Harbour bridge reopens"]
+    assert report["skipped"] == ["photo.txt: binary file, not text"]  # the file's own name, not a server path
+    status, answer = served.call("POST", "/api/ask", {"question": "Who cut the ribbon?"})
+    assert answer["answer"] == "Mayor Ana Vasquez-Tran" and answer["citations"][0]["source"] == "harbour.txt"
+    doc_id = report["added"][0]["id"]
+    assert served.call("DELETE", f"/api/documents/{doc_id}") == (200, {"removed": doc_id, "passages": 1})
+    assert served.call("DELETE", f"/api/documents/{doc_id}") == (404, {"error": f"no document with id {doc_id!r} "
+                                                                                 "in the index"})
+    status, too_big = served.upload({"big.txt": b"word " * 1_100_000})
+    assert status == 413 and too_big["error"] == "big.txt: over the upload limit of 5 MB"
 
 
-@pytest.mark.browser
-def test_chat_in_a_real_browser(app_url, tmp_path):
+def test_concurrent_questions_get_the_answers_a_lone_client_gets(served):
+    questions = [SPOKESMAN, "Who is the governor of Balkh?", "Which IMU leader was killed in a U.S. drone attack?",
+                 "Who won the 2014 FIFA World Cup?"]
+    alone = [served.call("POST", "/api/ask", {"question": q})[1]["answer"] for q in questions]
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(lambda q: served.call("POST", "/api/ask", {"question": q})[1]["answer"],
+                                 questions * 4))
+    assert together == alone * 4
+
+
+def test_read_only_library_refuses_changes(library_folder, tmp_path):
+    folder = tmp_path / "ro"
+    shutil.copytree(library_folder, folder)
+    server = Served(folder, read_only=True)
+    try:
+        message = "this library is served read-only: uploads and removals are off"
+        assert server.upload({"harbour.txt": HARBOUR.encode()}) == (403, {"error": message})
+        doc_id = server.call("GET", "/api/documents")[1][0]["id"]
+        assert server.call("DELETE", f"/api/documents/{doc_id}") == (403, {"error": message})
+        assert server.call("POST", "/api/ask", {"question": SPOKESMAN})[0] == 200
+    finally:
+        server.stop()
+
+
+# -- the chat in a real browser -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
             "--disable-component-update", "--disable-sync"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.goto(app_url)
-            page.locator("#question textarea").fill(SPOKESMAN)
-            page.locator("#question textarea").press("Enter")
-            chat = page.locator("#chat")
-            chat.locator("b.answer").wait_for(timeout=180_000)
-            assert "Fetrat" in chat.locator("b.answer").inner_text()
-            assert "Dostum and Noor announce new alliance to fight Taliban in the north" in chat.inner_text()
-            chat.locator("details summary").first.click()
-            assert "Fetrat" in chat.locator("details mark").first.inner_text()
-            page.screenshot(path=str(tmp_path / "chat.png"), full_page=True)
-        finally:
-            browser.close()
-    assert (tmp_path / "chat.png").stat().st_size > 10_000
+        yield chromium
+        chromium.close()
+
+
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+
+def _ask(page, question: str):
+    """Ask in the chat and wait for the answer card; returns the last bot message."""
+    before = page.locator("#chat .rag-card").count()
+    box = page.locator("#question textarea")
+    box.fill(question)
+    box.press("Enter")
+    page.locator("#chat .rag-card").nth(before).wait_for(timeout=120_000)
+    return page.locator('#chat [data-testid="bot"]').last
+
+
+@pytest.mark.browser
+def test_browser_text_as_written_sources_jump_and_article_view(served, browser, tmp_path):
+    page = browser.new_page(viewport=DESKTOP)
+    page.goto(served.url)
+    answer = _ask(page, SPOKESMAN)
+    assert page.locator('#chat [data-testid="user"]').last.inner_text().strip() == SPOKESMAN
+    shown = answer.inner_text()
+    assert "Dostum's Party of the Islamic Society" in shown and "&#" not in shown
+    assert "High confidence · 89%" in shown or "High confidence" in shown
+    # Sources: one card per article, a file name and never a server path.
+    assert "/tmp" not in page.locator("#chat").inner_text() and "rag/data" not in shown
+    assert "000_c3c45a92a98f9be2.txt · Waheed Orya · 2015-07-21" in shown
+    # [1] jumps to its source card.
+    answer.locator("a.rag-cite").first.click()
+    target = page.evaluate("location.hash")
+    assert target.endswith("-s1") and page.locator(target).is_visible()
+    # "Read the article" opens the whole article, scrolled to the highlighted answer.
+    answer.locator(".rag-article summary a").first.click()
+    mark = answer.locator(".rag-article-text mark").first
+    mark.wait_for(state="visible")
+    box, pane = mark.bounding_box(), answer.locator(".rag-article-text").first.bounding_box()
+    assert pane["y"] <= box["y"] <= pane["y"] + pane["height"] - box["height"]  # in the article's view
+    assert mark.inner_text() in ("Dr Zabih Fetrat", "Zabih Fetrat")
+    page.screenshot(path=str(tmp_path / "desktop.png"))
+
+
+@pytest.mark.browser
+def test_browser_phone_shows_the_top_of_the_answer_and_errors_inline(served, browser):
+    page = browser.new_page(viewport=PHONE)
+    page.goto(served.url)
+    for question in ("Who is the governor of Balkh?", SPOKESMAN):
+        answer = _ask(page, question)
+        page.wait_for_timeout(300)  # the scroll runs after the answer renders
+        top = answer.bounding_box()["y"]
+        assert 0 <= top <= PHONE["height"] / 3, f"answer top at {top}px"
+    messages = page.locator('#chat [data-testid="bot"]').count()
+    box = page.locator("#question textarea")
+    for text, error in (("   ", "Type a question first."), ("why " * 300, "Questions are limited to 1000 characters.")):
+        box.fill(text)
+        box.press("Enter")
+        page.locator("#question-error", has_text=error).wait_for(timeout=10_000)
+        assert page.locator('#chat [data-testid="bot"]').count() == messages  # the conversation stays
+        assert page.locator(".toast-wrap .error, .toast-body.error").count() == 0  # no error popups
+
+
+@pytest.mark.browser
+def test_browser_payloads_in_an_article_stay_inert(served, browser, tmp_path):
+    payload = ("Council minutes\n\nThe clerk <script>window.__pwned = 1</script> read the note "
+               "<img src=x onerror=\"window.__pwned = 2\"> aloud, then **[click me](javascript:window.__pwned=3)** "
+               "and the treasurer Bea O'Hara-Lind said the budget was 12 million.\n")
+    (tmp_path / "minutes.html").write_text(f"<html><body><article><p>{payload}</p></article></body></html>")
+    (tmp_path / "minutes.txt").write_text(payload)
+    served.library.add_files([tmp_path / "minutes.txt"])
+    page = browser.new_page(viewport=DESKTOP)
+    page.goto(served.url)
+    answer = _ask(page, "Who said the budget was 12 million?")
+    text = answer.inner_text()
+    assert "Bea O'Hara-Lind" in text
+    assert "<script>window.__pwned = 1</script>" in text and "<img src=x" in text  # shown as text
+    assert page.evaluate("window.__pwned") is None
+    assert answer.locator("img, script").count() == 0
+    assert all(href.startswith("#") for href in answer.locator("a").evaluate_all("els => els.map(e => e.getAttribute('href'))"))
+
+
+@pytest.mark.browser
+def test_browser_upload_lasts_across_a_restart_and_does_not_block_questions(library_folder, browser, tmp_path):
+    folder = tmp_path / "lib"
+    shutil.copytree(library_folder, folder)
+    big = tmp_path / "archive.txt"  # a few hundred passages: seconds of embedding
+    big.write_text("Archive of council notes\n\n" + "\n\n".join(
+        f"Note {i}: the committee for district {i} met on day {i % 28 + 1} and agreed item {i} of the plan, "
+        f"which the treasurer said would cost {i} thousand pounds over the coming year." for i in range(900)))
+    (tmp_path / "harbour.txt").write_text(HARBOUR)
+    server = Served(folder)
+    try:
+        page = browser.new_page(viewport=DESKTOP)
+        page.goto(server.url)
+        page.locator("#upload input[type=file]").set_input_files([str(big)])
+        page.locator("#upload-status", has_text="Indexing").wait_for(timeout=30_000)
+        asked = time.monotonic()
+        _ask(page, SPOKESMAN)
+        answered = time.monotonic() - asked
+        still_indexing = "Indexing" in page.locator("#upload-status").inner_text()
+        page.locator("#upload-status", has_text="added").wait_for(timeout=300_000)
+        assert still_indexing, "the upload finished before the answer: the test proves nothing"
+        assert answered < 15, f"a question took {answered:.1f} s during an upload"
+        page.locator("#upload input[type=file]").set_input_files([str(tmp_path / "harbour.txt")])
+        page.locator("#upload-status", has_text="“Harbour bridge reopens” added").wait_for(timeout=120_000)
+        assert "Harbour bridge reopens" in page.locator("#library").inner_text()
+        page.close()
+    finally:
+        server.stop()
+    server = Served(folder)  # a restart: the uploads are on disk
+    try:
+        page = browser.new_page(viewport=DESKTOP)
+        page.goto(server.url)
+        assert "Harbour bridge reopens" in page.locator("#library").inner_text()
+        assert "Mayor Ana Vasquez-Tran" in _ask(page, "Who cut the ribbon?").inner_text()
+        assert not list(Path(tmp_path).glob("**/gradio/**/harbour.txt"))
+    finally:
+        server.stop()

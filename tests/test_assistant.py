@@ -38,21 +38,28 @@ def test_spokesman_answer_is_cited_and_highlighted(assistant):
     assert response.answer in ("Zabih Fetrat", "Dr Zabih Fetrat")
     assert 0.0 <= response.confidence <= 1.0
     first = response.citations[0]
-    assert first.number == 1 and first.hit.document.title.startswith("Dostum and Noor")
-    passage = first.hit.passage
-    assert passage.text[first.answer_start:first.answer_end] == response.answer
-    start = passage.start + first.answer_start
-    assert first.hit.document.text[start:start + len(response.answer)] == response.answer
+    assert first.number == 1 and first.document.title.startswith("Dostum and Noor") and first.holds_answer
+    cited = first.passages[0]
+    passage = cited.hit.passage
+    assert passage.text[cited.answer_start:cited.answer_end] == response.answer
+    start = passage.start + cited.answer_start
+    assert first.document.text[start:start + len(response.answer)] == response.answer
+    # Numbered once per article, every retrieved passage under its own article.
     assert [c.number for c in response.citations] == list(range(1, len(response.citations) + 1))
-    assert len(response.citations) == assistant.k
+    assert len({c.document.id for c in response.citations}) == len(response.citations)
+    assert sum(len(c.passages) for c in response.citations) == assistant.k
+    assert all(p.hit.document.id == c.document.id for c in response.citations for p in c.passages)
+    for alt in response.alternatives:  # each alternative points at the article it comes from
+        cited = next(p for p in response.citations[alt.citation - 1].passages if p.hit.passage.id == alt.passage_id)
+        assert cited.hit.passage.text[alt.start:alt.end] == alt.answer != response.answer
     assert set(response.timings) == {"retrieve", "read", "total"} and response.timings["read"] > 0
 
 
 def test_no_answer_says_so_and_still_returns_the_closest_passages(assistant):
     response = assistant.ask(FIFA, k=3)
     assert response.answer is None
-    assert len(response.citations) == 3
-    assert all(c.answer_start is None and c.answer_end is None for c in response.citations)
+    assert sum(len(c.passages) for c in response.citations) == 3
+    assert not any(c.holds_answer for c in response.citations) and response.alternatives == ()
 
 
 def test_batch_gives_the_same_answers_as_single_questions(assistant):
@@ -87,12 +94,13 @@ def test_rag_ask_json_reads_questions_in_order(tmp_path, capsys):
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["question"] for r in lines] == ["Who is Tohir Yuldosh?", SPOKESMAN, FIFA]
     spokesman = lines[1]
-    assert set(spokesman) == {"question", "answer", "confidence", "citations", "timings"}
+    assert set(spokesman) == {"question", "answer", "confidence", "level", "alternatives", "citations", "timings"}
     first = spokesman["citations"][0]
-    assert {"doc_id", "title", "source", "passage", "answer_start", "answer_end"} <= set(first)
-    assert first["passage"][first["answer_start"]:first["answer_end"]] == spokesman["answer"]
+    assert {"number", "doc_id", "title", "source", "author", "date", "url", "passages"} <= set(first)
+    cited = first["passages"][0]
+    assert cited["text"][cited["answer_start"]:cited["answer_end"]] == spokesman["answer"]
     assert lines[2]["answer"] is None
-    assert all(c["answer_start"] is None for c in lines[2]["citations"])
+    assert all(p["answer_start"] is None for c in lines[2]["citations"] for p in c["passages"])
 
 
 def test_rag_ask_without_a_question_fails_cleanly(capsys):

@@ -1,36 +1,111 @@
-from rag.render import escape, response_html
-from rag.types import Citation, Document, Hit, Passage, Response
+"""Chat HTML: any text renders as written, nothing can be injected, and the cards say what they should."""
+
+from html.parser import HTMLParser
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rag.render import escape, response_html, source_name
+from rag.types import Alternative, Citation, CitedPassage, Document, Hit, Passage, Response
+
+TAGS = {"div", "p", "span", "b", "a", "mark", "blockquote", "details", "summary", "ul", "li", "small", "br"}
+ATTRIBUTES = {"class", "id", "href", "target", "rel"}
 
 
-def _response(passage: str, answer: str | None, start=None, end=None) -> Response:
-    document = Document("d", "T <b>itle</b>", passage, "a.txt", date="2020-01-01", url="https://x.test/a?b=1&c=2")
-    hit = Hit(Passage("d-0", "d", passage, 0, len(passage)), document, 1.0, 1)
-    return Response("q?", answer, 0.87, (Citation(1, hit, start, end),), {})
+class _Parsed(HTMLParser):
+    """The text a browser would show (``<br>`` as a newline) and every tag with its attributes."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.text: list[str] = []
+        self.tags: list[tuple[str, dict]] = []
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        if tag == "br":
+            self.text.append("\n")
+
+    def handle_data(self, data):
+        self.text.append(data)
 
 
-def test_untrusted_article_text_is_shown_as_text():
-    evil = "<script>alert('x')</script> **bold** [click](javascript:alert(1)) <img src=x onerror=alert(1)>"
-    html = response_html(_response(evil, None))
-    assert "<script" not in html and "<img" not in html
-    assert "**" not in html and "](" not in html  # Markdown syntax is neutralised too
-    assert "&lt;script&gt;" in html
-    assert "T &lt;b&gt;itle&lt;/b&gt;" in html
+@settings(max_examples=300)
+@given(st.text())
+def test_any_text_escaped_parses_back_to_itself_with_no_tag(text):
+    parsed = _Parsed(escape(text))
+    assert "".join(parsed.text) == text
+    assert all(tag == "br" and not attrs for tag, attrs in parsed.tags)
 
 
-def test_answer_is_bold_with_confidence_and_highlighted_in_its_passage():
-    passage = "Dr Zabih Fetrat, a spokesman, said so."
-    html = response_html(_response(passage, "Zabih Fetrat", 3, 15))
-    assert "<b class='answer'>Zabih Fetrat</b> [1]" in html
-    assert "confidence 87%" in html
-    assert "<mark>Zabih Fetrat</mark>" in html
-    assert "<details><summary>[1] T" in html
+def test_apostrophes_quotes_and_markdown_are_escaped_once():
+    assert escape("Dostum's") == "Dostum&#39;s"
+    assert "".join(_Parsed(escape("Vasquez-Tran said \"*no*\" & [x](y)")).text) == "Vasquez-Tran said \"*no*\" & [x](y)"
+
+
+def _response(title="Dostum and Noor", passage="Dr Zabih Fetrat, a spokesman, said so.", answer="Zabih Fetrat",
+              start=3, end=15, url="https://www.afghanistan-today.org/a?b=1&c=2", author="Waheed Orya",
+              confidence=0.87, alternatives=()) -> Response:
+    document = Document("d", title, f"Intro line.\n\n{passage}", "/srv/uploads/tmp123/dostum.txt", author=author,
+                        date="2015-07-21", url=url)
+    hit = Hit(Passage("d-0", "d", passage, 13, 13 + len(passage)), document, 1.0, 1)
+    other = Document("e", "Another article", "Something else entirely.", "/data/corpus/004_x.txt")
+    other_hit = Hit(Passage("e-0", "e", other.text, 0, len(other.text)), other, 0.5, 2)
+    citations = (Citation(1, document, (CitedPassage(hit, start, end),)), Citation(2, other, (CitedPassage(other_hit),)))
+    return Response("q?", answer, confidence, citations if answer else tuple(
+        Citation(c.number, c.document, tuple(CitedPassage(p.hit) for p in c.passages)) for c in citations),
+        alternatives, {})
+
+
+@settings(max_examples=150)
+@given(title=st.text(min_size=1), passage=st.text(min_size=3), author=st.text(), url=st.text())
+def test_untrusted_fields_render_as_text_and_inject_nothing(title, passage, author, url):
+    html = response_html(_response(title=title, passage=passage, answer=passage[1:3], start=1, end=3, url=url,
+                                   author=author), rid="r1")
+    parsed = _Parsed(html)
+    for tag, attrs in parsed.tags:
+        assert tag in TAGS and set(attrs) <= ATTRIBUTES, (tag, attrs)
+        href = attrs.get("href")
+        assert href is None or href.startswith("#r1-") or (href == url and url.startswith(("http://", "https://")))
+    shown = "".join(parsed.text)
+    assert title in shown and passage[1:3] in shown
+
+
+def test_answer_card_confidence_in_words_and_sources_once_per_article():
+    html = response_html(_response(), rid="r1")
+    parsed = _Parsed(html)
+    shown = "".join(parsed.text)
+    assert "Answer Zabih Fetrat [1]" in shown and "High confidence · 87%" in shown
+    assert "<b class='rag-answer-text'>Zabih Fetrat</b> <a class='rag-cite' href='#r1-s1'>[1]</a>" in html
+    assert "<mark>Zabih Fetrat</mark>" in html  # in the passage
+    assert "<mark id='r1-a1'>Zabih Fetrat</mark>" in html  # in the whole article, the jump target
+    assert html.count("class='rag-source'") == 2 and "id='r1-s1'" in html and "id='r1-s2'" in html
+    # Outlet, author, date and a link; a file name, never a server path.
+    assert "afghanistan-today.org · Waheed Orya · 2015-07-21" in shown
+    links = [attrs for tag, attrs in parsed.tags if tag == "a" and attrs.get("target") == "_blank"]
+    assert links == [{"href": "https://www.afghanistan-today.org/a?b=1&c=2", "target": "_blank",
+                      "rel": "noopener noreferrer"}]
+    assert "004_x.txt" in shown and "/data/corpus" not in shown and "/srv/uploads" not in shown
+
+
+def test_low_confidence_is_a_possible_answer_with_alternatives():
+    alternatives = (Alternative("Dostum", 0.2, 2, "e-0", 0, 6), Alternative("Noor", 0.1, 1, "d-0", 0, 2))
+    shown = "".join(_Parsed(response_html(_response(confidence=0.39, alternatives=alternatives), rid="r1")).text)
+    assert "Possible answer Zabih Fetrat [1]" in shown and "Low confidence · 39%" in shown
+    assert "Other possible answers:Dostum [2] 20%Noor [1] 10%" in shown
+    medium = "".join(_Parsed(response_html(_response(confidence=0.6, alternatives=alternatives))).text)
+    assert "Medium confidence · 60%" in medium and "Other possible answers" not in medium
 
 
 def test_no_answer_says_so_plainly():
-    html = response_html(_response("Nothing relevant.", None))
-    assert html.startswith("<p><b>No answer found</b>")
-    assert "<mark>" not in html
+    html = response_html(_response(answer=None))
+    assert "No answer found in the articles." in html
+    assert "<mark>" not in html and "rag-cite" not in html
 
 
-def test_escape_keeps_newlines_visible():
-    assert escape("a\nb") == "a<br>b"
+def test_source_name_is_a_site_or_a_file_name():
+    doc = Document("d", "t", "x", "C:\\Users\\me\\dover.txt")
+    assert source_name(doc) == "dover.txt"
+    assert source_name(Document("d", "t", "x", "/tmp/gradio/abc/dover.txt", url="javascript:alert(1)")) == "dover.txt"
+    assert source_name(Document("d", "t", "x", "feed.jsonl:3", url="https://www.rferl.org/a/x.html")) == "rferl.org"

@@ -97,7 +97,7 @@ def evaluate_end_to_end(assistant: Assistant, gold: list[GoldQuestion], mode: st
         em, f1 = best_over_gold(response.answer, g.answers)
         first = response.citations[0] if response.citations else None
         cited_right = (response.answer is not None and first is not None and g.answerable
-                       and from_doc(first.hit.document, g.doc) and holds_answer(first.hit.passage.text, g.answers))
+                       and from_doc(first.document, g.doc) and holds_answer(first.passages[0].hit.passage.text, g.answers))
         records.append(Record(g.id, g.kind, response.answer, response.confidence, em, f1, cited_right,
                               {"retrieve": response.timings["retrieve"], "read": response.timings["read"],
                                "total": total}))

@@ -1,0 +1,140 @@
+"""Load benchmark: many clients asking `rag serve` at once over HTTP, against one client, in one run.
+
+    python -m eval.load [--clients 16] [--questions 10]
+
+Starts `rag serve` on a copy of the bundled index on a free loopback port, warms it up,
+then (1) one client asks every question used, one after another: the reference answers
+and the single-client throughput; (2) ``--clients`` clients ask ``--questions`` each, all
+at once. Reports errors, answers that differ from the single client's, p50/p95 latency
+and throughput relative to one client. Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from rag.cli import run_guarded
+from rag.evaluation.gold import BUNDLED_GOLD, load_gold
+from rag.evaluation.metrics import latency_summary
+from rag.settings import configure_entry_point
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ask(url: str, question: str) -> tuple[float, str | None, str | None]:
+    """(seconds, answer, error) of one POST /api/ask."""
+    started = time.perf_counter()
+    request = urllib.request.Request(f"{url}/api/ask", data=json.dumps({"question": question}).encode(),
+                                     headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            answer = json.loads(response.read())["answer"]
+        return time.perf_counter() - started, answer, None
+    except Exception as e:  # any failure of a request is counted, whatever it is
+        return time.perf_counter() - started, None, f"{type(e).__name__}: {e}"
+
+
+def _start_server(folder: Path, port: int) -> subprocess.Popen:
+    server = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--index", str(folder), "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"rag serve exited: {server.stderr.read()}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/documents", timeout=2).close()
+            return server
+        except OSError:
+            time.sleep(0.5)
+    server.kill()
+    raise SystemExit("rag serve did not start within 120 s")
+
+
+def run(clients: int, per_client: int, warmup: int = 5) -> dict:
+    from rag.bundled import default_index
+
+    gold = [g.question for g in load_gold(BUNDLED_GOLD)]
+    plan = [[gold[(c * per_client + i) % len(gold)] for i in range(per_client)] for c in range(clients)]
+    distinct = list(dict.fromkeys(q for questions in plan for q in questions))
+    workdir = Path(tempfile.mkdtemp(prefix="rag-load-"))
+    try:
+        default_index().save(workdir / "index")
+        port = _free_port()
+        server = _start_server(workdir / "index", port)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            for q in distinct[:warmup]:
+                _ask(url, q)
+            started = time.perf_counter()
+            alone = {q: _ask(url, q) for q in distinct}
+            alone_seconds = time.perf_counter() - started
+            started = time.perf_counter()
+            with ThreadPoolExecutor(clients) as pool:
+                together = list(pool.map(lambda questions: [(q, _ask(url, q)) for q in questions], plan))
+            together_seconds = time.perf_counter() - started
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    results = [(q, r) for client in together for q, r in client]
+    single = len(distinct) / alone_seconds
+    concurrent = len(results) / together_seconds
+    return {
+        "clients": clients, "questions_per_client": per_client, "distinct_questions": len(distinct), "cpus": os.cpu_count(),
+        "single_client": {"requests": len(distinct), "errors": sum(r[2] is not None for r in alone.values()),
+                          "throughput_per_s": single, "latency_s": latency_summary([r[0] for r in alone.values()])},
+        "concurrent": {"requests": len(results), "errors": sum(r[2] is not None for _, r in results),
+                       "differing_answers": sum(r[2] is None and r[1] != alone[q][1] for q, r in results),
+                       "throughput_per_s": concurrent, "latency_s": latency_summary([r[0] for _, r in results])},
+        "throughput_ratio": concurrent / single,
+        "error_examples": sorted({r[2] for _, r in results if r[2]})[:3],
+    }
+
+
+def table(result: dict) -> str:
+    lines = [f"{'':<26}{'requests':>9}{'errors':>8}{'differ':>8}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}"]
+    for name, key in (("1 client", "single_client"), (f"{result['clients']} clients", "concurrent")):
+        r = result[key]
+        lines.append(f"{name:<26}{r['requests']:>9}{r['errors']:>8}{r.get('differing_answers', 0):>8}"
+                     f"{r['throughput_per_s']:>8.1f}{1000 * r['latency_s']['p50']:>9.0f}{1000 * r['latency_s']['p95']:>9.0f}")
+    lines.append(f"throughput, {result['clients']} clients / 1 client: {result['throughput_ratio']:.2f}x "
+                 f"on {result['cpus']} CPUs")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--questions", type=int, default=10, help="questions per client")
+    parser.add_argument("--out", type=Path, default=Path("eval-results/load.json"))
+    args = parser.parse_args(argv)
+    configure_entry_point()
+    return run_guarded(report, args)
+
+
+def report(args: argparse.Namespace) -> None:
+    result = run(args.clients, args.questions)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(table(result))
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""A served library: an index folder on disk, and the assistant over its newest snapshot.
+
+The chat and the JSON API share one :class:`Library`. Articles added through it go to
+disk through the same writer lock and crash-safe save as ``rag index --update``, so
+they are there after a restart. While an upload is embedded, questions keep being
+answered from the snapshot they started with; the new snapshot replaces it in one
+assignment when it is saved. Model work (a batch of questions, or a slice of an
+upload's passages) takes :attr:`Library.compute` in turn, so it never runs two
+multi-threaded forward passes against each other on the same cores, and an upload
+delays a question by one slice at most.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from rag.assistant import Assistant
+from rag.errors import ReadOnlyError
+from rag.index import PassageIndex
+from rag.ingest import read_or_skip
+from rag.reader import Reader
+from rag.render import source_name
+from rag.retriever import Retriever
+from rag.settings import DEFAULT_K, DEFAULT_MODE
+from rag.store import IndexFolder
+from rag.types import Document, Hit, Response
+
+UPLOAD_MAX_BYTES = 5_000_000  # per file, for the chat and the API
+_SLICE = 32  # passages embedded per turn of the compute lock
+
+
+def default_library_dir() -> Path:
+    """Where ``rag serve`` keeps its library without ``--index``: ``$RAG_DATA_DIR``, else the user's data folder."""
+    if os.environ.get("RAG_DATA_DIR"):
+        return Path(os.environ["RAG_DATA_DIR"]) / "library"
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("rag-news-qa")) / "library"
+
+
+class _TakingTurns:
+    """An embedder that encodes in slices, each under the library's compute lock."""
+
+    def __init__(self, embedder, lock: threading.RLock) -> None:
+        self._embedder = embedder
+        self._lock = lock
+        self.model_name = embedder.model_name
+
+    @property
+    def dimension(self) -> int:
+        return self._embedder.dimension
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self._embedder.count_tokens(texts)
+
+    def encode(self, texts: Sequence[str], progress: bool | None = None) -> np.ndarray:
+        parts = []
+        for lo in range(0, max(1, len(texts)), _SLICE):
+            with self._lock:
+                parts.append(self._embedder.encode(texts[lo:lo + _SLICE], progress=False))
+        return np.concatenate(parts)
+
+
+@dataclass(frozen=True)
+class AddReport:
+    """What an upload did: articles added, articles already there, and what was skipped (one line each)."""
+
+    added: tuple[Document, ...]
+    already: tuple[Document, ...]
+    skipped: tuple[str, ...]
+    passages: int
+
+
+class Library:
+    """An index folder served to many users at once.
+
+    Args:
+        folder: the index folder (an index already).
+        reader: the reader, a model path or name; the shipped reader by default.
+        read_only: refuse uploads and removals.
+        k: passages read per question.
+    """
+
+    def __init__(self, folder: str | Path, reader: Reader | str | Path | None = None, read_only: bool = False,
+                 k: int = DEFAULT_K) -> None:
+        self.folder = Path(folder)
+        self.read_only = read_only
+        self.compute = threading.RLock()
+        index = PassageIndex.load(self.folder)
+        self._embedder = _TakingTurns(index.embedder, self.compute)
+        index.embedder = self._embedder
+        reader = reader if isinstance(reader, Reader) else Reader(reader)
+        self.assistant = Assistant(Retriever(index, mode=DEFAULT_MODE), reader, k=k)
+
+    @classmethod
+    def open(cls, folder: str | Path | None = None, **settings) -> Library:
+        """The library at ``folder``; without one, the user's own, first filled with the bundled articles."""
+        if folder is None:
+            folder = default_library_dir()
+            if not IndexFolder(folder).is_index():
+                from rag.bundled import default_index
+
+                default_index().save(folder)
+        return cls(folder, **settings)
+
+    @property
+    def index(self) -> PassageIndex:
+        """The snapshot questions are answered from now."""
+        return self.assistant.retriever.index
+
+    def documents(self) -> list[dict]:
+        """The indexed articles, newest snapshot: id, title, outlet, author, date, passages."""
+        index = self.index
+        counts: dict[str, int] = {}
+        for p in index.passages:
+            counts[p.doc_id] = counts.get(p.doc_id, 0) + 1
+        return [{"id": d.id, "title": d.title, "outlet": source_name(d), "author": d.author, "date": d.date,
+                 "url": d.url, "passages": counts.get(d.id, 0)} for d in index.documents.values()]
+
+    def retrieve(self, questions: Sequence[str], ks: Sequence[int], modes: Sequence[str],
+                 assistant: Assistant | None = None) -> list[list[Hit]]:
+        """Passages for questions that may each ask their own k and mode: one batch per setting.
+
+        Args:
+            questions: the questions.
+            ks: passages to retrieve, per question.
+            modes: retrieval mode, per question.
+            assistant: the snapshot to use; the live one by default.
+        """
+        assistant = assistant or self.assistant
+        found: list[list[Hit]] = [[] for _ in questions]
+        for k, mode in dict.fromkeys(zip(ks, modes)):
+            positions = [i for i, setting in enumerate(zip(ks, modes)) if setting == (k, mode)]
+            with self.compute:
+                for i, hits in zip(positions, assistant.retrieve_batch([questions[i] for i in positions], k, mode)):
+                    found[i] = hits
+        return found
+
+    def answer(self, questions: Sequence[str], hits: Sequence[Sequence[Hit]], retrieve_seconds: float = 0.0,
+               assistant: Assistant | None = None) -> list[Response]:
+        """Read each question's passages and answer it, as one batch."""
+        with self.compute:
+            return (assistant or self.assistant).answer_batch(questions, hits, retrieve_seconds)
+
+    def ask(self, questions: Sequence[str], ks: Sequence[int], modes: Sequence[str]) -> list[Response]:
+        """Answer questions that may each ask their own k and mode, all from one snapshot."""
+        assistant = self.assistant
+        started = time.perf_counter()
+        hits = self.retrieve(questions, ks, modes, assistant)
+        return self.answer(questions, hits, time.perf_counter() - started, assistant)
+
+    def add_files(self, paths: Sequence[Path], names: Sequence[str] | None = None) -> AddReport:
+        """Read uploaded files and add their articles to the index on disk and to the live snapshot.
+
+        Args:
+            paths: the files as stored by the server.
+            names: the names their owner gave them (what a source card shows); ``paths``' names by default.
+
+        Raises:
+            ReadOnlyError: the library is served read-only.
+        """
+        self._check_writable()
+        names = list(names) if names is not None else [Path(p).name for p in paths]
+        skipped: list[str] = []
+        docs: list[Document] = []
+        for path, name in zip(map(Path, paths), names):
+            def skip(message: str, path: Path = path, name: str = name) -> None:
+                skipped.append(message.replace(str(path), name))
+
+            docs += [replace(d, source=d.source.replace(str(path), name))
+                     for d in read_or_skip(path, skip, UPLOAD_MAX_BYTES)]
+        if not docs:
+            return AddReport((), (), tuple(skipped), 0)
+        with IndexFolder(self.folder).writer():
+            index = PassageIndex.load(self.folder, self._embedder)  # the disk may be newer than our snapshot
+            new = list({d.id: d for d in docs if d.id not in index.documents}.values())
+            already = tuple(d for d in docs if d.id in index.documents)
+            passages = index.add(new)
+            if new:
+                index.save(self.folder)
+            self._swap(index)
+        return AddReport(tuple(new), already, tuple(skipped), passages)
+
+    def remove(self, doc_id: str) -> int:
+        """Remove one article from the index on disk and from the live snapshot; returns its passage count.
+
+        Raises:
+            ReadOnlyError: the library is served read-only.
+            DocumentNotFoundError: no article with that id.
+        """
+        self._check_writable()
+        with IndexFolder(self.folder).writer():
+            index = PassageIndex.load(self.folder, self._embedder)
+            removed = index.remove([doc_id])
+            index.save(self.folder)
+            self._swap(index)
+        return removed
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise ReadOnlyError("this library is served read-only: uploads and removals are off")
+
+    def _swap(self, index: PassageIndex) -> None:
+        old = self.assistant
+        self.assistant = Assistant(Retriever(index, mode=old.retriever.mode), old.reader, k=old.k)
