@@ -1,7 +1,12 @@
-"""One small class around sentence-transformers: batches in, normalised float32 vectors out."""
+"""One small class around sentence-transformers: batches in, normalised float32 vectors out.
+
+With ``onnx_file`` it runs an export of the same model (``Embedder.export_onnx``) with ONNX
+Runtime and the model's own tokenizer, pooling and normalisation, and never imports torch.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,9 +40,11 @@ class Embedder:
             (the default) means the bundled copy, so nothing is fetched.
         batch_size: texts per forward pass.
         device: torch device; the CPU by default.
+        onnx_file: encode with ONNX Runtime from this export of the model instead of PyTorch.
     """
 
-    def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 64, device: str = "cpu") -> None:
+    def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 64, device: str = "cpu",
+                 onnx_file: str | Path | None = None) -> None:
         if not isinstance(model, str) or not model.strip():
             raise ValueError(f"model must be a non-empty path or name, got {model!r}")
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
@@ -45,7 +52,19 @@ class Embedder:
         self.model_name = model
         self.batch_size = batch_size
         self.device = device
+        self.onnx_file = Path(onnx_file) if onnx_file is not None else None
         self._model = None
+        self._onnx: _OnnxEncoder | None = None
+
+    @property
+    def folder(self) -> Path:
+        """The model's folder on this machine (a name of the hub is not one)."""
+        return Path(default_model_path() if self.model_name == DEFAULT_MODEL else self.model_name).expanduser()
+
+    def _onnx_encoder(self) -> _OnnxEncoder:
+        if self._onnx is None:
+            self._onnx = _OnnxEncoder(self.folder, self.onnx_file)
+        return self._onnx
 
     @property
     def model(self):
@@ -57,8 +76,8 @@ class Embedder:
         if self._model is None:
             from sentence_transformers import SentenceTransformer
 
-            path = default_model_path() if self.model_name == DEFAULT_MODEL else self.model_name
-            local = Path(path).expanduser().exists()
+            path = str(self.folder) if self.folder.exists() else self.model_name
+            local = self.folder.exists()
             try:
                 self._model = SentenceTransformer(path, device=self.device,
                                                   local_files_only=local or not downloads_allowed())
@@ -70,12 +89,16 @@ class Embedder:
 
     @property
     def dimension(self) -> int:
+        if self.onnx_file is not None:
+            return self._onnx_encoder().dimension
         return int(self.model.get_embedding_dimension())
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokenizer tokens per text, without special tokens (used to size passages)."""
         if not texts:
             return []
+        if self.onnx_file is not None:
+            return [len(e.ids) for e in self._onnx_encoder().plain.encode_batch(list(texts), add_special_tokens=False)]
         ids = self.model.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
         return [len(i) for i in ids]
 
@@ -88,8 +111,93 @@ class Embedder:
         """
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        if self.onnx_file is not None:
+            return self._onnx_encoder().encode(list(texts), self.batch_size)
         vectors = self.model.encode(
             list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
             show_progress_bar=len(texts) >= _PROGRESS_FROM if progress is None else progress,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def export_onnx(self, path: str | Path) -> float:
+        """Export this model's transformer to ONNX at ``path`` (see ``embeddings.onnx.export``).
+
+        Returns:
+            The largest difference of a token embedding between PyTorch and ONNX Runtime.
+        """
+        import torch
+
+        from embeddings.onnx import eager_attention, export
+
+        transformer = self.model[0].auto_model
+        before = transformer.config._attn_implementation
+        eager_attention(transformer)
+
+        class TokenEmbeddings(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.transformer = transformer
+
+            def forward(self, input_ids, attention_mask, token_type_ids):
+                out = self.transformer(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+                return (out.last_hidden_state,)
+
+        sample = self.model.tokenizer(["Who is the governor of Balkh?", "A longer passage about the alliance that "
+                                       "Noor and Dostum announced in the north, and what it means."],
+                                      padding=True, return_tensors="np")
+        try:
+            return export(TokenEmbeddings().eval(), {k: sample[k].astype(np.int64) for k in
+                                                     ("input_ids", "attention_mask", "token_type_ids")},
+                          ["token_embeddings"], path)
+        finally:
+            transformer.config._attn_implementation = before
+
+
+class _OnnxEncoder:
+    """A sentence-transformers pipeline of Transformer, mean Pooling and Normalize, run by ONNX Runtime."""
+
+    def __init__(self, folder: Path, onnx_file: Path) -> None:
+        from tokenizers import Tokenizer
+
+        from embeddings.onnx import session
+
+        try:
+            modules = [m["type"].rsplit(".", 1)[-1] for m in json.loads((folder / "modules.json").read_text())]
+            pooling = json.loads((folder / "1_Pooling" / "config.json").read_text())
+            settings = json.loads((folder / "sentence_bert_config.json").read_text())
+            definition = (folder / "tokenizer.json").read_text(encoding="utf-8")
+        except (OSError, ValueError, KeyError) as e:
+            raise EmbeddingModelError(f"cannot run {folder} with ONNX Runtime: {e}") from e
+        mean_only = pooling.get("pooling_mode_mean_tokens") and not any(
+            pooling.get(k) for k in ("pooling_mode_cls_token", "pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens"))
+        if modules != ["Transformer", "Pooling", "Normalize"] or not mean_only:
+            raise EmbeddingModelError(f"the ONNX path runs mean-pooled, normalised models; {folder} is {modules}")
+        self.dimension = int(pooling["word_embedding_dimension"])
+        self.tokenizer = Tokenizer.from_str(definition)
+        self.tokenizer.enable_truncation(int(settings["max_seq_length"]))
+        self.tokenizer.no_padding()
+        self.plain = Tokenizer.from_str(definition)
+        self.plain.no_truncation()
+        self.plain.no_padding()
+        self.pad_id = self.plain.token_to_id("[PAD]") or 0
+        self.session = session(onnx_file)
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        encodings = self.tokenizer.encode_batch(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))  # similar lengths pad little
+        for lo in range(0, len(order), batch_size):
+            rows = order[lo:lo + batch_size]
+            width = max(len(encodings[i].ids) for i in rows)
+            ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
+            types = np.zeros((len(rows), width), dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            for r, i in enumerate(rows):
+                n = len(encodings[i].ids)
+                ids[r, :n], types[r, :n], mask[r, :n] = encodings[i].ids, encodings[i].type_ids, 1
+            tokens = self.session.run(["token_embeddings"],
+                                      {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
+            weights = mask[:, :, None].astype(np.float32)
+            pooled = (tokens * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+            vectors[rows] = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+        return vectors

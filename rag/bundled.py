@@ -10,16 +10,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 from dataclasses import asdict
 from importlib.resources import files
 from pathlib import Path
 
-from embeddings import Embedder
+from embeddings import DEFAULT_MODEL, Embedder
+from rag import fast_models
 from rag.chunking import ChunkSettings
 from rag.index import PassageIndex
 from rag.ingest import iter_article_files, read_documents
+from rag.settings import cache_dir
 from rag.store import FORMAT_VERSION, IndexFolder
 
 logger = logging.getLogger(__name__)
@@ -28,15 +29,6 @@ logger = logging.getLogger(__name__)
 def corpus_dir() -> Path:
     """The folder of bundled sample articles."""
     return Path(str(files("rag") / "data" / "corpus"))
-
-
-def cache_dir() -> Path:
-    """Where built indexes are kept: ``$RAG_CACHE_DIR``, else the user's cache folder."""
-    if os.environ.get("RAG_CACHE_DIR"):
-        return Path(os.environ["RAG_CACHE_DIR"])
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("rag-news-qa"))
 
 
 def _key(model: str, chunking: ChunkSettings) -> str:
@@ -48,17 +40,24 @@ def _key(model: str, chunking: ChunkSettings) -> str:
     return digest.hexdigest()[:16]
 
 
-def default_index(embedder: Embedder | None = None, chunking: ChunkSettings | None = None) -> PassageIndex:
-    """The index of the bundled corpus: loaded from the cache, or built and cached on first use."""
-    embedder = embedder if embedder is not None else Embedder()
+def default_index(embedder: Embedder | None = None, chunking: ChunkSettings | None = None,
+                  backend: str = "auto") -> PassageIndex:
+    """The index of the bundled corpus: loaded from the cache, or built and cached on first use.
+
+    The first build also exports the models to ONNX (see ``rag.fast_models``), so that later
+    questions can skip torch. ``backend`` is how the default query embedder runs.
+    """
     chunking = chunking if chunking is not None else ChunkSettings()
+    model = embedder.model_name if embedder is not None else DEFAULT_MODEL
     root = cache_dir() / "indexes"
-    path = root / f"bundled-{_key(embedder.model_name, chunking)}"
+    path = root / f"bundled-{_key(model, chunking)}"
     if IndexFolder(path).is_index():
-        return PassageIndex.load(path, embedder)
+        return PassageIndex.load(path, embedder, backend)
     logger.info("building the index of the bundled corpus into %s", path)
-    index = PassageIndex.build(read_documents([corpus_dir()]), embedder, chunking)
+    index = PassageIndex.build(read_documents([corpus_dir()]), embedder or Embedder(model), chunking)
     index.save(path)
+    if embedder is None:
+        fast_models.export_missing(model)
     for stale in root.glob("bundled-*"):  # indexes of an older corpus, model or setting
         if stale != path:
             shutil.rmtree(stale, ignore_errors=True)

@@ -19,7 +19,7 @@ from embeddings import DEFAULT_MODEL
 from rag.chunking import ChunkSettings
 from rag.errors import RagError
 from rag.ingest import DEFAULT_MAX_FILE_BYTES
-from rag.settings import DEFAULT_K, DEFAULT_MODE, MODES, check_positive_int, configure_entry_point
+from rag.settings import BACKENDS, DEFAULT_K, DEFAULT_MODE, MODES, check_positive_int, configure_entry_point
 
 
 def run_guarded(command: Callable[..., object], *args: object) -> int:
@@ -37,6 +37,10 @@ def run_guarded(command: Callable[..., object], *args: object) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+BACKEND_HELP = ("how the models run: onnx (ONNX Runtime, no torch import: the fastest start), torch, "
+                "or auto: onnx where `rag index` has exported the models (default)")
 
 
 def _positive_int(text: str) -> int:
@@ -90,6 +94,9 @@ def cmd_index(args: argparse.Namespace) -> None:
         before = len(index.passages)
         index.add(docs, progress=True)
         index.save(args.out)
+    from rag import fast_models
+
+    fast_models.export_missing(index.embedder.model_name)  # once per model: later questions skip torch
     print(f"indexed {len(index.documents)} documents, {len(index.passages)} passages "
           f"({len(index.passages) - before} new) in {time.perf_counter() - started:.1f} s -> {args.out}"
           + (f"; skipped {len(skipped)}" if skipped else ""))
@@ -120,7 +127,7 @@ def cmd_remove(args: argparse.Namespace) -> None:
 def _retriever(args: argparse.Namespace):
     from rag.retriever import Retriever
 
-    return Retriever.load(args.index) if args.index else Retriever.default()
+    return Retriever.load(args.index, backend=args.backend) if args.index else Retriever.default(args.backend)
 
 
 def cmd_search(args: argparse.Namespace) -> None:
@@ -176,11 +183,11 @@ def _print_response(response) -> None:
 
 
 def cmd_ask(args: argparse.Namespace) -> None:
+    from rag import fast_models
     from rag.assistant import Assistant
-    from rag.reader import Reader
 
     questions = _read_questions(args)
-    reader = Reader(args.reader) if args.reader else None  # a bad path fails before the index loads
+    reader = fast_models.reader(args.reader, args.backend)  # a bad path fails before the index loads
     assistant = Assistant(_retriever(args), reader, k=args.k)
     for response in assistant.ask_batch(questions, mode=args.mode):
         if args.json:
@@ -239,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=_positive_int, default=DEFAULT_K, help="passages to show")
     p.add_argument("--mode", choices=MODES, default=DEFAULT_MODE)
     p.add_argument("--json", action="store_true", help="one JSON object per hit")
+    p.add_argument("--backend", choices=BACKENDS, default="auto", help=BACKEND_HELP)
     p.set_defaults(run=cmd_search)
 
     p = sub.add_parser("ask", help="answer questions with cited sources")
@@ -249,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=MODES, default=DEFAULT_MODE)
     p.add_argument("--reader", help="extractive QA model folder or name (default: the shipped reader)")
     p.add_argument("--json", action="store_true", help="one JSON object per question, in order")
+    p.add_argument("--backend", choices=BACKENDS, default="auto", help=BACKEND_HELP)
     p.set_defaults(run=cmd_ask)
 
     p = sub.add_parser("serve", help="serve the chat and the JSON API (/api, docs at /docs)")

@@ -25,6 +25,7 @@ import faiss
 import numpy as np
 
 from embeddings import Embedder, EmbeddingModelError
+from rag import fast_models
 from rag.bm25 import SETTINGS as BM25_SETTINGS
 from rag.bm25 import BM25Index
 from rag.chunking import Chunker, ChunkSettings
@@ -182,12 +183,13 @@ class PassageIndex:
         return Path(path)
 
     @classmethod
-    def load(cls, path: str | Path, embedder: Embedder | None = None) -> PassageIndex:
+    def load(cls, path: str | Path, embedder: Embedder | None = None, backend: str = "auto") -> PassageIndex:
         """Open the live generation of an index folder, every file checked against the manifest.
 
         Args:
             path: the index folder.
             embedder: the query encoder; by default the model the manifest names.
+            backend: how that default runs (see ``rag.fast_models``): "auto", "torch" or "onnx".
 
         Raises:
             IndexNotFoundError: no index at ``path``.
@@ -204,7 +206,7 @@ class PassageIndex:
         missing = [name for name in FILES if not (folder / name).exists()]
         if missing:
             raise IndexMismatchError(f"{path} is not a complete index: {missing[0]} is missing")
-        embedder = embedder if embedder is not None else Embedder(model_name)
+        embedder = embedder if embedder is not None else fast_models.embedder(model_name, backend)
         if embedder.model_name != model_name:
             raise IndexMismatchError(f"index {path} was built with {model_name!r}, "
                                      f"not {embedder.model_name!r}; rebuild it or query it with that model")

@@ -63,6 +63,8 @@ class _TakingTurns:
     def encode(self, texts: Sequence[str], progress: bool | None = None) -> np.ndarray:
         parts = []
         for lo in range(0, max(1, len(texts)), _SLICE):
+            if lo:  # Python's locks are not fair: pause outside it, so a waiting question gets its turn
+                time.sleep(0.001)
             with self._lock:
                 parts.append(self._embedder.encode(texts[lo:lo + _SLICE], progress=False))
         return np.concatenate(parts)

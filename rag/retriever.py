@@ -32,16 +32,16 @@ class Retriever:
         self.candidates = check_positive_int("candidates", candidates)
 
     @classmethod
-    def load(cls, path: str | Path, embedder: Embedder | None = None, **settings) -> Retriever:
-        """A retriever over the index saved at ``path`` (see ``rag index``)."""
-        return cls(PassageIndex.load(path, embedder), **settings)
+    def load(cls, path: str | Path, embedder: Embedder | None = None, backend: str = "auto", **settings) -> Retriever:
+        """A retriever over the index saved at ``path`` (see ``rag index``); ``backend`` as for ``PassageIndex.load``."""
+        return cls(PassageIndex.load(path, embedder, backend), **settings)
 
     @classmethod
-    def default(cls, **settings) -> Retriever:
+    def default(cls, backend: str = "auto", **settings) -> Retriever:
         """A retriever over the bundled sample corpus, its index built on first use."""
         from rag.bundled import default_index
 
-        return cls(default_index(), **settings)
+        return cls(default_index(backend=backend), **settings)
 
     def search(self, question: str, k: int = DEFAULT_K, mode: Mode | None = None) -> list[Hit]:
         """The ``k`` best passages for one question, best first."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 from embeddings.offline import downloads_allowed
 from rag.errors import InvalidInputError
@@ -17,6 +18,8 @@ from rag.errors import InvalidInputError
 MODES: tuple[str, ...] = ("hybrid", "dense", "bm25")
 DEFAULT_MODE = MODES[0]
 DEFAULT_K = 5  # passages retrieved and read per question
+# How the models run (see rag.fast_models): ONNX Runtime where exported, PyTorch, or ONNX Runtime.
+BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx")
 # Words for a calibrated confidence (the probability that the answer is right): at least
 # 0.75 is "high", at least 0.5 "medium", below that "low", shown as a possible answer.
 CONFIDENCE_LEVELS: tuple[tuple[float, str], ...] = ((0.75, "high"), (0.5, "medium"), (0.0, "low"))
@@ -25,6 +28,15 @@ CONFIDENCE_LEVELS: tuple[tuple[float, str], ...] = ((0.75, "high"), (0.5, "mediu
 def confidence_level(confidence: float) -> str:
     """The word for a calibrated confidence on :data:`CONFIDENCE_LEVELS`."""
     return next(word for floor, word in CONFIDENCE_LEVELS if confidence >= floor)
+
+
+def cache_dir() -> Path:
+    """Where built indexes and model exports are kept: ``$RAG_CACHE_DIR``, else the user's cache folder."""
+    if os.environ.get("RAG_CACHE_DIR"):
+        return Path(os.environ["RAG_CACHE_DIR"])
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("rag-news-qa"))
 
 
 def check_positive_int(name: str, value: object) -> int:

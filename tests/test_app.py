@@ -267,7 +267,7 @@ def test_browser_upload_lasts_across_a_restart_and_does_not_block_questions(libr
     big = tmp_path / "archive.txt"  # a few hundred passages: seconds of embedding
     big.write_text("Archive of council notes\n\n" + "\n\n".join(
         f"Note {i}: the committee for district {i} met on day {i % 28 + 1} and agreed item {i} of the plan, "
-        f"which the treasurer said would cost {i} thousand pounds over the coming year." for i in range(900)))
+        f"which the treasurer said would cost {i} thousand pounds over the coming year." for i in range(2000)))
     (tmp_path / "harbour.txt").write_text(HARBOUR)
     server = Served(folder)
     try:

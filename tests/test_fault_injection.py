@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 import embeddings
-import rag.index
+from rag import fast_models
 from rag.cli import main
 from rag.errors import IndexWriteError, InvalidInputError, RagError
 from rag.index import PassageIndex
@@ -54,7 +54,8 @@ def _entries(folder: Path) -> list[str]:
 def fake_models(monkeypatch):
     """The CLI in this process builds and loads indexes with the fake embedder."""
     monkeypatch.setattr(embeddings, "Embedder", lambda *a, **k: HashEmbedder())
-    monkeypatch.setattr(rag.index, "Embedder", lambda *a, **k: HashEmbedder())
+    monkeypatch.setattr(fast_models, "embedder", lambda *a, **k: HashEmbedder())
+    monkeypatch.setattr(fast_models, "export_missing", lambda *a, **k: {})
 
 
 @pytest.fixture()
@@ -125,9 +126,11 @@ def test_kill_9_at_every_file_operation_of_a_save_loses_nothing(tmp_path, base):
 WRITER = textwrap.dedent("""
     import sys
     sys.path.insert(0, sys.argv[1])
-    import embeddings, rag.index
+    import embeddings
+    from rag import fast_models
     from tests.fakes import HashEmbedder
-    embeddings.Embedder = rag.index.Embedder = lambda *a, **k: HashEmbedder()
+    embeddings.Embedder = fast_models.embedder = lambda *a, **k: HashEmbedder()
+    fast_models.export_missing = lambda *a, **k: {}
     from rag.cli import main
     sys.exit(main(sys.argv[2:]))
 """)

@@ -1,0 +1,77 @@
+"""ONNX Runtime for the project's encoders: export from PyTorch (checked), and sessions to run them.
+
+An export runs the model once in PyTorch and once in ONNX Runtime on the same inputs and
+records the largest difference of any output. Importing onnxruntime takes a tenth of a
+second against several for torch, so a process that only queries never imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def session(path: str | Path, threads: int | None = None):
+    """A CPU inference session, its threads set deliberately.
+
+    Args:
+        path: the ``.onnx`` file.
+        threads: intra-op threads; all cores by default. Workers do not spin while they
+            wait, so two sessions on a busy machine share the cores instead of fighting.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or os.cpu_count() or 1
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def export(module, inputs: Mapping[str, np.ndarray], outputs: Sequence[str], path: str | Path) -> float:
+    """Export a PyTorch module to ONNX (dynamic batch and length), check it, and write it atomically.
+
+    Args:
+        module: called with ``inputs`` as keyword tensors; returns a tuple of ``outputs``.
+        inputs: sample int64 arrays, shaped (batch, length).
+        outputs: the names of what it returns.
+        path: the ``.onnx`` file to write; ``<path>.json`` records the check.
+
+    Returns:
+        The largest absolute difference between PyTorch's and ONNX Runtime's outputs on ``inputs``.
+    """
+    import onnxruntime
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = list(inputs)
+    tensors = tuple(torch.from_numpy(inputs[name]) for name in names)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    axes = {name: {0: "batch", 1: "length"} for name in [*names, *outputs]}
+    with torch.inference_mode():
+        expected = [t.float().numpy() for t in module(*tensors)]
+    with warnings.catch_warnings():  # the tracer's notes on shapes; the check below is what counts
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, tensors, str(tmp), dynamo=False, input_names=names, output_names=list(outputs),
+                          dynamic_axes=axes, opset_version=17)
+    got = session(tmp).run(list(outputs), {name: inputs[name] for name in names})
+    difference = float(max(np.abs(a - b).max() for a, b in zip(expected, got)))
+    check = {"max_abs_difference": difference, "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+             "checked_on": {name: list(array.shape) for name, array in inputs.items()}}
+    path.with_suffix(".json").write_text(json.dumps(check, indent=2) + "\n")
+    os.replace(tmp, path)
+    return difference
+
+
+def eager_attention(model) -> None:
+    """Switch a transformers model to plain attention, which exports to fusable ONNX ops."""
+    if hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation("eager")
+    else:
+        model.config._attn_implementation = "eager"

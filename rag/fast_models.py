@@ -1,0 +1,111 @@
+"""Which runtime runs each model, and the ONNX exports that let a one-off question skip torch.
+
+Measured on this project's 2-core CPU (``python -m eval.latency`` reports each figure):
+
+- embedding a query: ONNX Runtime fp32 is 2x faster than PyTorch, with the same vectors
+  (largest difference 2e-7);
+- reading: PyTorch with bf16 autocast, on a CPU with native bf16, is 1.7x faster than fp32;
+  ONNX Runtime fp32 is about as fast as PyTorch fp32; all 93 bundled gold answers are the
+  same on every path;
+- importing torch and sentence-transformers takes about 5 s, onnxruntime and tokenizers 0.1 s.
+
+So queries are always embedded with ONNX Runtime once an export exists. A process that
+answers a question or two (``rag ask``, ``rag search``) reads with ONNX Runtime too and
+never imports torch; a long-lived one (``rag serve``, ``rag eval``) reads with PyTorch,
+bf16 where native. Exports are made once, when an index is built (``rag index``, or the
+bundled index's first build), never while answering. They are cached under the cache
+folder, named by the weights they come from, each with the check of its export beside it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+from embeddings import Embedder
+from rag.errors import InvalidInputError, ModelLoadError
+from rag.reader import Reader, shipped_reader_dir
+from rag.settings import BACKENDS, cache_dir
+
+logger = logging.getLogger(__name__)
+
+_EXPORT_FORMAT = 1
+_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "config.json", "reader.json")
+
+
+def _export_path(kind: str, folder: Path) -> Path | None:
+    """Where the export of the model in ``folder`` is cached; None for a model that is no local folder.
+
+    The name comes from the weight files' names, sizes and times, so new weights get a new export.
+    """
+    files = [folder / name for name in _WEIGHTS if (folder / name).is_file()]
+    if not files:
+        return None
+    digest = hashlib.sha256(f"{_EXPORT_FORMAT}:{folder.resolve()}".encode())
+    for f in files:
+        stat = f.stat()
+        digest.update(f"{f.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return cache_dir() / "onnx" / f"{kind}-{digest.hexdigest()[:16]}.onnx"
+
+
+def _reader_folder(model: str | Path | None) -> Path:
+    return Path(model).expanduser() if model is not None else shipped_reader_dir()
+
+
+def _check_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise InvalidInputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    return backend
+
+
+def embedder(model: str, backend: str = "auto") -> Embedder:
+    """The embedder for ``model``: ONNX Runtime where its export exists ("auto"), or as asked.
+
+    Raises:
+        ModelLoadError: ``backend="onnx"`` and there is no export (build an index first).
+    """
+    path = _export_path("embedder", Embedder(model).folder) if _check_backend(backend) != "torch" else None
+    if path is not None and path.is_file():
+        return Embedder(model, onnx_file=path)
+    if backend == "onnx":
+        raise ModelLoadError(f"no ONNX export of the embedding model {model!r}; `rag index` makes one")
+    return Embedder(model)
+
+
+def reader(model: str | Path | None = None, backend: str = "auto") -> Reader:
+    """The reader: ONNX Runtime where its export exists ("auto"), PyTorch ("torch"), or as asked.
+
+    Raises:
+        ModelLoadError: ``backend="onnx"`` and there is no export (build an index first).
+    """
+    path = _export_path("reader", _reader_folder(model)) if _check_backend(backend) != "torch" else None
+    if path is not None and path.is_file():
+        return Reader(model, onnx_file=path)
+    if backend == "onnx":
+        raise ModelLoadError(f"no ONNX export of the reader {str(model or 'shipped')!r}; `rag index` makes one")
+    return Reader(model)
+
+
+def export_missing(embedding_model: str, reader_model: str | Path | None = None) -> dict[str, float]:
+    """Export the embedder and the reader to ONNX where no export is cached yet.
+
+    A failed export is logged and skipped: those models then run with PyTorch.
+
+    Returns:
+        For each export made, the largest output difference from PyTorch.
+    """
+    made = {}
+    for kind, path, make in (
+            ("embedder", _export_path("embedder", Embedder(embedding_model).folder),
+             lambda p: Embedder(embedding_model).export_onnx(p)),
+            ("reader", _export_path("reader", _reader_folder(reader_model)),
+             lambda p: Reader(reader_model).export_onnx(p))):
+        if path is None or path.is_file():
+            continue
+        try:
+            made[kind] = make(path)
+            logger.info("exported the %s to %s (largest difference from PyTorch %.2g)", kind, path, made[kind])
+        except Exception as e:  # an exporter failure must not fail the indexing it follows
+            logger.warning("could not export the %s to ONNX (%s); it will run with PyTorch", kind, e)
+    return made

@@ -1,0 +1,78 @@
+"""The fast paths give the answers of the PyTorch fp32 path, and a one-off question skips torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from embeddings import DEFAULT_MODEL, Embedder
+from rag import fast_models
+from rag.assistant import Assistant
+from rag.bundled import default_index
+from rag.errors import ModelLoadError
+from rag.evaluation.gold import BUNDLED_GOLD, load_gold
+from rag.index import PassageIndex
+from rag.reader import Reader, _cpu_has_bf16
+from rag.retriever import Retriever
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def exports():
+    fast_models.export_missing(DEFAULT_MODEL)
+    embedder, reader = fast_models.embedder(DEFAULT_MODEL, "onnx"), fast_models.reader(backend="onnx")
+    return embedder, reader
+
+
+def test_exports_are_checked_against_pytorch(exports):
+    embedder, reader = exports
+    for onnx_file in (embedder.onnx_file, reader.onnx_file):
+        check = json.loads(onnx_file.with_suffix(".json").read_text())
+        assert check["max_abs_difference"] < 1e-3 and check["torch"] and check["onnxruntime"]
+
+
+def test_onnx_embeds_as_pytorch_does(exports, embedder):
+    texts = ["Who is the governor of Balkh?", "Noor and Dostum announced an alliance. " * 40, "Taliban"]
+    assert np.abs(exports[0].encode(texts) - embedder.encode(texts)).max() < 1e-4
+    assert exports[0].count_tokens(texts) == embedder.count_tokens(texts) and exports[0].dimension == 384
+
+
+def test_every_path_gives_the_pytorch_fp32_answers_on_all_gold_questions(exports, corpus_index):
+    questions = [g.question for g in load_gold(BUNDLED_GOLD)]
+    reference = Assistant(Retriever(corpus_index), Reader(precision="fp32")).ask_batch(questions)
+    onnx_index = PassageIndex(list(corpus_index.documents.values()), corpus_index.passages, corpus_index.vectors,
+                              exports[0], corpus_index.chunking, corpus_index.bm25)
+    paths = {"onnx": Assistant(Retriever(onnx_index), exports[1])}
+    if _cpu_has_bf16(__import__("torch")):
+        paths["torch bf16"] = Assistant(Retriever(corpus_index), Reader(precision="bf16"))
+    for name, assistant in paths.items():
+        responses = assistant.ask_batch(questions)
+        assert [r.answer for r in responses] == [r.answer for r in reference], name
+        assert [[c.document.id for c in r.citations] for r in responses] == \
+               [[c.document.id for c in r.citations] for r in reference], name
+        assert max(abs(a.confidence - b.confidence) for a, b in zip(responses, reference)) < 0.02, name
+
+
+def test_a_question_on_the_onnx_path_imports_no_torch(exports):
+    default_index()  # built (and exported) already, as after a first `rag ask`
+    probe = ("import sys; from rag.cli import main; code = main(['ask', 'Who is Tohir Yuldosh?', '--backend', 'onnx']);"
+             " print([m for m in ('torch', 'transformers', 'sentence_transformers', 'sklearn') if m in sys.modules]);"
+             " sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert "Yuldosh" in done.stdout or "IMU" in done.stdout
+
+
+def test_torch_backend_stays_available_and_onnx_without_export_says_how(tmp_path, monkeypatch):
+    assert fast_models.reader(backend="torch").onnx_file is None
+    assert fast_models.embedder(DEFAULT_MODEL, "torch").onnx_file is None
+    monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path))  # an empty cache: nothing exported
+    with pytest.raises(ModelLoadError, match="no ONNX export of the reader.*`rag index` makes one"):
+        fast_models.reader(backend="onnx")
+    assert isinstance(fast_models.embedder(DEFAULT_MODEL), Embedder)  # auto falls back to PyTorch
