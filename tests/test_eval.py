@@ -68,3 +68,18 @@ def test_rag_eval_writes_report_and_plot(tmp_path):
     assert set(e2e["latency_seconds"]) == {"retrieve", "read", "total"}
     png = out.with_suffix(".png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_compare_haystack_runs_both_readers_on_the_same_passages(tmp_path):
+    from eval.compare_haystack import main
+
+    out = tmp_path / "compare.json"
+    assert main(["--questions", "6", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    for name in ("ours", "haystack"):
+        assert report[name]["answerable"] == 6 and 0 <= report[name]["f1_answerable"] <= 100
+        assert report[name]["read_latency_s"]["p50"] > 0
+    assert report["ours"]["em_answerable"] > 0 and report["haystack"]["em_answerable"] > 0  # the spokesman, at least
+    ratio = report["ours"]["read_latency_s"]["p50"] / report["haystack"]["read_latency_s"]["p50"]
+    assert report["latency_ratio_ours_to_haystack"] == pytest.approx(ratio)
