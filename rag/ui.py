@@ -217,7 +217,8 @@ def serve(host: str = "127.0.0.1", port: int = 7860, index: Path | None = None, 
         except OSError as e:
             raise RagError(f"cannot serve on {host}:{port}: {e.strerror or e} (pass another --port)") from e
     library = Library.open(index, read_only=read_only)
-    library.assistant.reader.load()  # before the first question, not during it
+    # Load the models and let the kernels meet the common window shapes before the first user does.
+    library.ask(EXAMPLES, [library.assistant.k] * len(EXAMPLES), [library.assistant.retriever.mode] * len(EXAMPLES))
     print(f"serving {len(library.index.documents)} articles from {library.folder} on http://{host}:{port} "
           f"(chat at /, API at /api, its docs at /docs){' read-only' if read_only else ''}", flush=True)
     uvicorn.run(mount(create_app(library), library), host=host, port=port, log_level="warning")
