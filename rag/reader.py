@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 MAX_QUESTION_TOKENS = 64
 PRECISIONS = ("auto", "fp32", "bf16")
-_PAD_TO = 64  # windows are padded to a multiple of this many tokens
+_PAD_TO = 64  # under bf16, windows are padded to a multiple of this many tokens
 _EDGE_PUNCTUATION = frozenset(",;:")
 
 
@@ -328,16 +328,18 @@ class Reader:
                 owner.append(pair)
         self.windows_read += len(windows)
         results: list[list[tuple[float, int, int]]] = [[] for _ in pairs]
-        # Each window is padded to its length rounded up to _PAD_TO, and batched only with windows
-        # of that width: its shape, and so its logits, never depend on what it is read with (bf16
-        # rounding does depend on shape), while padding stays small.
-        widths = [-(-len(w.ids) // _PAD_TO) * _PAD_TO for w in windows]
-        order = sorted(range(len(windows)), key=lambda w: widths[w])
+        # Under bf16 each window is padded to its length rounded up to _PAD_TO, and batched only
+        # with windows of that width: its shape, and so its logits, never depend on what it is
+        # read with (bf16 rounding does depend on shape, fp32's did not change an answer).
+        pad_to = _PAD_TO if self.precision == "bf16" else 1
+        widths = [-(-len(w.ids) // pad_to) * pad_to for w in windows]
+        order = sorted(range(len(windows)), key=lambda w: widths[w])  # similar lengths pad little
         batches = [order[lo:lo + self.batch_size] for lo in range(0, len(order), self.batch_size)]
-        batches = [[w for w in batch if widths[w] == width] for batch in batches
-                   for width in sorted({widths[w] for w in batch})]
+        if pad_to > 1:
+            batches = [[w for w in batch if widths[w] == width] for batch in batches
+                       for width in sorted({widths[w] for w in batch})]
         for batch in batches:
-            width = widths[batch[0]]
+            width = max(widths[w] for w in batch)
             ids = np.full((len(batch), width), self._pad_id, dtype=np.int64)
             types = np.zeros((len(batch), width), dtype=np.int64)
             mask = np.zeros((len(batch), width), dtype=np.int64)
