@@ -22,7 +22,6 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import faiss
-import numpy as np
 
 from embeddings import Embedder, EmbeddingModelError
 from rag import fast_models

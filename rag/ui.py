@@ -69,15 +69,14 @@ SCROLL_TO_ANSWER = """() => {
 }"""
 
 
-def _library_html(library: Library) -> str:
+def _library_views(library: Library) -> tuple[str, dict]:
+    """The Library panel's listing and the removal dropdown's update, from one listing of the index."""
+    documents = library.documents()
     items = "".join(f"<li><b>{escape(d['title'])}</b><div class='rag-meta'>"
                     + " · ".join(escape(part) for part in (d["outlet"], d["date"], f"{d['passages']} passages") if part)
-                    + "</div></li>" for d in library.documents())
-    return f"<p>{len(library.index.documents)} articles</p><ol>{items}</ol>"
-
-
-def _library_choices(library: Library) -> list[tuple[str, str]]:
-    return [(f"{d['title']} ({d['outlet']})", d["id"]) for d in library.documents()]
+                    + "</div></li>" for d in documents)
+    choices = [(f"{d['title']} ({d['outlet']})", d["id"]) for d in documents]
+    return f"<p>{len(documents)} articles</p><ol>{items}</ol>", gr.update(choices=choices, value=None)
 
 
 def build_app(library: Library) -> gr.Blocks:
@@ -133,7 +132,7 @@ def build_app(library: Library) -> gr.Blocks:
         lines += [f"✗ {escape(message)}" for message in report.skipped]
         if report.added:
             lines.append(f"{report.passages} passages added; the library now has {len(library.index.documents)} articles.")
-        yield "<br>".join(lines), _library_html(library), gr.update(choices=_library_choices(library), value=None), None
+        yield "<br>".join(lines), *_library_views(library), None
 
     def remove(doc_id: str | None):
         if not doc_id:
@@ -143,8 +142,7 @@ def build_app(library: Library) -> gr.Blocks:
             passages = library.remove(doc_id)
         except RagError as e:
             return f"✗ {escape(str(e))}", gr.skip(), gr.skip()
-        return (f"Removed “{escape(title)}” ({passages} passages).", _library_html(library),
-                gr.update(choices=_library_choices(library), value=None))
+        return (f"Removed “{escape(title)}” ({passages} passages).", *_library_views(library))
 
     with gr.Blocks(title="Ask the articles") as demo:
         gr.Markdown("## Ask the articles\nAnswers are spans of the articles themselves, with numbered sources.")
@@ -162,7 +160,8 @@ def build_app(library: Library) -> gr.Blocks:
                 k = gr.Slider(1, 20, value=library.assistant.k, step=1, label="Passages to read (k)")
                 mode = gr.Radio(list(MODES), value=library.assistant.retriever.mode, label="Retrieval")
                 with gr.Accordion("Library", open=not library.read_only):
-                    table = gr.HTML(_library_html(library), elem_id="library")
+                    listing, choices = _library_views(library)
+                    table = gr.HTML(listing, elem_id="library")
                     if library.read_only:
                         gr.Markdown("<small>This library is read-only.</small>")
                     else:
@@ -171,7 +170,7 @@ def build_app(library: Library) -> gr.Blocks:
                                         file_count="multiple", file_types=UPLOAD_TYPES, type="filepath",
                                         elem_id="upload")
                         status = gr.Markdown(elem_id="upload-status")
-                        choice = gr.Dropdown(_library_choices(library), label="Remove an article", value=None,
+                        choice = gr.Dropdown(choices["choices"], label="Remove an article", value=None,
                                              elem_id="remove-choice")
                         remove_button = gr.Button("Remove", elem_id="remove", variant="stop", size="sm")
                         files.upload(add_files, files, [status, table, choice, files], api_name="upload",
