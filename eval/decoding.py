@@ -2,9 +2,9 @@
 
     python -m eval.decoding --data ../shared/qa-train [--questions 600]
 
-Each held-out question (``rag.training.data.is_held_out``: never trained on; SQuAD dev is
-never used) is read with its own paragraph and up to four others that do not hold its
-answer, shuffled, as a retriever would hand them over. The shipped reader computes every
+Each held-out question of the reader's training mix (``rag.training.data.held_out_sets``:
+never trained on; SQuAD dev is never used) is read with its own paragraph and up to four
+others that do not hold its answer, shuffled, as a retriever would hand them over. The shipped reader computes every
 window's logits once; then each variant decodes the same logits:
 
 - span score: the margin over the window's no-answer logit (what the project does), or the
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 from pathlib import Path
 
@@ -30,36 +29,14 @@ import numpy as np
 
 from rag.cli import run_guarded
 from rag.evaluation.metrics import best_over_gold
-from rag.evaluation.squad import load_squad
 from rag.normalize import normalize_answer
 from rag.reader import Reader
 from rag.settings import configure_entry_point
 from rag.span_decoding import best_spans
-from rag.training.data import is_held_out
+from rag.training.data import DEFAULT_MIX, held_out_sets
 
 
 NEAR_TIES = (0.1, 0.25, 0.5, 1.0)  # margins within which support across passages breaks a near-tie
-
-
-def held_out_sets(data_dir: Path, n: int, distractors: int, seed: int) -> list[tuple[str, tuple[str, ...], list[str]]]:
-    """(question, gold answers, passages) for ``n`` held-out questions, their own paragraph among others."""
-    rng = random.Random(seed)
-    questions = [q for f in sorted(data_dir.glob("*.json")) for q in load_squad(f) if is_held_out(q.context) and q.answers]
-    by_article: dict[tuple[str, str], list[str]] = {}
-    by_file: dict[str, list[str]] = {}
-    for q in questions:
-        for pool in (by_article.setdefault((q.source, q.title), []), by_file.setdefault(q.source, [])):
-            if q.context not in pool:
-                pool.append(q.context)
-    rng.shuffle(questions)
-    sets = []
-    for q in questions[:n]:
-        others = [c for c in by_article[(q.source, q.title)] + rng.sample(by_file[q.source], min(50, len(by_file[q.source])))
-                  if c != q.context and not any(a.lower() in c.lower() for a in q.answers)]
-        passages = [q.context, *list(dict.fromkeys(others))[:distractors]]
-        rng.shuffle(passages)
-        sets.append((q.question, q.answers, passages))
-    return sets
 
 
 def window_logits(reader: Reader, pairs: list[tuple[str, str]]) -> list[tuple[int, object, np.ndarray, np.ndarray]]:
@@ -110,10 +87,10 @@ def decode(reader: Reader, windows, pairs, n_sets: int, per_set: int, raw: bool,
 
 
 def run(data_dir: Path, n: int, distractors: int, seed: int) -> dict:
-    sets = held_out_sets(data_dir, n, distractors, seed)
+    reader = Reader()
+    sets = held_out_sets(data_dir, reader.info.get("training", {}).get("mix", DEFAULT_MIX), 0.0, seed, distractors)[:n]
     per_set = distractors + 1
     pairs = [(q, p) for q, _, passages in sets for p in (passages + [""] * per_set)[:per_set]]
-    reader = Reader()
     windows = window_logits(reader, [(q, p or ".") for q, p in pairs])
     results = {}
     for raw in (False, True):

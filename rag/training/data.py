@@ -150,6 +150,38 @@ def collate(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
             "end_positions": torch.tensor([f["end"] for f in features])}
 
 
+def held_out_sets(data_dir: Path, mix: dict[str, float], negative_rate: float, seed: int,
+                  distractors: int = 4) -> list[tuple[str, tuple[str, ...], list[str]]]:
+    """Held-out questions as a retriever hands them to the reader: (question, gold answers, passages).
+
+    Each question comes with its own paragraph and up to ``distractors`` others that do not
+    hold its answer (its article's first, then its file's), shuffled. At ``negative_rate`` it
+    also comes once more with distractors alone and no gold answers: there the reader should
+    abstain. Only held-out paragraphs are used, so none was trained on.
+    """
+    rng = random.Random(seed)
+    questions = [q for name, fraction in mix.items() if fraction > 0
+                 for q in load_squad(data_dir / f"{name}.json") if is_held_out(q.context) and q.answers]
+    by_article: dict[tuple[str, str], list[str]] = {}
+    by_file: dict[str, list[str]] = {}
+    for q in questions:
+        for pool in (by_article.setdefault((q.source, q.title), []), by_file.setdefault(q.source, [])):
+            if q.context not in pool:
+                pool.append(q.context)
+    rng.shuffle(questions)
+    sets = []
+    for q in questions:
+        nearby = by_article[(q.source, q.title)] + rng.sample(by_file[q.source], min(50, len(by_file[q.source])))
+        others = list(dict.fromkeys(c for c in nearby if c != q.context
+                                    and not any(a.lower() in c.lower() for a in q.answers)))
+        passages = [q.context, *others[:distractors]]
+        rng.shuffle(passages)
+        sets.append((q.question, q.answers, passages))
+        if rng.random() < negative_rate and others:
+            sets.append((q.question, (), others[:distractors + 1]))
+    return sets
+
+
 def held_out_pairs(data_dir: Path, mix: dict[str, float], negative_rate: float,
                    seed: int) -> list[tuple[str, str, tuple[str, ...]]]:
     """(question, passage, gold answers) on held-out paragraphs; no gold answers on negative pairs."""
