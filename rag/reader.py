@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from embeddings.encoder import cpu_has_bf16
 from embeddings.offline import downloads_allowed, load_failure
 from rag.errors import InvalidInputError, ModelLoadError
 from rag.settings import check_positive_int, check_questions
@@ -33,12 +34,6 @@ _EDGE_PUNCTUATION = frozenset(",;:")
 def shipped_reader_dir() -> Path:
     """The folder of the reader trained by this project."""
     return Path(str(files("rag") / "models" / "reader"))
-
-
-def _cpu_has_bf16(torch) -> bool:
-    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX); torch has only a private check."""
-    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
-    return bool(check and check())
 
 
 def _sigmoid(x: float) -> float:
@@ -201,7 +196,7 @@ class Reader:
                 self.model_name, local_files_only=self._local or not downloads_allowed())
         model.to(self.device).eval()
         if self.precision == "auto":
-            self.precision = "bf16" if self.device == "cpu" and _cpu_has_bf16(torch) else "fp32"
+            self.precision = "bf16" if self.device == "cpu" and cpu_has_bf16() else "fp32"
         self._torch, self._model = torch, model
 
     def export_onnx(self, path: str | Path) -> float:

@@ -16,7 +16,8 @@ from rag.bundled import default_index
 from rag.errors import ModelLoadError
 from rag.evaluation.gold import BUNDLED_GOLD, load_gold
 from rag.index import PassageIndex
-from rag.reader import Reader, _cpu_has_bf16
+from embeddings.encoder import cpu_has_bf16
+from rag.reader import Reader
 from rag.retriever import Retriever
 
 pytestmark = pytest.mark.slow
@@ -48,7 +49,7 @@ def test_every_path_gives_the_pytorch_fp32_answers_on_all_gold_questions(exports
     onnx_index = PassageIndex(list(corpus_index.documents.values()), corpus_index.passages, corpus_index.vectors,
                               exports[0], corpus_index.chunking, corpus_index.bm25)
     paths = {"onnx": Assistant(Retriever(onnx_index), exports[1])}
-    if _cpu_has_bf16(__import__("torch")):
+    if cpu_has_bf16():
         paths["torch bf16"] = Assistant(Retriever(corpus_index), Reader(precision="bf16"))
     for name, assistant in paths.items():
         responses = assistant.ask_batch(questions)

@@ -209,7 +209,7 @@ def test_read_only_folder_fails_in_one_line_before_any_embedding(tmp_path, read_
                                                                   monkeypatch):
     src = _write_articles(tmp_path / "src", _articles("ro", 3))
     encoded = []
-    monkeypatch.setattr(HashEmbedder, "encode", lambda self, texts, progress=None: encoded.append(texts))
+    monkeypatch.setattr(HashEmbedder, "encode", lambda self, texts, **_: encoded.append(texts))
     before = _doc_ids(read_only_disk / "idx")
     for out, update in ((read_only_disk / "new", []), (read_only_disk / "idx", ["--update"])):
         assert main(["index", str(src), "--out", str(out), *update]) == 2
