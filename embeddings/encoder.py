@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from embeddings.offline import downloads_allowed, load_failure
+from embeddings.onnx import padded
 
 logger = logging.getLogger(__name__)
 
@@ -145,30 +146,19 @@ class Embedder:
         Returns:
             The largest difference of a token embedding between PyTorch and ONNX Runtime.
         """
-        import torch
-
         from embeddings.onnx import eager_attention, export
 
         transformer = self.model[0].auto_model
         before = transformer.config._attn_implementation
         eager_attention(transformer)
 
-        class TokenEmbeddings(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.transformer = transformer
-
-            def forward(self, input_ids, attention_mask, token_type_ids):
-                out = self.transformer(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-                return (out.last_hidden_state,)
-
         sample = self.model.tokenizer(["Who is the governor of Balkh?", "A longer passage about the alliance that "
                                        "Noor and Dostum announced in the north, and what it means."],
                                       padding=True, return_tensors="np")
         try:
-            return export(TokenEmbeddings().eval(), {k: sample[k].astype(np.int64) for k in
-                                                     ("input_ids", "attention_mask", "token_type_ids")},
-                          ["token_embeddings"], path)
+            return export(transformer, {k: sample[k].astype(np.int64) for k in
+                                        ("input_ids", "attention_mask", "token_type_ids")},
+                          ["token_embeddings"], lambda out: (out.last_hidden_state,), path)
         finally:
             transformer.config._attn_implementation = before
 
@@ -208,16 +198,9 @@ class _OnnxEncoder:
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))  # similar lengths pad little
         for lo in range(0, len(order), batch_size):
             rows = order[lo:lo + batch_size]
-            width = max(len(encodings[i].ids) for i in rows)
-            ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
-            types = np.zeros((len(rows), width), dtype=np.int64)
-            mask = np.zeros((len(rows), width), dtype=np.int64)
-            for r, i in enumerate(rows):
-                n = len(encodings[i].ids)
-                ids[r, :n], types[r, :n], mask[r, :n] = encodings[i].ids, encodings[i].type_ids, 1
-            tokens = self.session.run(["token_embeddings"],
-                                      {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
-            weights = mask[:, :, None].astype(np.float32)
+            inputs = padded([encodings[i] for i in rows], max(len(encodings[i].ids) for i in rows), self.pad_id)
+            tokens = self.session.run(["token_embeddings"], inputs)[0]
+            weights = inputs["attention_mask"][:, :, None].astype(np.float32)
             pooled = (tokens * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
             vectors[rows] = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
         return vectors

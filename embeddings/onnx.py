@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,13 +33,26 @@ def session(path: str | Path, threads: int | None = None):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def export(module, inputs: Mapping[str, np.ndarray], outputs: Sequence[str], path: str | Path) -> float:
-    """Export a PyTorch module to ONNX (dynamic batch and length), check it, and write it atomically.
+def padded(encodings: Sequence, width: int, pad_id: int) -> dict[str, np.ndarray]:
+    """A model's int64 inputs for ``tokenizers`` encodings, each padded to ``width`` tokens."""
+    ids = np.full((len(encodings), width), pad_id, dtype=np.int64)
+    types = np.zeros((len(encodings), width), dtype=np.int64)
+    mask = np.zeros((len(encodings), width), dtype=np.int64)
+    for row, encoding in enumerate(encodings):
+        n = len(encoding.ids)
+        ids[row, :n], types[row, :n], mask[row, :n] = encoding.ids, encoding.type_ids, 1
+    return {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
+
+
+def export(model, inputs: Mapping[str, np.ndarray], outputs: Sequence[str], select: Callable,
+           path: str | Path) -> float:
+    """Export a transformers model to ONNX (dynamic batch and length), check it, and write it atomically.
 
     Args:
-        module: called with ``inputs`` as keyword tensors; returns a tuple of ``outputs``.
+        model: called with ``inputs`` as keyword tensors.
         inputs: sample int64 arrays, shaped (batch, length).
-        outputs: the names of what it returns.
+        outputs: the names of what is exported.
+        select: picks those outputs, as a tuple of tensors, from what ``model`` returns.
         path: the ``.onnx`` file to write; ``<path>.json`` records the check.
 
     Returns:
@@ -48,9 +61,19 @@ def export(module, inputs: Mapping[str, np.ndarray], outputs: Sequence[str], pat
     import onnxruntime
     import torch
 
+    names = list(inputs)
+
+    class Selected(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *tensors):
+            return select(self.model(**dict(zip(names, tensors))))
+
+    module = Selected().eval()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    names = list(inputs)
     tensors = tuple(torch.from_numpy(inputs[name]) for name in names)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     axes = {name: {0: "batch", 1: "length"} for name in [*names, *outputs]}

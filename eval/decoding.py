@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from embeddings.onnx import padded
 from rag.cli import run_guarded
 from rag.evaluation.metrics import best_over_gold
 from rag.normalize import normalize_answer
@@ -47,12 +48,7 @@ def window_logits(reader: Reader, pairs: list[tuple[str, str]]) -> list[tuple[in
     out = []
     for lo in range(0, len(windows), reader.batch_size):
         batch = windows[lo:lo + reader.batch_size]
-        width = max(len(w.ids) for _, w in batch)
-        ids = np.zeros((len(batch), width), dtype=np.int64)
-        types, mask = np.zeros_like(ids), np.zeros_like(ids)
-        for r, (_, w) in enumerate(batch):
-            ids[r, :len(w.ids)], types[r, :len(w.ids)], mask[r, :len(w.ids)] = w.ids, w.type_ids, 1
-        starts, ends = reader._forward(ids, types, mask)
+        starts, ends = reader._forward(padded([w for _, w in batch], max(len(w.ids) for _, w in batch), reader._pad_id))
         out += [(i, w, starts[r, :len(w.ids)], ends[r, :len(w.ids)]) for r, (i, w) in enumerate(batch)]
     return out
 

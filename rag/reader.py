@@ -18,6 +18,7 @@ import numpy as np
 
 from embeddings.encoder import cpu_has_bf16
 from embeddings.offline import downloads_allowed, load_failure
+from embeddings.onnx import padded
 from rag.errors import InvalidInputError, ModelLoadError
 from rag.settings import check_positive_int, check_questions
 from rag.span_decoding import best_spans
@@ -205,8 +206,6 @@ class Reader:
         Returns:
             The largest difference of a start or end logit between PyTorch and ONNX Runtime.
         """
-        import torch
-
         from embeddings.onnx import eager_attention, export
 
         exporting = Reader(self.model_name, max_length=self.max_length, stride=self.stride, precision="fp32")
@@ -214,20 +213,9 @@ class Reader:
         model = exporting._model
         eager_attention(model)
 
-        class SpanLogits(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.model = model
-
-            def forward(self, input_ids, token_type_ids, attention_mask):
-                out = self.model(input_ids=input_ids, token_type_ids=token_type_ids, attention_mask=attention_mask)
-                return out.start_logits, out.end_logits
-
         windows = exporting._pairs.encode_batch([("Who is the spokesman?", "Dr Zabih Fetrat, a spokesman, said so.")] * 2)
-        sample = {"input_ids": np.array([w.ids for w in windows], dtype=np.int64),
-                  "token_type_ids": np.array([w.type_ids for w in windows], dtype=np.int64),
-                  "attention_mask": np.ones((2, len(windows[0].ids)), dtype=np.int64)}
-        return export(SpanLogits().eval(), sample, ["start_logits", "end_logits"], path)
+        return export(model, padded(windows, len(windows[0].ids), exporting._pad_id), ["start_logits", "end_logits"],
+                      lambda out: (out.start_logits, out.end_logits), path)
 
     def confidence(self, margin: float) -> float:
         """The calibrated probability that a span with this margin is the right answer."""
@@ -301,17 +289,15 @@ class Reader:
             return question
         return question[:enc.offsets[MAX_QUESTION_TOKENS - 1][1]]
 
-    def _forward(self, ids: np.ndarray, types: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Start and end logits of a padded batch of windows, as float32 arrays."""
+    def _forward(self, inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Start and end logits of a padded batch of windows (see ``embeddings.onnx.padded``), as float32 arrays."""
         if self.onnx_file is not None:
-            starts, ends = self._model.run(["start_logits", "end_logits"],
-                                           {"input_ids": ids, "token_type_ids": types, "attention_mask": mask})
+            starts, ends = self._model.run(["start_logits", "end_logits"], inputs)
             return starts, ends
         torch = self._torch
         autocast = torch.autocast(self.device.split(":")[0], dtype=torch.bfloat16, enabled=self.precision == "bf16")
         with torch.inference_mode(), autocast:
-            out = self._model(**{k: torch.from_numpy(v).to(self.device) for k, v in
-                                 (("input_ids", ids), ("token_type_ids", types), ("attention_mask", mask))})
+            out = self._model(**{k: torch.from_numpy(v).to(self.device) for k, v in inputs.items()})
         return out.start_logits.float().cpu().numpy(), out.end_logits.float().cpu().numpy()
 
     def _spans(self, pairs: list[tuple[str, str]], top_k: int) -> list[list[tuple[float, int, int]]]:
@@ -334,14 +320,8 @@ class Reader:
             batches = [[w for w in batch if widths[w] == width] for batch in batches
                        for width in sorted({widths[w] for w in batch})]
         for batch in batches:
-            width = max(widths[w] for w in batch)
-            ids = np.full((len(batch), width), self._pad_id, dtype=np.int64)
-            types = np.zeros((len(batch), width), dtype=np.int64)
-            mask = np.zeros((len(batch), width), dtype=np.int64)
-            for row, w in enumerate(batch):
-                n = len(windows[w].ids)
-                ids[row, :n], types[row, :n], mask[row, :n] = windows[w].ids, windows[w].type_ids, 1
-            starts, ends = self._forward(ids, types, mask)
+            inputs = padded([windows[w] for w in batch], max(widths[w] for w in batch), self._pad_id)
+            starts, ends = self._forward(inputs)
             for row, w in enumerate(batch):
                 window, n = windows[w], len(windows[w].ids)
                 context = np.array([s == 1 for s in window.sequence_ids], dtype=bool)
