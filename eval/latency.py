@@ -31,7 +31,7 @@ STAGES = ("retrieve", "read", "total")
 
 def _paths() -> dict:
     """The assistants to compare, by name, over one index of the bundled corpus."""
-    from embeddings import DEFAULT_MODEL
+    from embeddings import DEFAULT_MODEL, Embedder
     from rag import fast_models
     from rag.assistant import Assistant
     from rag.bundled import default_index
@@ -40,7 +40,7 @@ def _paths() -> dict:
     from rag.retriever import Retriever
 
     default_index()  # built, and the models exported, before anything is timed
-    fast_models.export_missing(DEFAULT_MODEL)
+    fast_models.export_missing(Embedder(DEFAULT_MODEL))
     torch_index = default_index(backend="torch")
     onnx_index = default_index(backend="onnx")
     paths = {"torch fp32": Assistant(Retriever(torch_index), Reader(precision="fp32"))}

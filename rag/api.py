@@ -90,8 +90,7 @@ def create_app(library: Library) -> FastAPI:
 
     @app.post("/api/documents", summary="Add articles (.txt .md .html .jsonl files) to the index on disk")
     def upload(files: list[UploadFile] = File(...)) -> dict:
-        if library.read_only:
-            raise ReadOnlyError("this library is served read-only: uploads and removals are off")
+        library.check_writable()  # before the upload is written anywhere
         folder = Path(tempfile.mkdtemp(prefix="rag-upload-"))
         try:
             paths, names = [], []

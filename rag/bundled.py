@@ -54,10 +54,11 @@ def default_index(embedder: Embedder | None = None, chunking: ChunkSettings | No
     if IndexFolder(path).is_index():
         return PassageIndex.load(path, embedder, backend)
     logger.info("building the index of the bundled corpus into %s", path)
-    index = PassageIndex.build(read_documents([corpus_dir()]), embedder or Embedder(model), chunking)
+    builder = embedder or Embedder(model)
+    index = PassageIndex.build(read_documents([corpus_dir()]), builder, chunking)
     index.save(path)
     if embedder is None:
-        fast_models.export_missing(model)
+        fast_models.export_missing(builder)
     for stale in root.glob("bundled-*"):  # indexes of an older corpus, model or setting
         if stale != path:
             shutil.rmtree(stale, ignore_errors=True)

@@ -96,7 +96,7 @@ def cmd_index(args: argparse.Namespace) -> None:
         index.save(args.out)
     from rag import fast_models
 
-    fast_models.export_missing(index.embedder.model_name)  # once per model: later questions skip torch
+    fast_models.export_missing(index.embedder)  # once per model: later questions skip torch
     print(f"indexed {len(index.documents)} documents, {len(index.passages)} passages "
           f"({len(index.passages) - before} new) in {time.perf_counter() - started:.1f} s -> {args.out}"
           + (f"; skipped {len(skipped)}" if skipped else ""))

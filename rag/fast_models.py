@@ -87,18 +87,21 @@ def reader(model: str | Path | None = None, backend: str = "auto") -> Reader:
     return Reader(model)
 
 
-def export_missing(embedding_model: str, reader_model: str | Path | None = None) -> dict[str, float]:
+def export_missing(embedder: Embedder, reader_model: str | Path | None = None) -> dict[str, float]:
     """Export the embedder and the reader to ONNX where no export is cached yet.
 
     A failed export is logged and skipped: those models then run with PyTorch.
+
+    Args:
+        embedder: the embedder, as it was just used to build an index (its loaded model is exported).
+        reader_model: the reader's folder or name; the shipped reader by default.
 
     Returns:
         For each export made, the largest output difference from PyTorch.
     """
     made = {}
     for kind, path, make in (
-            ("embedder", _export_path("embedder", Embedder(embedding_model).folder),
-             lambda p: Embedder(embedding_model).export_onnx(p)),
+            ("embedder", _export_path("embedder", embedder.folder), embedder.export_onnx),
             ("reader", _export_path("reader", _reader_folder(reader_model)),
              lambda p: Reader(reader_model).export_onnx(p))):
         if path is None or path.is_file():

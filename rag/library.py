@@ -168,7 +168,7 @@ class Library:
         Raises:
             ReadOnlyError: the library is served read-only.
         """
-        self._check_writable()
+        self.check_writable()
         names = list(names) if names is not None else [Path(p).name for p in paths]
         skipped: list[str] = []
         docs: list[Document] = []
@@ -197,7 +197,7 @@ class Library:
             ReadOnlyError: the library is served read-only.
             DocumentNotFoundError: no article with that id.
         """
-        self._check_writable()
+        self.check_writable()
         with IndexFolder(self.folder).writer():
             index = PassageIndex.load(self.folder, self._embedder)
             removed = index.remove([doc_id])
@@ -205,7 +205,8 @@ class Library:
             self._swap(index)
         return removed
 
-    def _check_writable(self) -> None:
+    def check_writable(self) -> None:
+        """Raise ``ReadOnlyError`` if the library is served read-only."""
         if self.read_only:
             raise ReadOnlyError("this library is served read-only: uploads and removals are off")
 

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def exports():
-    fast_models.export_missing(DEFAULT_MODEL)
+    fast_models.export_missing(Embedder(DEFAULT_MODEL))
     embedder, reader = fast_models.embedder(DEFAULT_MODEL, "onnx"), fast_models.reader(backend="onnx")
     return embedder, reader
 
