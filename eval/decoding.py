@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 
-from embeddings.onnx import padded
 from rag.cli import run_guarded
 from rag.evaluation.metrics import best_over_gold
 from rag.normalize import normalize_answer
@@ -42,15 +41,9 @@ NEAR_TIES = (0.1, 0.25, 0.5, 1.0)  # margins within which support across passage
 
 def window_logits(reader: Reader, pairs: list[tuple[str, str]]) -> list[tuple[int, object, np.ndarray, np.ndarray]]:
     """(pair index, window encoding, start logits, end logits) for every window of every pair."""
-    reader.load()
-    windows = [(i, w) for i, e in enumerate(reader._pairs.encode_batch([(reader._clip(q), p) for q, p in pairs]))
-               for w in (e, *e.overflowing)]
-    out = []
-    for lo in range(0, len(windows), reader.batch_size):
-        batch = windows[lo:lo + reader.batch_size]
-        starts, ends = reader._forward(padded([w for _, w in batch], max(len(w.ids) for _, w in batch), reader._pad_id))
-        out += [(i, w, starts[r, :len(w.ids)], ends[r, :len(w.ids)]) for r, (i, w) in enumerate(batch)]
-    return out
+    windows = reader.windows(pairs)
+    return [(pair, window, starts, ends)
+            for (pair, window), (starts, ends) in zip(windows, reader.logits([w for _, w in windows]))]
 
 
 def decode(reader: Reader, windows, pairs, n_sets: int, per_set: int, raw: bool, max_tokens: int,

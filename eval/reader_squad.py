@@ -23,7 +23,6 @@ from rag.evaluation.metrics import best_over_gold
 from rag.evaluation.squad import load_squad
 from rag.reader import Reader
 from rag.settings import configure_entry_point
-from rag.types import Answer
 
 
 def folder_megabytes(path: Path) -> float:
@@ -37,17 +36,15 @@ def benchmark(reader: Reader, squad: Path, sample: int | None = None, seed: int 
         questions = random.Random(seed).sample(questions, min(sample, len(questions)))
     reader.load()
     em = f1 = abstained = 0.0
-    windows_before = reader.windows_read
     started = time.perf_counter()
     for lo in tqdm(range(0, len(questions), chunk), desc="reading", unit="batch"):
         batch = questions[lo:lo + chunk]
-        for q, answers in zip(batch, reader.read_batch([q.question for q in batch], [[q.context] for q in batch], 1)):
-            span = next(a for a in answers if isinstance(a, Answer))
-            e, f = best_over_gold(span.text, q.answers)
+        for q, reading in zip(batch, reader.read_batch([q.question for q in batch], [[q.context] for q in batch], 1)):
+            e, f = best_over_gold(reading.answers[0].text, q.answers)
             em, f1 = em + e, f1 + f
-            abstained += not isinstance(answers[0], Answer)
+            abstained += reading.decision == "abstain"
     seconds = time.perf_counter() - started
-    windows = reader.windows_read - windows_before
+    windows = len(reader.windows([(q.question, q.context) for q in questions]))
     n = len(questions)
     return {"squad": str(squad), "questions": n, "sample_seed": seed if sample else None,
             "em": 100 * em / n, "f1": 100 * f1 / n, "abstain_rate_at_threshold": abstained / n,

@@ -18,7 +18,7 @@ _EXPORTS = {
     "read_documents": "rag.ingest",
     "Reader": "rag.reader",
     "Retriever": "rag.retriever",
-    **dict.fromkeys(("Answer", "Citation", "Document", "Hit", "NoAnswer", "Passage", "Response"), "rag.types"),
+    **dict.fromkeys(("Answer", "Citation", "Document", "Hit", "NoAnswer", "Passage", "Reading", "Response"), "rag.types"),
     **dict.fromkeys(("DocumentNotFoundError", "EmptyCorpusError", "IndexLockedError", "IndexMismatchError",
                      "IndexNotFoundError", "IndexWriteError", "IngestError", "InvalidInputError", "ModelLoadError",
                      "NotAnIndexError", "RagError", "ReadOnlyError"), "rag.errors"),
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from rag.ingest import read_documents
     from rag.reader import Reader
     from rag.retriever import Retriever
-    from rag.types import Answer, Citation, Document, Hit, NoAnswer, Passage, Response
+    from rag.types import Answer, Citation, Document, Hit, NoAnswer, Passage, Reading, Response
 
 
 def __getattr__(name: str):

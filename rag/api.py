@@ -1,6 +1,7 @@
 """The JSON HTTP API and the chat on one server: FastAPI, with the Gradio app mounted at ``/``.
 
     POST   /api/ask              {"question": "...", "k": 5, "mode": "hybrid"}  -> the answer, confidence, citations
+                                 (optional limits: "since"/"until" YYYY-MM-DD, "sources", "authors", "doc_ids")
     POST   /api/search           the same body                                   -> the ranked passages
     GET    /api/documents                                                        -> the indexed articles
     POST   /api/documents        multipart files                                 -> what was added and skipped
@@ -30,6 +31,7 @@ from rag.errors import (
     RagError,
     ReadOnlyError,
 )
+from rag.filters import Filters
 from rag.library import UPLOAD_MAX_BYTES, Library
 from rag.settings import DEFAULT_K, DEFAULT_MODE, check_mode, check_positive_int, check_questions
 from rag.types import Response
@@ -38,16 +40,22 @@ _STATUS = {DocumentNotFoundError: 404, ReadOnlyError: 403, IndexWriteError: 507}
 
 
 class Query(BaseModel):
-    """A question, with how many passages to read and how to retrieve them."""
+    """A question, with how many passages to read, how to retrieve them, and which documents may answer."""
 
     question: str
     k: int = DEFAULT_K
     mode: str = DEFAULT_MODE
+    since: str | None = None
+    until: str | None = None
+    sources: list[str] = []
+    authors: list[str] = []
+    doc_ids: list[str] = []
 
 
-def _checked(query: Query) -> tuple[str, int, str]:
+def _checked(query: Query) -> tuple[str, int, str, Filters]:
     check_questions([query.question])
-    return query.question, check_positive_int("k", query.k), check_mode(query.mode)
+    filters = Filters(query.since, query.until, tuple(query.sources), tuple(query.authors), tuple(query.doc_ids))
+    return query.question, check_positive_int("k", query.k), check_mode(query.mode), filters
 
 
 def create_app(library: Library) -> FastAPI:
@@ -58,7 +66,7 @@ def create_app(library: Library) -> FastAPI:
         release = "0"
     app = FastAPI(title="rag-news-qa", version=release,
                   description="Ask questions of news articles: cited extractive answers, offline.")
-    batcher: MicroBatcher[tuple[str, int, str], Response] = MicroBatcher(
+    batcher: MicroBatcher[tuple[str, int, str, Filters], Response] = MicroBatcher(
         lambda items: library.ask(*zip(*items)))
 
     @app.exception_handler(RagError)
@@ -79,9 +87,9 @@ def create_app(library: Library) -> FastAPI:
 
     @app.post("/api/search", summary="The passages retrieved for a question, best first")
     def search(query: Query) -> dict:
-        question, k, mode = _checked(query)
+        question, k, mode, filters = _checked(query)
         with library.compute:
-            hits = library.assistant.retriever.search(question, k, mode)
+            hits = library.assistant.retriever.search(question, k, mode, filters)
         return {"question": question, "hits": [hit.to_dict() for hit in hits]}
 
     @app.get("/api/documents", summary="The indexed articles")

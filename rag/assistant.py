@@ -6,11 +6,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from rag.filters import Filters
 from rag.normalize import normalize_answer
 from rag.reader import Reader
 from rag.retriever import Mode, Retriever
 from rag.settings import DEFAULT_K, DEFAULT_MODE, check_positive_int
-from rag.types import Alternative, Answer, Citation, CitedPassage, Hit, NoAnswer, Response
+from rag.types import Alternative, Answer, Citation, CitedPassage, Hit, Reading, Response
 
 
 MAX_ALTERNATIVES = 2  # other answers shown beside one of low confidence
@@ -45,31 +46,34 @@ class Assistant:
         """An assistant over the index saved in ``index_dir``; ``reader`` is a Reader, a model path or name."""
         return cls(Retriever.load(index_dir, mode=mode), _reader(reader), **settings)
 
-    def ask(self, question: str, k: int | None = None, mode: Mode | None = None) -> Response:
+    def ask(self, question: str, k: int | None = None, mode: Mode | None = None,
+            filters: Filters | None = None) -> Response:
         """Answer one question; see :meth:`ask_batch`."""
-        return self.ask_batch([question], k, mode)[0]
+        return self.ask_batch([question], k, mode, filters)[0]
 
-    def ask_batch(self, questions: Sequence[str], k: int | None = None, mode: Mode | None = None) -> list[Response]:
+    def ask_batch(self, questions: Sequence[str], k: int | None = None, mode: Mode | None = None,
+                  filters: Filters | None = None) -> list[Response]:
         """Answer questions, retrieving and reading them in batches.
 
         Args:
             questions: non-empty questions.
             k: passages to read per question; the assistant's ``k`` if None.
             mode: retrieval mode for this call; the retriever's if None.
+            filters: answer only from documents that pass these (dates, outlets, authors, ids).
 
         Returns:
             One :class:`Response` per question. ``answer`` is None when no span clears the
             reader's threshold; the citations are then the closest passages.
         """
         started = time.perf_counter()
-        hits = self.retrieve_batch(questions, k, mode)
+        hits = self.retrieve_batch(questions, k, mode, filters)
         return self.answer_batch(questions, hits, retrieve_seconds=time.perf_counter() - started)
 
-    def retrieve_batch(self, questions: Sequence[str], k: int | None = None,
-                       mode: Mode | None = None) -> list[list[Hit]]:
+    def retrieve_batch(self, questions: Sequence[str], k: int | None = None, mode: Mode | None = None,
+                       filters: Filters | None = None) -> list[list[Hit]]:
         """The first step of :meth:`ask_batch`: the passages to read for each question."""
         k = self.k if k is None else check_positive_int("k", k)
-        return self.retriever.search_batch(questions, k, mode)
+        return self.retriever.search_batch(questions, k, mode, filters)
 
     def answer_batch(self, questions: Sequence[str], hits: Sequence[Sequence[Hit]],
                      retrieve_seconds: float = 0.0) -> list[Response]:
@@ -88,15 +92,13 @@ class Assistant:
         timings = {**share, "total": share["retrieve"] + share["read"]}
         return [self._respond(q, list(hs), reading, dict(timings)) for q, hs, reading in zip(questions, hits, readings)]
 
-    def _respond(self, question: str, hits: list[Hit], reading: list[Answer | NoAnswer],
-                 timings: dict[str, float]) -> Response:
-        if isinstance(reading[0], NoAnswer):  # also when there were no passages to read
-            return Response(question, None, reading[0].confidence, _cite(hits, None, {}), (), timings)
+    def _respond(self, question: str, hits: list[Hit], reading: Reading, timings: dict[str, float]) -> Response:
+        if reading.decision == "abstain":  # also when there were no passages to read
+            return Response(question, None, reading.no_answer.confidence, _cite(hits, None, {}), (), timings)
         threshold = self.reader.threshold
         groups: dict[str, list[Answer]] = {}
-        for answer in reading:
-            if isinstance(answer, Answer):
-                groups.setdefault(normalize_answer(answer.text) or answer.text, []).append(answer)
+        for answer in reading.answers:
+            groups.setdefault(normalize_answer(answer.text) or answer.text, []).append(answer)
         # The best span wins. Answers within NEAR_TIE of it tie, and the tie goes to the answer
         # more passages hold, then to the better-ranked passage: a choice that bf16 rounding
         # (which moves a margin by less than 0.1) cannot flip. On held-out questions read with

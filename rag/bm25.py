@@ -10,6 +10,8 @@ import bm25s
 import numpy as np
 import Stemmer
 
+from rag.fusion import Ranking
+
 logger = logging.getLogger(__name__)
 # bm25s sets its own logger to DEBUG when imported; put it back to the default so its
 # per-call debug lines do not reach the application's handlers.
@@ -20,7 +22,7 @@ SETTINGS = {"library": "bm25s", "method": "lucene", "k1": 1.5, "b": 0.75, "stopw
 
 
 class BM25Index:
-    """A sparse index whose row i is passage i of the dense index beside it."""
+    """Sparse retrieval: row i is passage row i, as in the ``DenseIndex`` beside it, with the same search."""
 
     def __init__(self, model: bm25s.BM25, size: int) -> None:
         self._model = model
@@ -51,18 +53,26 @@ class BM25Index:
         model = bm25s.BM25.load(str(folder))
         return cls(model, int(model.scores["num_docs"]))
 
-    def search_batch(self, queries: Sequence[str], k: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        """For each query, (row ids, scores) of up to ``k`` passages with a positive score, best first."""
-        k = min(k, self.size)
+    def search_batch(self, questions: Sequence[str], k: int, allowed: np.ndarray | None = None) -> list[Ranking]:
+        """For each question, (rows, BM25 scores) of up to ``k`` passages with a positive score, best first.
+
+        Args:
+            questions: the questions.
+            k: passages per question.
+            allowed: a bool mask over rows (a resolved filter); only rows marked True are returned.
+        """
+        k = min(k, self.size if allowed is None else int(allowed.sum()))
+        empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
         if k == 0:
-            return [(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)) for _ in queries]
+            return [empty for _ in questions]
+        mask = None if allowed is None else allowed.astype(np.float32)
         results = []
-        for tokens in self._tokenize(queries):
+        for tokens in self._tokenize(questions):
             known = [t for t in tokens if t in self._model.vocab_dict]
-            if not known:  # no query word occurs anywhere in the corpus
-                results.append((np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)))
+            if not known:  # no question word occurs anywhere in the corpus
+                results.append(empty)
                 continue
-            ids, scores = self._model.retrieve([known], k=k, show_progress=False)
+            ids, scores = self._model.retrieve([known], k=k, show_progress=False, weight_mask=mask)
             keep = scores[0] > 0
             results.append((ids[0][keep].astype(np.int64), scores[0][keep].astype(np.float32)))
         return results

@@ -19,7 +19,19 @@ from embeddings import DEFAULT_MODEL
 from rag.chunking import ChunkSettings
 from rag.errors import RagError
 from rag.ingest import DEFAULT_MAX_FILE_BYTES
-from rag.settings import BACKENDS, DEFAULT_K, DEFAULT_MODE, MODES, check_positive_int, configure_entry_point
+from rag.settings import (
+    BACKENDS,
+    DEFAULT_FUSION,
+    DEFAULT_K,
+    DEFAULT_MODE,
+    DENSE_KINDS,
+    FUSIONS,
+    HNSW_FROM,
+    MODES,
+    DenseSettings,
+    check_positive_int,
+    configure_entry_point,
+)
 
 
 def run_guarded(command: Callable[..., object], *args: object) -> int:
@@ -81,7 +93,7 @@ def cmd_index(args: argparse.Namespace) -> None:
     with folder.writer(wait=not args.no_wait):
         if args.update and folder.is_index():
             index = PassageIndex.load(args.out, Embedder(args.model) if args.model else None)
-            _check_same_chunking(args, index.chunking)
+            _check_same_chunking(args, index)
         else:
             if args.update:
                 print(f"no index at {args.out} yet: building a new one", file=sys.stderr)
@@ -89,7 +101,8 @@ def cmd_index(args: argparse.Namespace) -> None:
             chunking = ChunkSettings(defaults.max_tokens if args.max_tokens is None else args.max_tokens,
                                      defaults.overlap_sentences if args.overlap is None else args.overlap)
             print(f"loading the embedding model {args.model or DEFAULT_MODEL}", file=sys.stderr)
-            index = PassageIndex.build([], Embedder(args.model or DEFAULT_MODEL), chunking)
+            index = PassageIndex.build([], Embedder(args.model or DEFAULT_MODEL), chunking,
+                                       dense_settings=_dense_settings(args))
         folder.check_space(index.estimated_bytes(docs))
         before = len(index.passages)
         index.add(docs, progress=True)
@@ -102,10 +115,20 @@ def cmd_index(args: argparse.Namespace) -> None:
           + (f"; skipped {len(skipped)}" if skipped else ""))
 
 
-def _check_same_chunking(args: argparse.Namespace, chunking: ChunkSettings) -> None:
-    """--update keeps the index's passage settings; asking for others is an error, not a silent no-op."""
+def _dense_settings(args: argparse.Namespace) -> DenseSettings:
+    defaults = DenseSettings()
+    return DenseSettings(**{name: getattr(defaults, name) if getattr(args, name) is None else getattr(args, name)
+                            for name in ("kind", "hnsw_m", "ef_construction", "ef_search")})
+
+
+def _check_same_chunking(args: argparse.Namespace, index) -> None:
+    """--update keeps the index's passage and dense settings; asking for others is an error, not a silent no-op."""
+    chunking, dense = index.chunking, index.dense.settings
     for option, asked, kept in (("--max-tokens", args.max_tokens, chunking.max_tokens),
-                                ("--overlap", args.overlap, chunking.overlap_sentences)):
+                                ("--overlap", args.overlap, chunking.overlap_sentences),
+                                ("--dense", args.kind, dense.kind), ("--hnsw-m", args.hnsw_m, dense.hnsw_m),
+                                ("--ef-construction", args.ef_construction, dense.ef_construction),
+                                ("--ef-search", args.ef_search, dense.ef_search)):
         if asked is not None and asked != kept:
             raise RagError(f"the index at {args.out} was built with {option} {kept}; --update keeps it "
                            f"(rebuild into a new folder, without --update, to change it)")
@@ -127,11 +150,21 @@ def cmd_remove(args: argparse.Namespace) -> None:
 def _retriever(args: argparse.Namespace):
     from rag.retriever import Retriever
 
-    return Retriever.load(args.index, backend=args.backend) if args.index else Retriever.default(args.backend)
+    settings = {"fusion": args.fusion}
+    if args.index:
+        return Retriever.load(args.index, backend=args.backend, **settings)
+    return Retriever.default(args.backend, **settings)
+
+
+def _filters(args: argparse.Namespace):
+    from rag.filters import Filters
+
+    return Filters(args.since, args.until, tuple(args.source), tuple(args.author), tuple(args.doc_id))
 
 
 def cmd_search(args: argparse.Namespace) -> None:
-    hits = _retriever(args).search(args.question, k=args.k, mode=args.mode)
+    filters = _filters(args)  # a bad date fails before any model loads
+    hits = _retriever(args).search(args.question, k=args.k, mode=args.mode, filters=filters)
     if args.json:
         for hit in hits:
             print(json.dumps(hit.to_dict(), ensure_ascii=False))
@@ -187,9 +220,10 @@ def cmd_ask(args: argparse.Namespace) -> None:
     from rag.assistant import Assistant
 
     questions = _read_questions(args)
+    filters = _filters(args)
     reader = fast_models.reader(args.reader, args.backend)  # a bad path fails before the index loads
     assistant = Assistant(_retriever(args), reader, k=args.k)
-    for response in assistant.ask_batch(questions, mode=args.mode):
+    for response in assistant.ask_batch(questions, mode=args.mode, filters=filters):
         if args.json:
             print(json.dumps(response.to_dict(), ensure_ascii=False), flush=True)
         else:
@@ -213,6 +247,16 @@ def cmd_eval(args: argparse.Namespace) -> None:
     print(f"\nwrote {out} and {out.with_suffix('.png')}")
 
 
+def _add_retrieval_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fusion", choices=FUSIONS, default=DEFAULT_FUSION,
+                   help="how hybrid mode fuses dense and BM25: rrf (reciprocal rank) or convex (weighted scores)")
+    p.add_argument("--since", help="only articles published on or after this date (YYYY-MM-DD)")
+    p.add_argument("--until", help="only articles published on or before this date (YYYY-MM-DD)")
+    p.add_argument("--source", action="append", default=[], help="only articles of this outlet (repeatable)")
+    p.add_argument("--author", action="append", default=[], help="only articles by this author (repeatable)")
+    p.add_argument("--doc-id", action="append", default=[], help="only this document (repeatable)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description="Ask questions of news articles, offline.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
@@ -232,6 +276,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-file-mb", type=float, default=DEFAULT_MAX_FILE_BYTES / 1e6,
                    help="refuse article files larger than this (default %(default)g)")
     p.add_argument("--no-wait", action="store_true", help="fail at once if another process is writing the index")
+    dense = DenseSettings()
+    p.add_argument("--dense", dest="kind", choices=DENSE_KINDS,
+                   help=f"FAISS index: flat (exact), hnsw, or auto: hnsw from {HNSW_FROM:,} passages (default auto)")
+    p.add_argument("--hnsw-m", type=_positive_int, help=f"HNSW neighbours per node (default {dense.hnsw_m})")
+    p.add_argument("--ef-construction", type=_positive_int,
+                   help=f"HNSW build candidate list (default {dense.ef_construction})")
+    p.add_argument("--ef-search", type=_positive_int, help=f"HNSW search candidate list (default {dense.ef_search})")
     p.set_defaults(run=cmd_index)
 
     p = sub.add_parser("remove", help="remove documents from an index by id")
@@ -247,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=MODES, default=DEFAULT_MODE)
     p.add_argument("--json", action="store_true", help="one JSON object per hit")
     p.add_argument("--backend", choices=BACKENDS, default="auto", help=BACKEND_HELP)
+    _add_retrieval_options(p)
     p.set_defaults(run=cmd_search)
 
     p = sub.add_parser("ask", help="answer questions with cited sources")
@@ -258,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reader", help="extractive QA model folder or name (default: the shipped reader)")
     p.add_argument("--json", action="store_true", help="one JSON object per question, in order")
     p.add_argument("--backend", choices=BACKENDS, default="auto", help=BACKEND_HELP)
+    _add_retrieval_options(p)
     p.set_defaults(run=cmd_ask)
 
     p = sub.add_parser("serve", help="serve the chat and the JSON API (/api, docs at /docs)")

@@ -183,7 +183,7 @@ def _html_to_text(html: str) -> tuple[str, str | None, dict[str, str | None]]:
 
     title = meta("og:title") or (soup.title.get_text(strip=True) if soup.title else None)
     found = {"author": meta("author", "article:author"), "url": meta("og:url"),
-             "date": meta("article:published_time", "date", "pubdate")}
+             "date": meta("article:published_time", "date", "pubdate"), "outlet": meta("og:site_name")}
     for tag in soup(["script", "style", "noscript", "nav", "header", "footer", "aside", "form", "svg"]):
         tag.decompose()
     root = soup.find("article") or soup.body or soup
@@ -194,7 +194,7 @@ def _html_to_text(html: str) -> tuple[str, str | None, dict[str, str | None]]:
 
 
 def _make_document(raw: str, source: str, title: str | None = None, author: str | None = None,
-                   date: str | None = None, url: str | None = None) -> Document | None:
+                   date: str | None = None, url: str | None = None, outlet: str | None = None) -> Document | None:
     text, meta = clean_text(raw, title)
     if not text.strip():
         return None
@@ -207,6 +207,7 @@ def _make_document(raw: str, source: str, title: str | None = None, author: str 
         author=author or meta["author"],
         date=(find_date([date]) or date) if date else meta["date"],
         url=url,
+        outlet=outlet,
     )
 
 
@@ -236,7 +237,8 @@ def read_file(path: Path, on_skip: Callable[[str], None] | None = None,
         raise IngestError(f"{path}: cannot read it: {e.strerror or e}") from e
     if suffix in (".html", ".htm"):
         text, title, found = _html_to_text(raw)
-        doc = _make_document(text, str(path), title, found["author"], found["date"], found["url"])
+        doc = _make_document(text, str(path), title, found["author"], found["date"], found["url"],
+                             found["outlet"])
         return [doc] if doc else []
     if suffix == ".jsonl":
         return _documents_from_jsonl(raw, path, on_skip or _log_skip)
@@ -268,7 +270,7 @@ def _documents_from_jsonl(raw: str, path: Path, on_skip: Callable[[str], None]) 
             continue
         url = record.get("url")
         doc = _make_document(text, url or f"{path}:{lineno}", record.get("title"), record.get("author"),
-                             record.get("date"), url)
+                             record.get("date"), url, record.get("outlet"))
         if doc:
             docs.append(doc)
     return docs

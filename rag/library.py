@@ -23,6 +23,7 @@ import numpy as np
 
 from rag.assistant import Assistant
 from rag.errors import ReadOnlyError
+from rag.filters import Filters
 from rag.index import PassageIndex
 from rag.ingest import read_or_skip
 from rag.reader import Reader
@@ -127,21 +128,25 @@ class Library:
                  "url": d.url, "passages": counts.get(d.id, 0)} for d in index.documents.values()]
 
     def retrieve(self, questions: Sequence[str], ks: Sequence[int], modes: Sequence[str],
-                 assistant: Assistant | None = None) -> list[list[Hit]]:
-        """Passages for questions that may each ask their own k and mode: one batch per setting.
+                 assistant: Assistant | None = None,
+                 filters: Sequence[Filters | None] | None = None) -> list[list[Hit]]:
+        """Passages for questions that may each ask their own k, mode and filters: one batch per setting.
 
         Args:
             questions: the questions.
             ks: passages to retrieve, per question.
             modes: retrieval mode, per question.
             assistant: the snapshot to use; the live one by default.
+            filters: per question, the documents it may draw on (None: all).
         """
         assistant = assistant or self.assistant
+        settings = list(zip(ks, modes, filters if filters is not None else [None] * len(questions)))
         found: list[list[Hit]] = [[] for _ in questions]
-        for k, mode in dict.fromkeys(zip(ks, modes)):
-            positions = [i for i, setting in enumerate(zip(ks, modes)) if setting == (k, mode)]
+        for k, mode, limits in dict.fromkeys(settings):
+            positions = [i for i, setting in enumerate(settings) if setting == (k, mode, limits)]
             with self.compute:
-                for i, hits in zip(positions, assistant.retrieve_batch([questions[i] for i in positions], k, mode)):
+                for i, hits in zip(positions, assistant.retrieve_batch([questions[i] for i in positions], k, mode,
+                                                                       limits)):
                     found[i] = hits
         return found
 
@@ -151,11 +156,12 @@ class Library:
         with self.compute:
             return (assistant or self.assistant).answer_batch(questions, hits, retrieve_seconds)
 
-    def ask(self, questions: Sequence[str], ks: Sequence[int], modes: Sequence[str]) -> list[Response]:
-        """Answer questions that may each ask their own k and mode, all from one snapshot."""
+    def ask(self, questions: Sequence[str], ks: Sequence[int], modes: Sequence[str],
+            filters: Sequence[Filters | None] | None = None) -> list[Response]:
+        """Answer questions that may each ask their own k, mode and filters, all from one snapshot."""
         assistant = self.assistant
         started = time.perf_counter()
-        hits = self.retrieve(questions, ks, modes, assistant)
+        hits = self.retrieve(questions, ks, modes, assistant, filters)
         return self.answer(questions, hits, time.perf_counter() - started, assistant)
 
     def add_files(self, paths: Sequence[Path], names: Sequence[str] | None = None) -> AddReport:

@@ -1,7 +1,7 @@
 """The extractive reader: finds the answer span in passages, or says there is none.
 
 The default model is the project's own reader, shipped in ``rag/models/reader`` (see
-``rag.train_reader``). Any local folder or Hugging Face name of an extractive QA model
+``rag.training.train``). Any local folder or Hugging Face name of an extractive QA model
 (``AutoModelForQuestionAnswering``) works too.
 """
 
@@ -13,6 +13,7 @@ import math
 from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,15 +22,17 @@ from embeddings.offline import downloads_allowed, load_failure
 from embeddings.onnx import padded
 from rag.errors import InvalidInputError, ModelLoadError
 from rag.settings import check_positive_int, check_questions
-from rag.span_decoding import best_spans
-from rag.types import Answer, NoAnswer, Passage
+from rag.span_decoding import SpanPrior, best_spans, sentence_ends, snap_to_words, trim_attribution, trim_edges
+from rag.types import Answer, NoAnswer, Passage, Reading
+
+if TYPE_CHECKING:
+    from tokenizers import Encoding
 
 logger = logging.getLogger(__name__)
 
 MAX_QUESTION_TOKENS = 64
 PRECISIONS = ("auto", "fp32", "bf16")
 _PAD_TO = 64  # under bf16, windows are padded to a multiple of this many tokens
-_EDGE_PUNCTUATION = frozenset(",;:")
 
 
 def shipped_reader_dir() -> Path:
@@ -42,7 +45,7 @@ def _sigmoid(x: float) -> float:
 
 
 def load_project_reader(folder: Path, info: dict):
-    """A reader saved by ``rag.train_reader``: its weights plus the frozen ones from the base package.
+    """A reader saved by ``rag.training.train``: its weights plus the frozen ones from the base package.
 
     Raises:
         ModelLoadError: the weights do not fit the base model.
@@ -85,6 +88,10 @@ class Reader:
             bundled gold answers (``python -m eval.latency`` measures both), else fp32.
         onnx_file: run the model with ONNX Runtime (fp32) from this export instead of
             PyTorch (see ``rag.fast_models``): the same answers, and no torch import.
+        prior: the span length prior and sentence-crossing penalty; by default those fitted
+            for the model (``reader.json``'s "decoding"), else none.
+        trim_attribution: cut "..., the spokesman said" tails off answers; by default as
+            fitted for the model, else off.
 
     Both backends tokenize the same way (``tokenizers``, as transformers' fast tokenizers do
     underneath), so they read the very same windows; only the forward pass differs.
@@ -92,7 +99,8 @@ class Reader:
 
     def __init__(self, model: str | Path | None = None, *, max_length: int | None = None, stride: int | None = None,
                  max_answer_tokens: int = 30, batch_size: int = 32, threshold: float | None = None,
-                 device: str = "cpu", precision: str = "auto", onnx_file: str | Path | None = None) -> None:
+                 device: str = "cpu", precision: str = "auto", onnx_file: str | Path | None = None,
+                 prior: SpanPrior | None = None, trim_attribution: bool | None = None) -> None:
         self.model_name = str(model) if model is not None else str(shipped_reader_dir())
         local = Path(self.model_name).expanduser()
         if not local.exists() and (local.is_absolute() or self.model_name.startswith((".", "~"))):
@@ -107,6 +115,11 @@ class Reader:
         if not isinstance(self.stride, int) or not 0 <= self.stride < self.max_length - MAX_QUESTION_TOKENS - 3:
             raise InvalidInputError(f"stride must be an integer in [0, max_length - {MAX_QUESTION_TOKENS + 3}), "
                              f"got {self.stride!r}")
+        decoding = self.info.get("decoding", {})
+        self.prior = prior if prior is not None else SpanPrior(tuple(decoding.get("length_log_prior", ())),
+                                                               float(decoding.get("crossing_penalty", 0.0)))
+        self.trim_attribution = bool(decoding.get("trim_attribution", False)) if trim_attribution is None \
+            else trim_attribution
         calibration = self.info.get("calibration", {})
         self.threshold = float(threshold if threshold is not None else calibration.get("threshold", 0.0))
         self._scale = float(calibration.get("scale", 1.0))
@@ -121,7 +134,6 @@ class Reader:
         self._model = None  # a torch module, or an onnxruntime session
         self._pairs = None  # tokenizers.Tokenizer cutting (question, passage) pairs into windows
         self._plain = None  # the same, without truncation or special tokens
-        self.windows_read = 0  # a running count, for throughput figures
 
     @classmethod
     def from_model(cls, model, tokenizer, **settings) -> Reader:
@@ -221,23 +233,26 @@ class Reader:
         """The calibrated probability that a span with this margin is the right answer."""
         return _sigmoid(self._scale * margin + self._offset)
 
-    def read(self, question: str, passages: Sequence[Passage | str], top_k: int = 3) -> list[Answer | NoAnswer]:
-        """Answers to one question from its passages; see :meth:`read_batch`."""
+    def read(self, question: str, passages: Sequence[Passage | str], top_k: int = 3) -> Reading:
+        """What the passages say to one question; see :meth:`read_batch`."""
         return self.read_batch([question], [passages], top_k)[0]
 
     def read_batch(self, questions: Sequence[str], passages: Sequence[Sequence[Passage | str]],
-                   top_k: int = 3) -> list[list[Answer | NoAnswer]]:
+                   top_k: int = 3) -> list[Reading]:
         """Extract the best answers for each question from its own passages.
+
+        The stages: :meth:`windows` cuts each (question, passage) pair into windows;
+        :meth:`logits` reads them in batches; :meth:`decode` scores spans in each window
+        (``best_spans``), sets their boundaries (``snap_to_words``, ``trim_edges``), ranks the
+        spans of all a question's passages, and lets the best one decide against the threshold.
 
         Args:
             questions: the questions.
             passages: for each question, the passages to read (``Passage`` or plain text).
-            top_k: how many distinct spans to return per question.
+            top_k: how many distinct spans to keep per question.
 
         Returns:
-            For each question, up to ``top_k`` answers and one :class:`NoAnswer`, in decision
-            order: spans that clear the threshold, then the no-answer, then spans below it.
-            So ``result[0]`` is what to show.
+            One :class:`Reading` per question.
         """
         check_questions(questions)
         if len(questions) != len(passages):
@@ -248,21 +263,79 @@ class Reader:
         self.load()
         lists = [[p if isinstance(p, Passage) else Passage(f"passage-{i}", "", p, 0, len(p)) for i, p in enumerate(ps)]
                  for ps in passages]
-        pairs = [(qi, pi) for qi, ps in enumerate(lists) for pi in range(len(ps))]
+        windows = self.windows([(question, p.text) for question, ps in zip(questions, lists) for p in ps])
+        return self.decode(lists, windows, self.logits([w for _, w in windows]), top_k)
+
+    def decode(self, passages: Sequence[Sequence[Passage]], windows: Sequence[tuple[int, Encoding]],
+               logits: Sequence[tuple[np.ndarray, np.ndarray]], top_k: int = 3) -> list[Reading]:
+        """The readings from windows already read: spans scored, set, merged and decided.
+
+        Args:
+            passages: for each question, its passages.
+            windows: from :meth:`windows`, over the (question, passage) pairs in that order.
+            logits: from :meth:`logits`, one per window.
+            top_k: how many distinct spans to keep per question.
+        """
+        pairs = [(qi, pi) for qi, ps in enumerate(passages) for pi in range(len(ps))]
         best: dict[tuple[int, int, int, int], float] = {}
-        spans = self._spans([(self._clip(questions[qi]), lists[qi][pi].text) for qi, pi in pairs], top_k) \
-            if pairs else []
-        for (qi, pi), candidates in zip(pairs, spans):
-            for score, s, e in candidates:
+        for (pair, window), (starts, ends) in zip(windows, logits):
+            qi, pi = pairs[pair]
+            for score, s, e in self._window_spans(window, starts, ends, passages[qi][pi].text, top_k):
                 key = (qi, pi, s, e)
                 best[key] = max(score, best.get(key, -math.inf))
-        by_question: list[list[tuple[float, int, int, int]]] = [[] for _ in questions]
+        by_question: list[list[tuple[float, int, int, int]]] = [[] for _ in passages]
         for (qi, pi, s, e), score in best.items():
             by_question[qi].append((score, pi, s, e))
-        return [self._rank(spans, lists[qi], top_k) for qi, spans in enumerate(by_question)]
+        return [self._decide(spans, list(passages[qi]), top_k) for qi, spans in enumerate(by_question)]
 
-    def _rank(self, spans: list[tuple[float, int, int, int]], passages: list[Passage],
-              top_k: int) -> list[Answer | NoAnswer]:
+    def windows(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[int, Encoding]]:
+        """Each (question, passage) pair cut into windows: (pair index, window), in pair order.
+
+        An over-long question is cut to MAX_QUESTION_TOKENS first, so the passage always gets room.
+        """
+        self.load()
+        encodings = self._pairs.encode_batch([(self._clip(q), p) for q, p in pairs])
+        return [(pair, window) for pair, encoding in enumerate(encodings)
+                for window in (encoding, *encoding.overflowing)]  # as transformers orders them
+
+    def logits(self, windows: Sequence[Encoding]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Start and end logits of each window (unpadded), read in batches of similar length."""
+        self.load()
+        # Under bf16 each window is padded to its length rounded up to _PAD_TO, and batched only
+        # with windows of that width: its shape, and so its logits, never depend on what it is
+        # read with (bf16 rounding does depend on shape, fp32's did not change an answer).
+        pad_to = _PAD_TO if self.precision == "bf16" else 1
+        widths = [-(-len(w.ids) // pad_to) * pad_to for w in windows]
+        order = sorted(range(len(windows)), key=lambda w: widths[w])  # similar lengths pad little
+        batches = [order[lo:lo + self.batch_size] for lo in range(0, len(order), self.batch_size)]
+        if pad_to > 1:
+            batches = [[w for w in batch if widths[w] == width] for batch in batches
+                       for width in sorted({widths[w] for w in batch})]
+        out: list[tuple[np.ndarray, np.ndarray]] = [None] * len(windows)  # type: ignore[list-item]
+        for batch in batches:
+            starts, ends = self._forward(padded([windows[w] for w in batch], max(widths[w] for w in batch), self._pad_id))
+            for row, w in enumerate(batch):
+                n = len(windows[w].ids)
+                out[w] = (starts[row, :n], ends[row, :n])
+        return out
+
+    def _window_spans(self, window: Encoding, starts: np.ndarray, ends: np.ndarray, text: str,
+                      top_k: int) -> list[tuple[float, int, int]]:
+        """A window's best spans as (margin, char start, char end) in ``text``, its passage."""
+        context = np.array([s == 1 for s in window.sequence_ids], dtype=bool)
+        sentence_end = sentence_ends(window.offsets, text, context) if self.prior.crossing_penalty else None
+        spans = []
+        for span in best_spans(starts, ends, context, self.max_answer_tokens, max(top_k * 4, 10), self.prior,
+                               sentence_end):
+            first, last = snap_to_words(span.start, span.end, context, window.word_ids)
+            start, end = trim_edges(text, window.offsets[first][0], window.offsets[last][1])
+            if self.trim_attribution:
+                start, end = trim_attribution(text, start, end)
+            spans.append((span.score, start, end))
+        return spans
+
+    def _decide(self, spans: list[tuple[float, int, int, int]], passages: list[Passage], top_k: int) -> Reading:
+        """The top_k distinct spans of one question, and whether the best clears the threshold."""
         spans.sort(key=lambda x: (-x[0], x[1], x[2]))
         answers: list[Answer] = []
         seen = set()
@@ -276,11 +349,10 @@ class Reader:
                 break
             answers.append(Answer(text=p.text[s:e], score=score, confidence=self.confidence(score), passage_id=p.id,
                                   doc_id=p.doc_id, start=s, end=e, doc_start=p.start + s, doc_end=p.start + e))
-        top = answers[0].score if answers else -math.inf
-        no_answer = NoAnswer(score=self.threshold - top if answers else math.inf,
-                             confidence=1.0 - answers[0].confidence if answers else 1.0)
-        cleared = sum(a.score >= self.threshold for a in answers)
-        return answers[:cleared] + [no_answer] + answers[cleared:]
+        if not answers:
+            return Reading((), NoAnswer(score=math.inf, confidence=1.0), "abstain")
+        no_answer = NoAnswer(score=self.threshold - answers[0].score, confidence=1.0 - answers[0].confidence)
+        return Reading(tuple(answers), no_answer, "answer" if answers[0].score >= self.threshold else "abstain")
 
     def _clip(self, question: str) -> str:
         """Cut an over-long question to MAX_QUESTION_TOKENS, so the passage always gets room."""
@@ -299,46 +371,3 @@ class Reader:
         with torch.inference_mode(), autocast:
             out = self._model(**{k: torch.from_numpy(v).to(self.device) for k, v in inputs.items()})
         return out.start_logits.float().cpu().numpy(), out.end_logits.float().cpu().numpy()
-
-    def _spans(self, pairs: list[tuple[str, str]], top_k: int) -> list[list[tuple[float, int, int]]]:
-        """For each (question, passage) pair, candidate spans as (margin, char start, char end)."""
-        windows, owner = [], []
-        for pair, encoding in enumerate(self._pairs.encode_batch(pairs)):
-            for window in (encoding, *encoding.overflowing):  # as transformers orders them
-                windows.append(window)
-                owner.append(pair)
-        self.windows_read += len(windows)
-        results: list[list[tuple[float, int, int]]] = [[] for _ in pairs]
-        # Under bf16 each window is padded to its length rounded up to _PAD_TO, and batched only
-        # with windows of that width: its shape, and so its logits, never depend on what it is
-        # read with (bf16 rounding does depend on shape, fp32's did not change an answer).
-        pad_to = _PAD_TO if self.precision == "bf16" else 1
-        widths = [-(-len(w.ids) // pad_to) * pad_to for w in windows]
-        order = sorted(range(len(windows)), key=lambda w: widths[w])  # similar lengths pad little
-        batches = [order[lo:lo + self.batch_size] for lo in range(0, len(order), self.batch_size)]
-        if pad_to > 1:
-            batches = [[w for w in batch if widths[w] == width] for batch in batches
-                       for width in sorted({widths[w] for w in batch})]
-        for batch in batches:
-            inputs = padded([windows[w] for w in batch], max(widths[w] for w in batch), self._pad_id)
-            starts, ends = self._forward(inputs)
-            for row, w in enumerate(batch):
-                window, n = windows[w], len(windows[w].ids)
-                context = np.array([s == 1 for s in window.sequence_ids], dtype=bool)
-                offsets, words, text = window.offsets, window.word_ids, pairs[owner[w]][1]
-                for span in best_spans(starts[row, :n], ends[row, :n], context, self.max_answer_tokens,
-                                       top_n=max(top_k * 4, 10)):
-                    first, last = span.start, span.end
-                    # Whole words only: a span never starts or ends inside a word.
-                    while first > 0 and context[first - 1] and words[first - 1] == words[first]:
-                        first -= 1
-                    while last + 1 < n and context[last + 1] and words[last + 1] == words[last]:
-                        last += 1
-                    start, end = offsets[first][0], offsets[last][1]
-                    # Separators at the edges are not part of an answer ("Dr Zabih Fetrat,").
-                    while end - start > 1 and text[end - 1] in _EDGE_PUNCTUATION:
-                        end -= 1
-                    while end - start > 1 and text[start] in _EDGE_PUNCTUATION:
-                        start += 1
-                    results[owner[w]].append((span.score, start, end))
-        return results

@@ -1,4 +1,4 @@
-"""Find the passages that answer a question: dense, BM25, or both fused by reciprocal rank."""
+"""Find the passages that answer a question: dense, BM25, or both fused, within filters."""
 
 from __future__ import annotations
 
@@ -7,8 +7,19 @@ from pathlib import Path
 from typing import Literal
 
 from embeddings import Embedder
+from rag.errors import InvalidInputError
+from rag.filters import Filters
+from rag.fusion import Ranking, convex, rrf
 from rag.index import PassageIndex
-from rag.settings import DEFAULT_K, DEFAULT_MODE, check_mode, check_positive_int, check_questions
+from rag.settings import (
+    DEFAULT_FUSION,
+    DEFAULT_K,
+    DEFAULT_MODE,
+    FUSIONS,
+    check_mode,
+    check_positive_int,
+    check_questions,
+)
 from rag.types import Hit
 
 Mode = Literal["hybrid", "dense", "bm25"]  # rag.settings.MODES
@@ -17,18 +28,32 @@ Mode = Literal["hybrid", "dense", "bm25"]  # rag.settings.MODES
 class Retriever:
     """Ranks the passages of a :class:`PassageIndex` for questions.
 
+    It composes the index's parts, each searched the same way (``search_batch(questions, k,
+    allowed)``): the dense index, the sparse (BM25) index, and a fusion function of
+    ``rag.fusion``.
+
     Args:
         index: the passages to search.
-        mode: ``"hybrid"`` (default) fuses the dense and BM25 rankings with reciprocal rank
-            fusion; ``"dense"`` and ``"bm25"`` use one of them.
+        mode: ``"hybrid"`` (default) fuses the dense and BM25 rankings; ``"dense"`` and
+            ``"bm25"`` use one of them.
+        fusion: how hybrid fuses them: ``"rrf"`` (reciprocal rank fusion, the default) or
+            ``"convex"`` (a weighted sum of min-max-normalised scores).
         rrf_k: the constant of reciprocal rank fusion, score = sum of 1 / (rrf_k + rank).
+        dense_weight: under convex fusion, the dense ranking's weight; BM25 gets 1 - dense_weight.
         candidates: how deep each ranking is read before fusion.
     """
 
-    def __init__(self, index: PassageIndex, mode: Mode = DEFAULT_MODE, rrf_k: int = 60, candidates: int = 50) -> None:
+    def __init__(self, index: PassageIndex, mode: Mode = DEFAULT_MODE, fusion: str = DEFAULT_FUSION,
+                 rrf_k: int = 60, dense_weight: float = 0.5, candidates: int = 50) -> None:
         self.index = index
         self.mode = check_mode(mode)
+        if fusion not in FUSIONS:
+            raise InvalidInputError(f"fusion must be one of {', '.join(FUSIONS)}, got {fusion!r}")
+        if not 0.0 <= dense_weight <= 1.0:
+            raise InvalidInputError(f"dense_weight must lie in [0, 1], got {dense_weight!r}")
+        self.fusion = fusion
         self.rrf_k = check_positive_int("rrf_k", rrf_k)
+        self.dense_weight = dense_weight
         self.candidates = check_positive_int("candidates", candidates)
 
     @classmethod
@@ -43,17 +68,21 @@ class Retriever:
 
         return cls(default_index(backend=backend), **settings)
 
-    def search(self, question: str, k: int = DEFAULT_K, mode: Mode | None = None) -> list[Hit]:
+    def search(self, question: str, k: int = DEFAULT_K, mode: Mode | None = None,
+               filters: Filters | None = None) -> list[Hit]:
         """The ``k`` best passages for one question, best first."""
-        return self.search_batch([question], k, mode)[0]
+        return self.search_batch([question], k, mode, filters)[0]
 
-    def search_batch(self, questions: Sequence[str], k: int = DEFAULT_K, mode: Mode | None = None) -> list[list[Hit]]:
+    def search_batch(self, questions: Sequence[str], k: int = DEFAULT_K, mode: Mode | None = None,
+                     filters: Filters | None = None) -> list[list[Hit]]:
         """The ``k`` best passages for each question.
 
         Args:
             questions: non-empty questions.
-            k: hits per question (fewer when the index is smaller or nothing matches).
+            k: hits per question (fewer when fewer passages pass the filters or match).
             mode: overrides the retriever's mode for this call.
+            filters: search only documents that pass these; applied inside each search, so
+                k hits come back whenever k passages pass.
 
         Raises:
             InvalidInputError: an empty question, a bad ``k`` or an unknown mode.
@@ -63,44 +92,24 @@ class Retriever:
         check_questions(questions)
         if not questions or not self.index.passages:
             return [[] for _ in questions]
+        allowed = self.index.allowed(filters)
         depth = max(k, self.candidates) if mode == "hybrid" else k
-        dense = self._dense(questions, depth) if mode in ("dense", "hybrid") else None
-        sparse = self.index.bm25.search_batch(questions, depth) if mode in ("bm25", "hybrid") else None
-        results = []
-        for i in range(len(questions)):
-            if mode == "dense":
-                ranked = list(zip(*dense[i]))
-            elif mode == "bm25":
-                ranked = list(zip(*sparse[i]))
-            else:
-                ranked = self._fuse([dense[i], sparse[i]])
-            results.append([self._hit(int(row), float(score), rank)
-                            for rank, (row, score) in enumerate(ranked[:k], 1)])
-        return results
+        if mode == "dense":
+            self.index.check_embedder()
+            rankings = [[r] for r in self.index.dense.search_batch(questions, depth, allowed)]
+        elif mode == "bm25":
+            rankings = [[r] for r in self.index.sparse.search_batch(questions, depth, allowed)]
+        else:
+            self.index.check_embedder()
+            rankings = list(zip(self.index.dense.search_batch(questions, depth, allowed),
+                                self.index.sparse.search_batch(questions, depth, allowed)))
+        return [[self.index.hit(row, score, rank) for rank, (row, score) in enumerate(self._fuse(r)[:k], 1)]
+                for r in rankings]
 
-    def _dense(self, questions: Sequence[str], k: int):
-        self.index.check_embedder()
-        scores, rows = self.index.vectors.search(self.index.embedder.encode(questions), min(k, len(self.index.passages)))
-        return [(r[r >= 0], s[r >= 0]) for r, s in zip(rows, scores)]
-
-    def _fuse(self, rankings: Sequence[tuple]) -> list[tuple[int, float]]:
-        """Reciprocal rank fusion of (rows, scores) rankings.
-
-        Passages ranked (1, 2) and (2, 1) tie under RRF; the tie goes to the one whose
-        scores, each divided by the top score of its ranking, add up to more, so a clear
-        win in one ranking beats a near-tie in the other.
-        """
-        fused: dict[int, list[float]] = {}
-        for rows, scores in rankings:
-            top = float(scores[0]) if len(scores) and scores[0] > 0 else 1.0
-            for rank, (row, score) in enumerate(zip(rows, scores), 1):
-                entry = fused.setdefault(int(row), [0.0, 0.0])
-                entry[0] += 1.0 / (self.rrf_k + rank)
-                entry[1] += float(score) / top
-        return [(row, rrf) for row, (rrf, _) in
-                sorted(fused.items(), key=lambda item: (-item[1][0], -item[1][1], item[0]))]
-
-    def _hit(self, row: int, score: float, rank: int) -> Hit:
-        passage = self.index.passages[row]
-        return Hit(passage=passage, document=self.index.documents[passage.doc_id], score=score, rank=rank)
-
+    def _fuse(self, rankings: Sequence[Ranking]) -> list[tuple[int, float]]:
+        if len(rankings) == 1:
+            rows, scores = rankings[0]
+            return [(int(row), float(score)) for row, score in zip(rows, scores)]
+        if self.fusion == "convex":
+            return convex(rankings, (self.dense_weight, 1.0 - self.dense_weight))
+        return rrf(rankings, self.rrf_k)

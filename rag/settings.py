@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from embeddings.offline import downloads_allowed
@@ -20,9 +21,43 @@ DEFAULT_MODE = MODES[0]
 DEFAULT_K = 5  # passages retrieved and read per question
 # How the models run (see rag.fast_models): ONNX Runtime where exported, PyTorch, or ONNX Runtime.
 BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx")
+# How hybrid retrieval fuses the dense and BM25 rankings (see rag.fusion), the default first.
+FUSIONS: tuple[str, ...] = ("rrf", "convex")
+DEFAULT_FUSION = FUSIONS[0]
 # Words for a calibrated confidence (the probability that the answer is right): at least
 # 0.75 is "high", at least 0.5 "medium", below that "low", shown as a possible answer.
 CONFIDENCE_LEVELS: tuple[tuple[float, str], ...] = ((0.75, "high"), (0.5, "medium"), (0.0, "low"))
+# The FAISS index of rag.dense: exact (flat), approximate (HNSW), or chosen by size.
+DENSE_KINDS: tuple[str, ...] = ("auto", "flat", "hnsw")
+HNSW_FROM = 200_000  # passages; below this, exact search is fast enough (see eval/README.md, "scale")
+
+
+@dataclass(frozen=True)
+class DenseSettings:
+    """The FAISS index of a passage index, recorded in its manifest.
+
+    Args:
+        kind: "flat" (exact), "hnsw" (approximate), or "auto": flat below ``HNSW_FROM`` passages.
+        hnsw_m: graph neighbours per node.
+        ef_construction: candidate list size while building the graph.
+        ef_search: candidate list size while searching; larger is slower and more exact.
+    """
+
+    kind: str = "auto"
+    hnsw_m: int = 32
+    ef_construction: int = 80
+    ef_search: int = 96
+
+    def __post_init__(self) -> None:
+        if self.kind not in DENSE_KINDS:
+            raise InvalidInputError(f"dense index kind must be one of {', '.join(DENSE_KINDS)}, got {self.kind!r}")
+        for name in ("hnsw_m", "ef_construction", "ef_search"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 def confidence_level(confidence: float) -> str:

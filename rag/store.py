@@ -49,7 +49,8 @@ from rag.errors import IndexLockedError, IndexMismatchError, IndexNotFoundError,
 logger = logging.getLogger(__name__)
 
 MARKER = "rag-news-qa index"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: passages and documents in SQLite (rag.passage_store)
+READABLE_VERSIONS = (2, 3)  # 2 kept them in JSONL; it is read, and the next save writes 3
 POINTER = "CURRENT"
 LOCK = ".writer.lock"
 MANIFEST = "manifest.json"
@@ -150,7 +151,7 @@ class IndexFolder:
             raise IndexMismatchError(f"{generation} has no {MANIFEST}") from e
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise IndexMismatchError(f"corrupt {MANIFEST} in {generation}: {e}") from e
-        if manifest.get("kind") != MARKER or manifest.get("format_version") != FORMAT_VERSION:
+        if manifest.get("kind") != MARKER or manifest.get("format_version") not in READABLE_VERSIONS:
             raise IndexMismatchError(f"{generation / MANIFEST} is not a format-{FORMAT_VERSION} index of this project")
         for name, expected in files.items():
             path = generation / name

@@ -8,6 +8,7 @@ citation can always be found and highlighted.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class Document:
     author: str | None = None
     date: str | None = None
     url: str | None = None
+    outlet: str | None = None  # the publication or site
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -53,7 +55,8 @@ class Hit:
         """The JSON shape of ``rag search --json``: the passage with its document's metadata."""
         d = self.document
         return {"rank": self.rank, "score": self.score, "doc_id": d.id, "passage_id": self.passage.id,
-                "title": d.title, "source": d.source, "author": d.author, "date": d.date, "url": d.url,
+                "title": d.title, "source": d.source, "outlet": d.outlet, "author": d.author, "date": d.date,
+                "url": d.url,
                 "passage": self.passage.text, "start": self.passage.start, "end": self.passage.end}
 
 
@@ -86,6 +89,25 @@ class NoAnswer:
 
     score: float
     confidence: float
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the reader made of one question's passages.
+
+    ``answers`` are the distinct spans found, best first, whether or not they clear the
+    threshold. ``decision`` is "answer" when the best of them clears it, else "abstain" (also
+    when there was nothing to read); ``no_answer`` says how sure an abstention is.
+    """
+
+    answers: tuple[Answer, ...]
+    no_answer: NoAnswer
+    decision: Literal["answer", "abstain"]
+
+    @property
+    def answer(self) -> Answer | None:
+        """The span to show, or None when the reader abstains."""
+        return self.answers[0] if self.decision == "answer" else None
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no teleme
 
 import gradio as gr  # noqa: E402
 
-from rag.errors import RagError  # noqa: E402
+from rag.errors import InvalidInputError, RagError  # noqa: E402
+from rag.filters import Filters  # noqa: E402
 from rag.library import UPLOAD_MAX_BYTES, Library  # noqa: E402
 from rag.render import escape, response_html  # noqa: E402
 from rag.settings import MODES  # noqa: E402
@@ -79,26 +80,37 @@ def _library_views(library: Library) -> tuple[str, dict]:
     return f"<p>{len(documents)} articles</p><ol>{items}</ol>", gr.update(choices=choices, value=None)
 
 
+def _filters(since: str | None, until: str | None, sources: list[str] | None) -> Filters:
+    """The chat's "Limit to" fields as search filters; raises InvalidInputError on a bad date."""
+    return Filters(since=(since or "").strip() or None, until=(until or "").strip() or None,
+                   sources=tuple(sources or ()))
+
+
 def build_app(library: Library) -> gr.Blocks:
     """The chat over ``library``: questions, answer and source cards, uploads and the Library panel."""
 
-    def start(message: str, history: list):
-        """Show the question at once, or say inline what is wrong with it."""
+    def start(message: str, history: list, since: str, until: str, sources: list):
+        """Show the question at once, or say inline what is wrong with it or its limits."""
         question = (message or "").strip()
         if not question:
             return history, message, "Type a question first.", None
         if len(question) > MAX_QUESTION_CHARS:
             return history, message, f"Questions are limited to {MAX_QUESTION_CHARS} characters.", None
+        try:
+            _filters(since, until, sources)
+        except InvalidInputError as e:
+            return history, message, escape(str(e)), None
         searching = f"Searching {len(library.index.passages)} passages…"
         history = [*history, {"role": "user", "content": escape(question)},
                    {"role": "assistant", "content": f"<p class='rag-step'>{searching}</p>"}]
         return history, "", "", question
 
-    def retrieve(questions: list, ks: list, modes: list, histories: list):
+    def retrieve(questions: list, ks: list, modes: list, since: list, until: list, sources: list, histories: list):
         histories = list(histories)  # Gradio hands a batch's inputs over as tuples
         asked = [i for i, q in enumerate(questions) if q]
         hits: list = [None] * len(questions)
-        found = library.retrieve([questions[i] for i in asked], [int(ks[i]) for i in asked], [modes[i] for i in asked])
+        found = library.retrieve([questions[i] for i in asked], [int(ks[i]) for i in asked], [modes[i] for i in asked],
+                                 filters=[_filters(since[i], until[i], sources[i]) for i in asked])
         for i, passages in zip(asked, found):
             hits[i] = passages
             step = f"<p class='rag-step'>Reading {len(passages)} passages…</p>"
@@ -159,6 +171,12 @@ def build_app(library: Library) -> gr.Blocks:
             with gr.Column(scale=1):
                 k = gr.Slider(1, 20, value=library.assistant.k, step=1, label="Passages to read (k)")
                 mode = gr.Radio(list(MODES), value=library.assistant.retriever.mode, label="Retrieval")
+                with gr.Accordion("Limit to", open=False):
+                    since = gr.Textbox(label="Published from (YYYY-MM-DD)", elem_id="since", max_lines=1)
+                    until = gr.Textbox(label="Published until (YYYY-MM-DD)", elem_id="until", max_lines=1)
+                    outlets = sorted({d.outlet for d in library.index.documents.values() if d.outlet})
+                    sources = gr.Dropdown(outlets, multiselect=True, allow_custom_value=True, label="Outlets",
+                                          elem_id="sources")
                 with gr.Accordion("Library", open=not library.read_only):
                     listing, choices = _library_views(library)
                     table = gr.HTML(listing, elem_id="library")
@@ -178,9 +196,10 @@ def build_app(library: Library) -> gr.Blocks:
                         remove_button.click(remove, choice, [status, table, choice], api_name="remove",
                                             concurrency_id="library", concurrency_limit=1)
 
-        (question.submit(start, [question, chat], [chat, question, error, pending], concurrency_limit=None,
-                         api_name="ask")
-         .then(retrieve, [pending, k, mode, chat], [hits, chat], batch=True, max_batch_size=MAX_BATCH,
+        (question.submit(start, [question, chat, since, until, sources], [chat, question, error, pending],
+                         concurrency_limit=None, api_name="ask")
+         .then(retrieve, [pending, k, mode, since, until, sources, chat], [hits, chat], batch=True,
+               max_batch_size=MAX_BATCH,
                concurrency_id="compute", concurrency_limit=1)
          .then(read, [pending, hits, chat], [chat, pending], batch=True, max_batch_size=MAX_BATCH,
                concurrency_id="compute", concurrency_limit=1)

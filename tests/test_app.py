@@ -112,6 +112,11 @@ def test_api_search_documents_and_openapi(served):
     status, found = served.call("POST", "/api/search", {"question": "Who is Tohir Yuldosh?", "k": 2, "mode": "bm25"})
     assert status == 200 and [h["rank"] for h in found["hits"]] == [1, 2]
     assert "Tohir Yuldosh" in found["hits"][0]["passage"]
+    # Limited to the dated article, all 3 hits come from it (the other has no date).
+    status, limited = served.call("POST", "/api/search", {"question": "Who is Tohir Yuldosh?", "k": 3,
+                                                          "since": "2015-01-01", "until": "2015-12-31"})
+    assert status == 200 and len(limited["hits"]) == 3
+    assert {h["date"] for h in limited["hits"]} == {"2015-07-21"}
     status, documents = served.call("GET", "/api/documents")
     assert status == 200 and {d["title"][:10] for d in documents} >= {"Dostum and", "In Afghani"}
     assert all(d["passages"] > 0 for d in documents)
@@ -124,6 +129,7 @@ def test_api_search_documents_and_openapi(served):
     ({"question": "Who?", "k": 0}, "k must be a positive integer, got 0"),
     ({"question": "Who?", "mode": "sparse"}, "mode must be one of hybrid, dense, bm25, got 'sparse'"),
     ({"k": 3}, "question: Field required"),
+    ({"question": "Who?", "since": "last week"}, "since must be a date written YYYY-MM-DD, got 'last week'"),
 ])
 def test_api_errors_are_one_line_json_with_a_4xx(served, body, message):
     assert served.call("POST", "/api/ask", body) == (400, {"error": message})

@@ -27,6 +27,24 @@ def test_index_then_search_json(tmp_path, capsys, corpus_docs):
     assert {"rank", "score", "doc_id", "title", "source", "passage", "start", "end"} <= set(hits[0])
     assert "Tohir Yuldosh" in hits[0]["passage"]
 
+    # Only the Afghanistan Today article has a date; limited to 2015, every hit comes from it.
+    dated = next(d for d in corpus_docs if d.date)
+    assert main(["search", "Which IMU leader was killed in a U.S. drone attack?", "--index", str(out),
+                 "-k", "3", "--json", "--since", "2015-01-01", "--until", "2015-12-31"]) == 0
+    hits = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(hits) == 3 and {h["title"] for h in hits} == {dated.title}
+    manifest = json.loads((out / (out / "CURRENT").read_text().strip() / "manifest.json").read_text())
+    assert manifest["dense"]["built"] == "flat" and manifest["dense"]["kind"] == "auto"
+
+    hnsw = tmp_path / "hnsw"
+    assert main(["index", str(articles), "--out", str(hnsw), "--dense", "hnsw", "--ef-search", "40"]) == 0
+    capsys.readouterr()
+    manifest = json.loads((hnsw / (hnsw / "CURRENT").read_text().strip() / "manifest.json").read_text())
+    assert manifest["dense"]["built"] == "hnsw" and manifest["dense"]["ef_search"] == 40
+    assert main(["search", "Which IMU leader was killed in a U.S. drone attack?", "--index", str(hnsw),
+                 "-k", "3", "--json", "--mode", "dense"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3
+
 
 @pytest.mark.slow
 def test_default_index_search_prints_titles(capsys):
@@ -40,6 +58,8 @@ def test_default_index_search_prints_titles(capsys):
     (["index", "/no/such/folder", "--out", "{tmp}/x"], "no such file or folder"),
     (["search", "anything", "--index", "{tmp}/none"], "no index folder"),
     (["index", "{tmp}/empty", "--out", "{tmp}/x"], "no readable articles"),
+    (["search", "anything", "--since", "March"], "since must be a date written YYYY-MM-DD, got 'March'"),
+    (["ask", "anything", "--since", "2016-01-01", "--until", "2015-01-01"], "is after until"),
 ])
 def test_user_mistakes_print_one_line_and_fail(tmp_path, capsys, argv, message):
     (tmp_path / "empty").mkdir()

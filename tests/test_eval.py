@@ -60,8 +60,9 @@ def test_rag_eval_writes_report_and_plot(tmp_path):
     out = tmp_path / "report.json"
     assert main(["eval", "--sample", "12", "--seed", "1", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
-    assert set(report["retrieval"]) == {"dense", "bm25", "hybrid"}
-    assert report["retrieval"]["hybrid"]["top10"] >= report["retrieval"]["hybrid"]["top1"]
+    assert set(report["retrieval"]) == {"dense", "bm25", "hybrid, rrf", "hybrid, convex 0.3 dense",
+                                        "hybrid, convex 0.5 dense", "hybrid, convex 0.7 dense"}
+    assert report["retrieval"]["hybrid, rrf"]["top10"] >= report["retrieval"]["hybrid, rrf"]["top1"]
     assert len(report["records"]) == 12
     e2e = report["end_to_end"]
     assert 0 <= e2e["em"] <= e2e["f1"] <= 1

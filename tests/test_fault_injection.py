@@ -10,6 +10,7 @@ and the read-only and full disks are small tmpfs mounts (where this machine lets
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -192,6 +193,7 @@ def small_disk(tmp_path):
     where = tmp_path / "disk"
     _mount_tmpfs(where, "size=256k")
     yield where
+    gc.collect()  # as in read_only_disk
     subprocess.run(["umount", str(where)], check=True)
 
 
@@ -202,6 +204,7 @@ def read_only_disk(tmp_path, fake_index):
     fake_index.save(where / "idx")
     subprocess.run(["mount", "-o", "remount,ro", str(where)], check=True)
     yield where
+    gc.collect()  # indexes the test loaded hold their files open (memory map, SQLite) until collected
     subprocess.run(["umount", str(where)], check=True)
 
 

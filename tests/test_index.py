@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import sqlite3
 
 import pytest
 
@@ -46,9 +47,9 @@ def test_folder_layout_and_manifest(saved, corpus_index):
     assert sorted(p.name for p in saved.iterdir()) == [".writer.lock", "CURRENT", "gen-000001"]
     live = _live(saved)
     assert sorted(p.name for p in live.iterdir()) == [
-        "bm25", "documents.jsonl", "index.faiss", "manifest.json", "passages.jsonl"]
+        "bm25", "index.faiss", "manifest.json", "passages.sqlite"]
     manifest = json.loads((live / "manifest.json").read_text())
-    assert manifest["kind"] == "rag-news-qa index" and manifest["format_version"] == 2
+    assert manifest["kind"] == "rag-news-qa index" and manifest["format_version"] == 3
     assert manifest["embedding_model"] == "fake-hash-embedder"
     assert manifest["dimension"] == 64 and manifest["metric"] == "inner_product" and manifest["normalized"]
     assert manifest["passages"] == len(corpus_index.passages)
@@ -58,8 +59,9 @@ def test_folder_layout_and_manifest(saved, corpus_index):
     assert set(manifest["files"]) == files
     for name, entry in manifest["files"].items():
         assert hashlib.sha256((live / name).read_bytes()).hexdigest() == entry["sha256"]
-    lines = (live / "passages.jsonl").read_text().splitlines()
-    assert [json.loads(line)["id"] for line in lines] == [p.id for p in corpus_index.passages]
+    with sqlite3.connect(live / "passages.sqlite") as db:
+        rows = db.execute("SELECT row, id FROM passages ORDER BY row").fetchall()
+    assert rows == [(row, p.id) for row, p in enumerate(corpus_index.passages)]
 
 
 def test_each_save_is_a_new_generation_and_the_previous_one_is_kept(saved, corpus_index):
@@ -71,8 +73,9 @@ def test_each_save_is_a_new_generation_and_the_previous_one_is_kept(saved, corpu
 
 def test_round_trip_gives_identical_results(saved, corpus_index, embedder):
     loaded = PassageIndex.load(saved, embedder)
-    assert loaded.passages == corpus_index.passages
-    assert loaded.documents == corpus_index.documents
+    assert list(loaded.passages) == corpus_index.passages  # read back from the store
+    assert [loaded.passages[row] for row in range(len(loaded.passages))] == corpus_index.passages
+    assert dict(loaded.documents) == corpus_index.documents
     for mode in ("dense", "bm25", "hybrid"):
         before = Retriever(corpus_index).search(QUESTION, 5, mode)
         after = Retriever(loaded).search(QUESTION, 5, mode)
@@ -84,7 +87,7 @@ def test_add_and_remove_by_document_id(saved, corpus_docs, embedder):
     index = PassageIndex.load(saved, embedder)
     total = len(index.passages)
     removed = index.remove([rfe.id])
-    assert removed > 0 and len(index.passages) == total - removed == index.vectors.ntotal == index.bm25.size
+    assert removed > 0 and len(index.passages) == total - removed == index.dense.size == index.sparse.size
     assert all(p.doc_id != rfe.id for p in index.passages)
     hits = Retriever(index).search("Tohir Yuldosh", 3, "bm25")
     assert all("Yuldosh" not in h.passage.text for h in hits)
@@ -110,7 +113,7 @@ def test_missing_folder_and_missing_file(tmp_path, saved, embedder):
         PassageIndex.load(saved, embedder)
 
 
-@pytest.mark.parametrize("name", ["index.faiss", "passages.jsonl", "documents.jsonl", "manifest-listed bm25 file"])
+@pytest.mark.parametrize("name", ["index.faiss", "passages.sqlite", "manifest-listed bm25 file"])
 def test_a_flipped_byte_in_any_file_is_named(saved, embedder, name):
     live = _live(saved)
     if name.startswith("manifest-listed"):
@@ -123,9 +126,12 @@ def test_a_flipped_byte_in_any_file_is_named(saved, embedder, name):
 
 
 def test_count_mismatch_and_corrupt_files(saved, embedder):
-    lines = (_live(saved) / "passages.jsonl").read_text().splitlines()
-    _resign(saved, "passages.jsonl", ("\n".join(lines[:-1]) + "\n").encode())
-    with pytest.raises(IndexMismatchError, match="passages.jsonl lines"):
+    store = _live(saved) / "passages.sqlite"
+    with sqlite3.connect(store) as db:
+        db.execute("DELETE FROM passages WHERE row = (SELECT max(row) FROM passages)")
+    db.close()
+    _resign(saved, "passages.sqlite", store.read_bytes())
+    with pytest.raises(IndexMismatchError, match="stored passages, but the manifest says"):
         PassageIndex.load(saved, embedder)
     _resign(saved, "index.faiss", b"not a faiss index")
     with pytest.raises(IndexMismatchError, match="corrupt index file"):
@@ -148,4 +154,24 @@ def test_model_and_dimension_mismatch(saved, embedder):
 def test_empty_index_saves_and_loads(tmp_path, embedder):
     index = PassageIndex.build([], embedder)
     loaded = PassageIndex.load(index.save(tmp_path / "empty"), embedder)
-    assert loaded.passages == [] and Retriever(loaded).search("anything") == []
+    assert len(loaded.passages) == 0 and Retriever(loaded).search("anything") == []
+
+
+def test_a_format_2_index_is_read_and_the_next_save_writes_format_3(saved, corpus_index, embedder):
+    live = _live(saved)
+    (live / "passages.jsonl").write_text("".join(json.dumps(p.to_dict()) + "\n" for p in corpus_index.passages))
+    (live / "documents.jsonl").write_text("".join(json.dumps(d.to_dict()) + "\n"
+                                                  for d in corpus_index.documents.values()))
+    (live / "passages.sqlite").unlink()
+    manifest = json.loads((live / "manifest.json").read_text())
+    del manifest["files"]["passages.sqlite"]
+    manifest["format_version"] = 2
+    for name in ("passages.jsonl", "documents.jsonl"):
+        data = (live / name).read_bytes()
+        manifest["files"][name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (live / "manifest.json").write_text(json.dumps(manifest))
+    old = PassageIndex.load(saved, embedder)
+    assert old.passages == corpus_index.passages and old.documents == corpus_index.documents
+    old.save(saved)
+    assert json.loads((_live(saved) / "manifest.json").read_text())["format_version"] == 3
+    assert list(PassageIndex.load(saved, embedder).passages) == corpus_index.passages

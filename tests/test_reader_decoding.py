@@ -9,8 +9,8 @@ from transformers import AutoTokenizer
 
 from embeddings import default_model_path
 from rag.reader import Reader
-from rag.span_decoding import best_spans
-from rag.types import Answer, NoAnswer, Passage
+from rag.span_decoding import SpanPrior, best_spans, sentence_ends, snap_to_words, trim_attribution, trim_edges
+from rag.types import Answer, NoAnswer, Passage, Reading
 
 
 class FakeQA:
@@ -57,8 +57,9 @@ def test_answer_in_a_later_window_maps_to_the_right_characters(tokenizer):
     text = f"{FILLER}. The prize went to zebra tiger last year. {FILLER}."
     passage = Passage("d-3", "d", text, 1000, 1000 + len(text))
     r = reader(tokenizer, {"zebra": 5.0}, {"tiger": 5.0})
-    first = r.read("who won the prize?", [passage])[0]
-    assert isinstance(first, Answer)
+    reading = r.read("who won the prize?", [passage])
+    first = reading.answer
+    assert reading.decision == "answer" and isinstance(first, Answer)
     assert first.text == "zebra tiger"
     assert text[first.start:first.end] == "zebra tiger"
     assert (first.doc_start, first.doc_end) == (1000 + first.start, 1000 + first.end)
@@ -70,7 +71,7 @@ def test_answer_in_a_later_window_maps_to_the_right_characters(tokenizer):
 def test_a_span_never_ends_before_it_starts(tokenizer):
     text = "First came zebra then came the tiger."
     r = reader(tokenizer, {"tiger": 9.0, "zebra": 1.0}, {"zebra": 9.0, "tiger": 1.0})
-    answers = [a for a in r.read("what came?", [text], top_k=5) if isinstance(a, Answer)]
+    answers = r.read("what came?", [text], top_k=5).answers
     assert answers
     for a in answers:
         assert a.start < a.end and text[a.start:a.end] == a.text
@@ -82,30 +83,30 @@ def test_a_span_never_ends_before_it_starts(tokenizer):
 def test_spans_longer_than_the_limit_are_forbidden(tokenizer):
     text = "zebra " + "and " * 40 + "tiger"
     r = reader(tokenizer, {"zebra": 5.0}, {"tiger": 5.0}, max_answer_tokens=10)
-    best = next(a for a in r.read("what?", [text]) if isinstance(a, Answer))
+    best = r.read("what?", [text]).answers[0]
     assert best.text != text and len(tokenizer(best.text, add_special_tokens=False)["input_ids"]) <= 10
 
 
 def test_no_answer_is_explicit_and_carries_a_score(tokenizer):
     r = reader(tokenizer, {"zebra": 1.0}, {"zebra": 1.0}, null=8.0, threshold=0.0)
-    result = r.read("what?", ["a zebra stood still."])
-    assert isinstance(result[0], NoAnswer)
-    assert result[0].score == pytest.approx(6.0)  # the best span's margin is 2 - 8 = -6
-    assert 0.0 <= result[0].confidence <= 1.0
-    assert isinstance(result[1], Answer) and result[1].text == "zebra"
+    reading = r.read("what?", ["a zebra stood still."])
+    assert reading.decision == "abstain" and reading.answer is None
+    assert reading.no_answer.score == pytest.approx(6.0)  # the best span's margin is 2 - 8 = -6
+    assert 0.0 <= reading.no_answer.confidence <= 1.0
+    assert reading.answers[0].text == "zebra"  # the spans below the threshold are still there
 
 
 def test_best_span_is_chosen_across_passages(tokenizer):
     passages = [Passage("a-0", "a", "a zebra here.", 0, 13), Passage("b-0", "b", "a tiger there.", 50, 64)]
     r = reader(tokenizer, {"zebra": 1.0, "tiger": 4.0}, {"zebra": 1.0, "tiger": 4.0})
-    first = r.read("which animal?", passages)[0]
+    first = r.read("which animal?", passages).answer
     assert (first.text, first.passage_id, first.doc_start) == ("tiger", "b-0", 52)
 
 
 def test_the_same_span_in_overlapping_windows_is_reported_once(tokenizer):
     text = f"{FILLER}. zebra. {FILLER}"
     r = reader(tokenizer, {"zebra": 5.0}, {"zebra": 5.0}, max_length=128, stride=56)
-    answers = [a for a in r.read("what?", [text], top_k=5) if isinstance(a, Answer)]
+    answers = r.read("what?", [text], top_k=5).answers
     assert [a.text for a in answers].count("zebra") == 1
 
 
@@ -113,7 +114,7 @@ def test_spans_are_whole_words(tokenizer):
     pieces = tokenizer.tokenize("fetrat")
     assert len(pieces) > 1  # the name is split into word pieces
     r = reader(tokenizer, {pieces[1]: 5.0}, {pieces[1]: 5.0})
-    first = r.read("who?", ["Dr Zabih Fetrat said so."])[0]
+    first = r.read("who?", ["Dr Zabih Fetrat said so."]).answer
     assert first.text == "Fetrat"
 
 
@@ -144,12 +145,66 @@ def test_best_spans_on_raw_logits():
 
 def test_questions_without_passages_get_no_answer(tokenizer):
     r = reader(tokenizer, {"zebra": 3.0}, {"zebra": 3.0})
-    assert r.read_batch(["what?"], [[]]) == [[NoAnswer(score=float("inf"), confidence=1.0)]]
+    assert r.read_batch(["what?"], [[]]) == [Reading((), NoAnswer(score=float("inf"), confidence=1.0), "abstain")]
     mixed = r.read_batch(["what?", "what?"], [[], ["a zebra."]])
-    assert isinstance(mixed[0][0], NoAnswer) and mixed[1][0].text == "zebra"
+    assert mixed[0].decision == "abstain" and mixed[1].answer.text == "zebra"
 
 
 def test_separators_at_the_edges_are_trimmed(tokenizer):
     r = reader(tokenizer, {"zebra": 5.0}, {",": 5.0})
-    first = r.read("what?", ["They saw a zebra, then left."])[0]
+    first = r.read("what?", ["They saw a zebra, then left."]).answer
     assert first.text == "zebra"
+
+
+def test_snap_to_words_widens_to_whole_words_inside_the_context_only():
+    #            [CLS] q    [SEP] Fe  ##tr ##at said [SEP]
+    words = [None, 0, None, 0, 0, 0, 1, None]
+    context = np.array([False, False, False, True, True, True, True, False])
+    assert snap_to_words(4, 4, context, words) == (3, 5)
+    assert snap_to_words(6, 6, context, words) == (6, 6)
+    assert snap_to_words(3, 6, context, words) == (3, 6)
+
+
+def test_trim_edges_drops_separators_but_never_the_whole_span():
+    text = "said: Dr Zabih Fetrat, a spokesman"
+    start = text.index(":")
+    assert text[slice(*trim_edges(text, start, text.index(",") + 1))] == "Dr Zabih Fetrat"
+    assert trim_edges(",", 0, 1) == (0, 1)
+
+
+def test_length_prior_and_crossing_penalty_shift_the_best_span():
+    # Positions 2..6 are context; a sentence ends at 3. Raw best: (2, 6) = 5 + 5.
+    start = np.array([0.0, 0.0, 5.0, 0.0, 4.5, 0.0, 0.0])
+    end = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 5.0])
+    context = np.array([False, False, True, True, True, True, True])
+    sentence_end = np.array([False, False, False, True, False, False, False])
+    assert (best_spans(start, end, context, 10, 1)[0].start, 6) == (2, 6)
+    crossing = best_spans(start, end, context, 10, 1, SpanPrior(crossing_penalty=1.0), sentence_end)[0]
+    assert (crossing.start, crossing.end, crossing.score) == (4, 6, pytest.approx(9.5))
+    # A length prior that favours 3-token spans over 5-token ones does the same.
+    prior = SpanPrior(length_log_prior=(0.0, 0.0, 0.0, -1.0, -1.0))
+    assert best_spans(start, end, context, 10, 1, prior)[0].start == 4
+    # The model sure enough of the long span keeps it despite the penalty.
+    start[2] = 9.0
+    assert best_spans(start, end, context, 10, 1, SpanPrior(crossing_penalty=1.0), sentence_end)[0].start == 2
+
+
+def test_sentence_ends_only_before_a_capital():
+    text = "The U.S. drone hit. Then 3.5 more came."
+    offsets = [(0, 3), (4, 5), (5, 6), (6, 7), (7, 8), (9, 14), (15, 18), (18, 19), (20, 24), (25, 28), (29, 33),
+               (34, 38), (38, 39)]
+    assert [text[s:e] for s, e in offsets][:8] == ["The", "U", ".", "S", ".", "drone", "hit", "."]
+    ends = sentence_ends(offsets, text, np.ones(len(offsets), dtype=bool))
+    assert [text[s:e] for (s, e), end in zip(offsets, ends) if end] == ["."] and ends[7]
+
+
+@pytest.mark.parametrize("span, trimmed", [
+    ("2028, the spokesman said.", "2028"), ("Nadia Osei said", "Nadia Osei"),
+    ("in March, according to officials", "in March"), ("Mohammad Atta Noor", "Mohammad Atta Noor"),
+    ("said", "said"),
+])
+def test_attribution_tails_are_trimmed(span, trimmed):
+    text = f"He wrote: {span} Later."
+    start = text.index(span)
+    s, e = trim_attribution(text, start, start + len(span))
+    assert text[s:e] == trimmed

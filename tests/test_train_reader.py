@@ -1,14 +1,15 @@
-"""The training script on a tiny synthetic set: it trains, checkpoints, resumes and saves a loadable reader."""
+"""The training script on a tiny synthetic set: it trains, checkpoints, resumes step for step and saves a loadable reader."""
 
 import json
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from rag.reader import Reader
 from rag.evaluation.squad import load_squad
 from rag.training.data import TrainSettings, build_pairs
 from rag.training.train import train
-from rag.types import Answer
 
 pytestmark = pytest.mark.slow
 
@@ -50,10 +51,13 @@ def test_train_stops_resumes_and_saves_a_reader(data_dir, tmp_path):
     assert stopped.value.code == 3 and (out / "checkpoint.pt").exists()
     train(data_dir, out, settings, checkpoint_every=1)
     assert not (out / "checkpoint.pt").exists()
+    straight = tmp_path / "straight"  # the same run, never stopped: resuming changes nothing
+    train(data_dir, straight, settings, checkpoint_every=1)
+    resumed, uninterrupted = load_file(out / "model.safetensors"), load_file(straight / "model.safetensors")
+    assert all(torch.equal(resumed[k], uninterrupted[k]) for k in uninterrupted)
     info = json.loads((out / "reader.json").read_text())
     assert info["training"]["mix"] == {"tiny": 1.0} and info["stats"]["steps"] >= 2
-    answers = Reader(out).read("Who brought the zebra?", ["The zebra lives in the park."])
-    assert any(isinstance(a, Answer) for a in answers)
+    assert Reader(out).read("Who brought the zebra?", ["The zebra lives in the park."]).answers
 
     further = tmp_path / "further"
     train(data_dir, further, TrainSettings(mix={"tiny": 1.0}, batch_size=2, max_length=128, stride=32,

@@ -4,7 +4,7 @@
     rag eval --gold my.jsonl --index DIR
     rag eval --squad ../shared/squad/dev-v1.1.json --sample 500   # SQuAD-open: its paragraphs are the corpus
 
-Reports retrieval top-k accuracy and MRR for each mode, the reader alone on the gold
+Reports retrieval top-k accuracy and MRR for each mode and fusion option, the reader alone on the gold
 passage, end-to-end EM/F1 with no-answer precision/recall and citation accuracy, and
 per-stage latency. Writes a JSON report and a PNG plot next to it.
 """
@@ -28,7 +28,7 @@ from rag.index import PassageIndex
 from rag.reader import Reader
 from rag.retriever import Retriever
 from rag.settings import DEFAULT_K, DEFAULT_MODE, MODES
-from rag.types import Answer, Passage
+from rag.types import Passage
 
 KS = (1, 3, 5, 10)
 
@@ -47,20 +47,34 @@ class Record:
     seconds: dict[str, float]
 
 
+CONVEX_WEIGHTS = (0.3, 0.5, 0.7)  # dense weights of convex fusion reported beside RRF
+
+
+def retrieval_variants(retriever: Retriever) -> dict[str, tuple[Retriever, str]]:
+    """Each mode and each fusion option, by name: (a retriever over the same index, its mode)."""
+    index = retriever.index
+    variants = {mode: (retriever, mode) for mode in MODES if mode != "hybrid"}
+    variants["hybrid, rrf"] = (Retriever(index, fusion="rrf", rrf_k=retriever.rrf_k), "hybrid")
+    for weight in CONVEX_WEIGHTS:
+        variants[f"hybrid, convex {weight:g} dense"] = (Retriever(index, fusion="convex", dense_weight=weight),
+                                                        "hybrid")
+    return variants
+
+
 def evaluate_retrieval(retriever: Retriever, gold: list[GoldQuestion], batch_size: int = 64) -> dict:
-    """Top-k accuracy and MRR (over the first 10) on answerable questions, for each mode."""
+    """Top-k accuracy and MRR (over the first 10) on answerable questions, for each mode and fusion."""
     answerable = [g for g in gold if g.answerable]
     results = {}
-    for mode in MODES:
+    for name, (variant, mode) in retrieval_variants(retriever).items():
         first_rank = []
         for lo in range(0, len(answerable), batch_size):
             chunk = answerable[lo:lo + batch_size]
-            for g, hits in zip(chunk, retriever.search_batch([g.question for g in chunk], max(KS), mode)):
+            for g, hits in zip(chunk, variant.search_batch([g.question for g in chunk], max(KS), mode)):
                 first_rank.append(next((h.rank for h in hits if holds_answer(h.passage.text, g.answers)), None))
         n = max(1, len(first_rank))
-        results[mode] = {f"top{k}": sum(r is not None and r <= k for r in first_rank) / n for k in KS}
-        results[mode]["mrr"] = sum(1 / r for r in first_rank if r is not None) / n
-        results[mode]["questions"] = len(first_rank)
+        results[name] = {f"top{k}": sum(r is not None and r <= k for r in first_rank) / n for k in KS}
+        results[name]["mrr"] = sum(1 / r for r in first_rank if r is not None) / n
+        results[name]["questions"] = len(first_rank)
     return results
 
 
@@ -81,7 +95,7 @@ def evaluate_reader(reader: Reader, retriever: Retriever, gold: list[GoldQuestio
         if passage is not None:
             pairs.append((g, passage))
     readings = reader.read_batch([g.question for g, _ in pairs], [[p] for _, p in pairs], top_k=1)
-    scores = [best_over_gold(next(a.text for a in r if isinstance(a, Answer)), g.answers)
+    scores = [best_over_gold(r.answers[0].text if r.answers else None, g.answers)
               for (g, _), r in zip(pairs, readings)]
     n = max(1, len(scores))
     return {"em": sum(s[0] for s in scores) / n, "f1": sum(s[1] for s in scores) / n, "questions": len(scores)}

@@ -1,10 +1,14 @@
-"""Calibrate a reader's confidence and no-answer threshold on the held-out training slice.
+"""Fit a reader's decoding, then calibrate its confidence and no-answer threshold, on the held-out slice.
 
     python -m rag.training.calibrate --reader runs/reader --data ../shared/qa-train
 
 The slice is the ~2% of paragraphs that ``rag.training.data.is_held_out`` keeps out of
-training. Each held-out question is read with its own paragraph and, at the training
-negative rate, with a paragraph that does not hold its answer. Then:
+training. First the decoding (:func:`fit_decoding`): each held-out question is read with its
+own paragraph and four that do not hold its answer, as a retriever hands them over; the
+span length prior's weight, the sentence-crossing penalty and the trimming of attribution
+tails are chosen on a grid by exact match, the logits computed once. Then each held-out
+question is read with its own paragraph and, at the training negative rate, with a
+paragraph that does not hold its answer, and:
 
 - confidence is a logistic fit (Platt scaling) of "the best span is right" (F1 >= 0.5)
   on the best span's margin over no-answer;
@@ -26,8 +30,12 @@ import numpy as np
 from rag.evaluation.metrics import best_over_gold
 from rag.reader import Reader
 from rag.settings import configure_entry_point
-from rag.training.data import DEFAULT_MIX, TrainSettings, held_out_pairs
-from rag.types import Answer
+from rag.span_decoding import SpanPrior
+from rag.training.data import DEFAULT_MIX, TrainSettings, held_out_pairs, held_out_sets
+from rag.types import Passage
+
+LENGTH_WEIGHTS = (0.0, 0.25, 0.5, 1.0)  # multiples of the log length prior tried
+CROSSING_PENALTIES = (0.0, 1.0, 2.0, 4.0)  # margin units taken from a span across a sentence end
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +52,50 @@ def best_threshold(margins: np.ndarray, f1_if_answered: np.ndarray, has_answer: 
     return best
 
 
+def length_log_prior(reader: Reader, golds: list[tuple[str, ...]]) -> tuple[float, ...]:
+    """log p(L) - max log p(L) for answers of L = 1 .. max_answer_tokens tokens, add-one smoothed."""
+    reader.load()
+    counts = np.ones(reader.max_answer_tokens)
+    for answers in golds:
+        length = len(reader._plain.encode(answers[0], add_special_tokens=False).ids)
+        counts[min(max(length, 1), reader.max_answer_tokens) - 1] += 1
+    log_p = np.log(counts / counts.sum())
+    return tuple(float(x) for x in log_p - log_p.max())
+
+
+def fit_decoding(reader: Reader, data_dir: Path, mix: dict[str, float], seed: int) -> dict:
+    """Choose the decoding (length prior weight, crossing penalty, attribution trimming) by held-out EM.
+
+    Returns:
+        The choice, as ``reader.json`` records it under "decoding", with the EM/F1 of every option.
+    """
+    sets = held_out_sets(data_dir, mix, 0.0, seed)
+    passages = [[Passage(f"p{i}", "", text, 0, len(text)) for i, text in enumerate(texts)] for _, _, texts in sets]
+    windows = reader.windows([(q, p.text) for (q, _, _), ps in zip(sets, passages) for p in ps])
+    logits = reader.logits([w for _, w in windows])
+    base = length_log_prior(reader, [golds for _, golds, _ in sets])
+    grid, best = {}, None
+    for weight in LENGTH_WEIGHTS:
+        for penalty in CROSSING_PENALTIES:
+            for trim in (False, True):
+                reader.prior = SpanPrior(tuple(weight * x for x in base), penalty)
+                reader.trim_attribution = trim
+                scores = [best_over_gold(r.answers[0].text if r.answers else None, golds)
+                          for r, (_, golds, _) in zip(reader.decode(passages, windows, logits, top_k=1), sets)]
+                name = f"length x{weight:g}, crossing {penalty:g}, trim {'on' if trim else 'off'}"
+                grid[name] = {"em": 100 * float(np.mean([s[0] for s in scores])),
+                              "f1": 100 * float(np.mean([s[1] for s in scores]))}
+                if best is None or grid[name]["em"] > grid[best[0]]["em"] + 1e-9:
+                    best = (name, weight, penalty, trim)
+    name, weight, penalty, trim = best
+    reader.prior = SpanPrior(tuple(weight * x for x in base), penalty)
+    reader.trim_attribution = trim
+    return {"length_log_prior": list(reader.prior.length_log_prior), "length_weight": weight,
+            "crossing_penalty": penalty, "trim_attribution": trim,
+            "held_out": {"questions": len(sets), "passages_per_question": len(passages[0]) if passages else 0,
+                         "chosen": name, "grid": grid}}
+
+
 def calibrate(reader_dir: Path, data_dir: Path, mix: dict[str, float] | None = None) -> dict:
     """Fit confidence and threshold for the reader in ``reader_dir`` and record them in its reader.json."""
     from sklearn.linear_model import LogisticRegression
@@ -52,13 +104,16 @@ def calibrate(reader_dir: Path, data_dir: Path, mix: dict[str, float] | None = N
     info = json.loads(info_path.read_text()) if info_path.exists() else {}  # a reader from elsewhere
     defaults = TrainSettings(mix=DEFAULT_MIX)
     training = info.get("training", {})
-    pairs = held_out_pairs(data_dir, mix or training.get("mix", defaults.mix),
-                           training.get("negative_rate", defaults.negative_rate), training.get("seed", defaults.seed))
-    reader = Reader(reader_dir, threshold=-np.inf)
+    mix = mix or training.get("mix", defaults.mix)
+    seed = training.get("seed", defaults.seed)
+    reader = Reader(reader_dir, threshold=-np.inf, prior=SpanPrior(), trim_attribution=False)
+    info["decoding"] = fit_decoding(reader, data_dir, mix, seed)
+    logger.info("decoding: %s", info["decoding"]["held_out"]["chosen"])
+    pairs = held_out_pairs(data_dir, mix, training.get("negative_rate", defaults.negative_rate), seed)
     results = reader.read_batch([q for q, _, _ in pairs], [[p] for _, p, _ in pairs], top_k=1)
     margins, em_answered, f1_answered = [], [], []
     for (_, _, golds), answers in zip(pairs, results):
-        span = next(a for a in answers if isinstance(a, Answer))
+        span = answers.answers[0]
         margins.append(span.score)
         em, f1 = best_over_gold(span.text, golds) if golds else (0.0, 0.0)
         em_answered.append(em)

