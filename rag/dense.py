@@ -3,7 +3,7 @@
 Vectors are unit length, so inner product is cosine similarity. Which FAISS index holds
 them is chosen by size (:func:`choose_kind`): a flat index searches exactly and is fast
 enough below ``HNSW_FROM`` passages; above it an HNSW graph answers far faster at a small
-loss of recall against exact search (``python -m eval.scale`` measures both).
+loss of recall against exact search (``python -m eval.scale --crossover ...`` measures both).
 """
 
 from __future__ import annotations

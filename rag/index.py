@@ -46,7 +46,6 @@ from rag.types import Document, Hit, Passage
 logger = logging.getLogger(__name__)
 
 
-
 def _versions() -> dict[str, str]:
     found = {}
     for package in ("rag-news-qa", "faiss-cpu", "sentence-transformers", "bm25s", "transformers", "torch"):
@@ -96,7 +95,10 @@ class PassageIndex:
         if not filters:
             return None
         if self._columns is None:  # built on the first filtered search after a change
-            self._columns = DocumentColumns(list(self.documents.values()), [p.doc_id for p in self.passages])
+            if isinstance(self.documents, StoredDocuments):  # the metadata only, not the texts
+                self._columns = DocumentColumns(*self.documents.store.metadata())
+            else:
+                self._columns = DocumentColumns(list(self.documents.values()), [p.doc_id for p in self.passages])
         return self._columns.allowed(filters)
 
     def hit(self, row: int, score: float, rank: int) -> Hit:

@@ -97,6 +97,13 @@ class PassageStore:
         for row in self.db.execute(f"SELECT {', '.join(_DOCUMENT_FIELDS)} FROM documents"):
             yield Document(*row)
 
+    def metadata(self) -> tuple[list[Document], list[str]]:
+        """Every document without its text, and each passage row's document id: what filters need."""
+        fields = [f for f in _DOCUMENT_FIELDS if f != "text"]
+        documents = [Document(**dict(zip(fields, row)), text="")
+                     for row in self.db.execute(f"SELECT {', '.join(fields)} FROM documents")]
+        return documents, [row[0] for row in self.db.execute("SELECT doc_id FROM passages ORDER BY row")]
+
     def passages(self) -> Iterator[Passage]:
         """Every passage, in row order, each document's text read once."""
         texts: dict[str, str] = {}

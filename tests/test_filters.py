@@ -92,3 +92,11 @@ def test_a_filtered_search_gets_k_hits_from_the_allowed_documents_only(fake_embe
         assert len(hits) == 5 and {h.passage.id for h in hits} <= allowed, limit
     assert retriever.search(question, k=5, filters=Filters(sources=("Nobody",))) == []
     assert retriever.search(question, k=5, filters=Filters(until="2015-01-01")) == []
+
+
+def test_a_loaded_index_filters_from_its_store_alike(fake_embedder, corpus_docs, tmp_path):
+    index = PassageIndex.build(_dated(corpus_docs), fake_embedder)
+    loaded = PassageIndex.load(index.save(tmp_path / "idx"), fake_embedder)
+    for limit in (Filters(sources=("RFE/RL",)), Filters(until="2015-06-01"), Filters(authors=("Waheed Orya",))):
+        assert loaded.allowed(limit).tolist() == index.allowed(limit).tolist()
+        assert 0 < loaded.allowed(limit).sum() < len(index.passages)
