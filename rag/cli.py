@@ -249,7 +249,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 def _add_retrieval_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fusion", choices=FUSIONS, default=DEFAULT_FUSION,
-                   help="how hybrid mode fuses dense and BM25: rrf (reciprocal rank) or convex (weighted scores)")
+                   help="how hybrid mode fuses dense and BM25: convex (weighted normalised scores, the default) "
+                        "or rrf (reciprocal rank)")
     p.add_argument("--since", help="only articles published on or after this date (YYYY-MM-DD)")
     p.add_argument("--until", help="only articles published on or before this date (YYYY-MM-DD)")
     p.add_argument("--source", action="append", default=[], help="only articles of this outlet (repeatable)")

@@ -36,8 +36,8 @@ class Retriever:
         index: the passages to search.
         mode: ``"hybrid"`` (default) fuses the dense and BM25 rankings; ``"dense"`` and
             ``"bm25"`` use one of them.
-        fusion: how hybrid fuses them: ``"rrf"`` (reciprocal rank fusion, the default) or
-            ``"convex"`` (a weighted sum of min-max-normalised scores).
+        fusion: how hybrid fuses them: ``"convex"`` (a weighted sum of min-max-normalised
+            scores, the default) or ``"rrf"`` (reciprocal rank fusion).
         rrf_k: the constant of reciprocal rank fusion, score = sum of 1 / (rrf_k + rank).
         dense_weight: under convex fusion, the dense ranking's weight; BM25 gets 1 - dense_weight.
         candidates: how deep each ranking is read before fusion.
