@@ -50,7 +50,8 @@ class BM25Index:
     def load(cls, folder: Path) -> BM25Index:
         if not (folder / "params.index.json").exists():  # saved from an empty index
             return cls.build([])
-        model = bm25s.BM25.load(str(folder))
+        # Memory-mapped, as the dense vectors are: the score matrix stays in the page cache.
+        model = bm25s.BM25.load(str(folder), mmap=True, show_progress=False)
         return cls(model, int(model.scores["num_docs"]))
 
     def search_batch(self, questions: Sequence[str], k: int, allowed: np.ndarray | None = None) -> list[Ranking]:
