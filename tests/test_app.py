@@ -248,6 +248,25 @@ def test_browser_phone_shows_the_top_of_the_answer_and_errors_inline(served, bro
 
 
 @pytest.mark.browser
+def test_browser_limits_narrow_the_sources_and_a_bad_date_is_said_inline(served, browser):
+    page = browser.new_page(viewport=DESKTOP)
+    page.goto(served.url)
+    page.get_by_text("Limit to").click()
+    since = page.locator("#since textarea, #since input").first
+    since.fill("March")
+    box = page.locator("#question textarea")
+    box.fill(SPOKESMAN)
+    box.press("Enter")
+    page.locator("#question-error", has_text="since must be a date written YYYY-MM-DD, got 'March'").wait_for(
+        timeout=10_000)
+    since.fill("2016-01-01")  # no article is that recent
+    assert "No answer found in the articles." in _ask(page, SPOKESMAN).inner_text()
+    since.fill("2015-01-01")  # only the dated Afghanistan Today article passes
+    shown = _ask(page, "Which IMU leader was killed in a U.S. drone attack?").inner_text()
+    assert "Dostum and Noor announce new alliance" in shown and "IMU-Taliban Alliance" not in shown
+
+
+@pytest.mark.browser
 def test_browser_payloads_in_an_article_stay_inert(served, browser, tmp_path):
     payload = ("Council minutes\n\nThe clerk <script>window.__pwned = 1</script> read the note "
                "<img src=x onerror=\"window.__pwned = 2\"> aloud, then **[click me](javascript:window.__pwned=3)** "
