@@ -17,6 +17,7 @@ import json
 import logging
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
@@ -100,6 +101,12 @@ class PassageIndex:
             else:
                 self._columns = DocumentColumns(list(self.documents.values()), [p.doc_id for p in self.passages])
         return self._columns.allowed(filters)
+
+    def passage_counts(self) -> dict[str, int]:
+        """How many passages each document has, by id (counted by the store when loaded)."""
+        if isinstance(self.passages, StoredPassages):
+            return self.passages.store.passage_counts()
+        return dict(Counter(p.doc_id for p in self.passages))
 
     def hit(self, row: int, score: float, rank: int) -> Hit:
         """Passage row ``row`` as a search hit."""

@@ -121,9 +121,7 @@ class Library:
     def documents(self) -> list[dict]:
         """The indexed articles, newest snapshot: id, title, outlet, author, date, passages."""
         index = self.index
-        counts: dict[str, int] = {}
-        for p in index.passages:
-            counts[p.doc_id] = counts.get(p.doc_id, 0) + 1
+        counts = index.passage_counts()
         return [{"id": d.id, "title": d.title, "outlet": source_name(d), "author": d.author, "date": d.date,
                  "url": d.url, "passages": counts.get(d.id, 0)} for d in index.documents.values()]
 

@@ -97,6 +97,9 @@ class PassageStore:
         for row in self.db.execute(f"SELECT {', '.join(_DOCUMENT_FIELDS)} FROM documents"):
             yield Document(*row)
 
+    def passage_counts(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT doc_id, count(*) FROM passages GROUP BY doc_id"))
+
     def metadata(self) -> tuple[list[Document], list[str]]:
         """Every document without its text, and each passage row's document id: what filters need."""
         fields = [f for f in _DOCUMENT_FIELDS if f != "text"]

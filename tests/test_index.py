@@ -76,6 +76,8 @@ def test_round_trip_gives_identical_results(saved, corpus_index, embedder):
     assert list(loaded.passages) == corpus_index.passages  # read back from the store
     assert [loaded.passages[row] for row in range(len(loaded.passages))] == corpus_index.passages
     assert dict(loaded.documents) == corpus_index.documents
+    assert loaded.passage_counts() == corpus_index.passage_counts() and sum(loaded.passage_counts().values()) == len(
+        corpus_index.passages)
     for mode in ("dense", "bm25", "hybrid"):
         before = Retriever(corpus_index).search(QUESTION, 5, mode)
         after = Retriever(loaded).search(QUESTION, 5, mode)
