@@ -31,12 +31,10 @@ def _day(value: str | date | None, what: str) -> date | None:
 def _names(values: Iterable[str] | str | None, what: str) -> tuple[str, ...]:
     if values is None:
         return ()
-    if isinstance(values, str):
-        values = [values]
-    names = tuple(v.strip() for v in values)
-    if any(not isinstance(v, str) or not v for v in names):
-        raise InvalidInputError(f"{what} must be non-empty names, got {list(values)!r}")
-    return names
+    values = [values] if isinstance(values, str) else list(values)
+    if any(not isinstance(v, str) or not v.strip() for v in values):
+        raise InvalidInputError(f"{what} must be non-empty names, got {values!r}")
+    return tuple(v.strip() for v in values)
 
 
 @dataclass(frozen=True)

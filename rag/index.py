@@ -288,6 +288,10 @@ class PassageIndex:
             else:  # format 2, read whole; the next save writes the store
                 passages = [Passage(**p) for p in _read_records(folder / "passages.jsonl")]
                 documents = [Document(**d) for d in _read_records(folder / "documents.jsonl")]
+                known = {d.id for d in documents}
+                orphan = next((p for p in passages if p.doc_id not in known), None)
+                if orphan is not None:
+                    raise IndexMismatchError(f"{path}: passage {orphan.id} belongs to no document in documents.jsonl")
             bm25 = BM25Index.load(folder / "bm25")
         except (RuntimeError, json.JSONDecodeError, TypeError, ValueError, OSError, sqlite3.Error) as e:
             raise IndexMismatchError(f"corrupt index file in {path}: {e}") from e

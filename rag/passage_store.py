@@ -41,6 +41,7 @@ def write(path: Path, documents: Iterable[Document], passages: Iterable[Passage]
     """
     db = sqlite3.connect(path)
     try:
+        db.execute("PRAGMA foreign_keys = ON")  # a passage of no document is refused, never written
         db.executescript(_SCHEMA)
         with db:
             db.executemany(f"INSERT INTO documents VALUES ({', '.join('?' * len(_DOCUMENT_FIELDS))})",
