@@ -132,11 +132,13 @@ def run_size(n: int, paragraphs: list[str], base: np.ndarray, questions: list[st
              noise: float) -> dict:
     import faiss
 
+    from rag.bm25 import Postings
     from rag.chunking import ChunkSettings
     from rag.dense import choose_kind, new_faiss_index
     from rag.filters import Filters
     from rag.index import PassageIndex
     from rag.retriever import Retriever
+    from rag.segment import Segment
     from rag.settings import DenseSettings
 
     rng = np.random.default_rng(n)
@@ -149,7 +151,8 @@ def run_size(n: int, paragraphs: list[str], base: np.ndarray, questions: list[st
     settings = DenseSettings()
     dense = new_faiss_index(vectors.shape[1], choose_kind(settings, n), settings)
     dense.add(vectors)
-    index = PassageIndex(documents, passages, dense, embedder, ChunkSettings(), dense_settings=settings)
+    segment = Segment({d.id: d for d in documents}, passages, dense, Postings.build([p.text for p in passages]))
+    index = PassageIndex([segment], vectors.shape[1], embedder, ChunkSettings(), dense_settings=settings)
     result["build_s"] = time.perf_counter() - started
     result["dense_kind"] = index.dense.kind
 
@@ -159,6 +162,7 @@ def run_size(n: int, paragraphs: list[str], base: np.ndarray, questions: list[st
     index.save(folder)
     result["save_s"] = time.perf_counter() - started
     result.update(measure_load(folder))
+    index = PassageIndex.load(folder, embedder)  # as a user's update does: the saved segments are linked
 
     queries = real.encode(questions)
     exact = faiss.IndexFlatIP(vectors.shape[1])

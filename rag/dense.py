@@ -44,26 +44,32 @@ def kind_of(vectors: faiss.Index) -> str:
 
 
 class DenseIndex:
-    """Search passage vectors by a question's embedding.
+    """Search passage vectors by a question's embedding, over the vectors of several segments.
 
     Args:
-        vectors: the FAISS index; row i is passage row i.
+        parts: each segment's FAISS index, in row order: part i's row r is row
+            ``sum(sizes of parts before i) + r``.
+        dimension: the vectors' size (needed when there are no parts).
         embedder: encodes questions into the same space.
         settings: search settings (``ef_search`` for HNSW).
     """
 
-    def __init__(self, vectors: faiss.Index, embedder: Embedder, settings: DenseSettings | None = None) -> None:
-        self.vectors = vectors
+    def __init__(self, parts: Sequence[faiss.Index], dimension: int, embedder: Embedder,
+                 settings: DenseSettings | None = None) -> None:
+        self.parts = list(parts)
+        self.dimension = dimension
+        self.offsets = np.cumsum([0, *(p.ntotal for p in self.parts)])
         self.embedder = embedder
         self.settings = settings if settings is not None else DenseSettings()
 
     @property
     def size(self) -> int:
-        return self.vectors.ntotal
+        return int(self.offsets[-1])
 
     @property
     def kind(self) -> str:
-        return kind_of(self.vectors)
+        """The kind of the largest part, which decides search speed."""
+        return kind_of(max(self.parts, key=lambda p: p.ntotal)) if self.parts else "flat"
 
     def search_batch(self, questions: Sequence[str], k: int, allowed: np.ndarray | None = None) -> list[Ranking]:
         """For each question, (rows, cosine scores) of its ``k`` nearest passages, best first.
@@ -76,26 +82,49 @@ class DenseIndex:
         return self.search_vectors(self.embedder.encode(list(questions)), k, allowed)
 
     def search_vectors(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[Ranking]:
-        """As :meth:`search_batch`, for query vectors already encoded."""
+        """As :meth:`search_batch`, for query vectors already encoded: each part searched, the best k kept."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
-        passing = self.size if allowed is None else int(allowed.sum())
-        k = min(k, passing)
-        if k == 0:
-            return [(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)) for _ in queries]
-        if allowed is not None and passing < EXACT_BELOW_SHARE * self.size:
-            return self._exact_over(queries, k, np.flatnonzero(allowed))
-        if self.kind == "hnsw":
-            params = faiss.SearchParametersHNSW(efSearch=max(self.settings.ef_search, k))
-        else:
-            params = faiss.SearchParameters()
-        if allowed is not None:  # the filter applies inside the search, so k passing rows come back
-            params.sel = faiss.IDSelectorBitmap(np.packbits(allowed, bitorder="little"))
-        scores, rows = self.vectors.search(queries, k, params=params)
-        return [(r[r >= 0], s[r >= 0]) for r, s in zip(rows, scores)]
+        found = [_search(part, queries, k, None if allowed is None else allowed[start:end], self.settings)
+                 for part, start, end in zip(self.parts, self.offsets, self.offsets[1:])]
+        results = []
+        for i in range(len(queries)):
+            rows = np.concatenate([np.zeros(0, dtype=np.int64), *(r[i][0] + start for r, start in zip(found, self.offsets))])
+            scores = np.concatenate([np.zeros(0, dtype=np.float32), *(r[i][1] for r in found)])
+            best = np.lexsort((rows, -scores))[:k]
+            results.append((rows[best], scores[best]))
+        return results
 
-    def _exact_over(self, queries: np.ndarray, k: int, rows: np.ndarray) -> list[Ranking]:
-        """Exact search over the given rows only (their vectors gathered from the index)."""
-        vectors = self.vectors.reconstruct_batch(rows)
-        scores = queries @ vectors.T
-        top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        return [(rows[t], scores[i, t]) for i, t in enumerate(top)]
+    def reconstruct(self, rows: np.ndarray) -> np.ndarray:
+        """The stored vectors of ``rows`` (sorted), read back from their parts."""
+        vectors = np.zeros((len(rows), self.dimension), dtype=np.float32)
+        for part, start, end in zip(self.parts, self.offsets, self.offsets[1:]):
+            inside = (rows >= start) & (rows < end)
+            if inside.any():
+                vectors[inside] = part.reconstruct_batch(rows[inside] - start)
+        return vectors
+
+
+def _search(vectors: faiss.Index, queries: np.ndarray, k: int, allowed: np.ndarray | None,
+            settings: DenseSettings) -> list[Ranking]:
+    """The ``k`` nearest rows of one FAISS index per query, among the ``allowed`` ones."""
+    passing = vectors.ntotal if allowed is None else int(allowed.sum())
+    k = min(k, passing)
+    if k == 0:
+        return [(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)) for _ in queries]
+    if allowed is not None and passing < EXACT_BELOW_SHARE * vectors.ntotal:
+        return _exact_over(vectors, queries, k, np.flatnonzero(allowed))
+    if kind_of(vectors) == "hnsw":
+        params = faiss.SearchParametersHNSW(efSearch=max(settings.ef_search, k))
+    else:
+        params = faiss.SearchParameters()
+    if allowed is not None:  # the filter applies inside the search, so k passing rows come back
+        params.sel = faiss.IDSelectorBitmap(np.packbits(allowed, bitorder="little"))
+    scores, rows = vectors.search(queries, k, params=params)
+    return [(r[r >= 0], s[r >= 0]) for r, s in zip(rows, scores)]
+
+
+def _exact_over(vectors: faiss.Index, queries: np.ndarray, k: int, rows: np.ndarray) -> list[Ranking]:
+    """Exact search over the given rows only (their vectors gathered from the index)."""
+    scores = queries @ vectors.reconstruct_batch(rows).T
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return [(rows[t], scores[i, t]) for i, t in enumerate(top)]

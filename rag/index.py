@@ -1,12 +1,14 @@
-"""A passage index: dense vectors and BM25 over the passages of a set of documents.
+"""A passage index: dense vectors and BM25 over the passages of a set of documents, in segments.
 
-Each saved generation of an index folder (see ``rag.store`` for the crash-safe layout) holds:
+The index is a list of segments (``rag.segment``), each one batch of documents with their
+passages, vectors and BM25 lists, written once. Rows are numbered across segments, one
+after the other. Adding documents adds a segment; removing one marks it deleted. Either
+costs in proportion to the change, and so does saving: each saved generation of an index
+folder (see ``rag.store`` for the crash-safe layout) holds
 
-    index.faiss       dense vectors (flat or HNSW, see ``rag.dense``); row i is passage i
-    passages.sqlite   the passages, in row order, and the cleaned documents they come from
-                      (``rag.passage_store``: read by row, never loaded whole)
-    bm25/             bm25s sparse index over the same passages, same row order
-    manifest.json     embedding model, dimension, metric, chunking, counts, versions, checksums
+    seg-…/            each segment, hard-linked from the generation before when unchanged
+    manifest.json     embedding model, dimension, chunking, counts, versions, the segments
+                      and their deleted documents, and the checksum of every file
 
 Loading checks every file against the manifest.
 """
@@ -17,8 +19,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -29,22 +30,26 @@ import numpy as np
 from embeddings import Embedder, EmbeddingModelError
 from rag import fast_models, passage_store
 from rag.bm25 import SETTINGS as BM25_SETTINGS
-from rag.bm25 import BM25Index
-from rag.chunking import Chunker, ChunkSettings
-from rag.dense import DenseIndex, choose_kind, new_faiss_index
+from rag.bm25 import BM25Index, Postings
+from rag.chunking import ChunkSettings
+from rag.dense import DenseIndex
 from rag.errors import (
     DocumentNotFoundError,
     IndexMismatchError,
     InvalidInputError,
     ModelLoadError,
 )
-from rag.filters import DocumentColumns, Filters
+from rag.filters import Filters
 from rag.passage_store import PassageStore, StoredDocuments, StoredPassages
+from rag.segment import Segment, merge, merge_plan
 from rag.settings import DenseSettings
-from rag.store import IndexFolder, write_file
+from rag.store import IndexFolder
 from rag.types import Document, Hit, Passage
 
 logger = logging.getLogger(__name__)
+
+# More segments than this are merged at a save, smallest first (see rag.segment.merge_plan).
+MOST_SEGMENTS = 10
 
 
 def _versions() -> dict[str, str]:
@@ -62,26 +67,84 @@ def _read_records(path: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+class LiveDocuments(Mapping[str, Document]):
+    """The documents of an index's segments that are not deleted, by id."""
+
+    def __init__(self, segments: Sequence[Segment]) -> None:
+        self._segments = segments
+
+    def __getitem__(self, doc_id: str) -> Document:
+        for segment in reversed(self._segments):  # a document removed and added again lives in the newer
+            if segment.holds(doc_id):
+                return segment.documents[doc_id]
+        raise KeyError(doc_id)
+
+    def __contains__(self, doc_id: object) -> bool:
+        return isinstance(doc_id, str) and any(s.holds(doc_id) for s in self._segments)
+
+    def __len__(self) -> int:
+        return sum(len(s.documents) - len(s.deleted) for s in self._segments)
+
+    def __iter__(self) -> Iterator[str]:
+        return (d.id for d in self.values())
+
+    def values(self):  # one query per segment, not one per id
+        return [d for s in self._segments for d in s.live_documents()]
+
+
+class LivePassages:
+    """The passages of an index's segments whose documents are not deleted, in row order.
+
+    Sized and iterable; a passage by row is ``PassageIndex.passage(row)``.
+    """
+
+    def __init__(self, segments: Sequence[Segment]) -> None:
+        self._segments = segments
+
+    def __len__(self) -> int:
+        return sum(s.live_rows() for s in self._segments)
+
+    def __iter__(self) -> Iterator[Passage]:
+        for segment in self._segments:
+            yield from segment.live_passages()
+
+
 class PassageIndex:
     """Passages of a set of documents, searchable by dense vectors and by BM25.
 
     Build one with :meth:`build`, or open a saved one with :meth:`load`.
+
+    Args:
+        segments: the segments, in row order.
+        dimension: the vectors' size.
+        embedder: encodes questions (and new passages) into the vectors' space.
+        chunking: how documents were split into passages.
+        dense_settings: the FAISS index kind and its parameters.
     """
 
-    def __init__(self, documents: Sequence[Document] | Mapping[str, Document], passages: Sequence[Passage],
-                 vectors: faiss.Index, embedder: Embedder, chunking: ChunkSettings, bm25: BM25Index | None = None,
+    def __init__(self, segments: Sequence[Segment], dimension: int, embedder: Embedder, chunking: ChunkSettings,
                  dense_settings: DenseSettings | None = None) -> None:
-        if vectors.ntotal != len(passages):
-            raise IndexMismatchError(f"{vectors.ntotal} vectors for {len(passages)} passages")
-        # A loaded index reads both from its store on demand (rag.passage_store); a built or
-        # changed one holds them as a dict and a list.
-        self.documents: Mapping[str, Document] = documents if isinstance(documents, Mapping) \
-            else {d.id: d for d in documents}
-        self.passages: Sequence[Passage] = passages if isinstance(passages, StoredPassages) else list(passages)
-        self.dense = DenseIndex(vectors, embedder, dense_settings)
+        for segment in segments:
+            if segment.vectors.ntotal != segment.rows or segment.postings.size != segment.rows:
+                raise IndexMismatchError(f"a segment has {segment.rows} passages, {segment.vectors.ntotal} vectors "
+                                         f"and {segment.postings.size} BM25 rows")
+            if segment.vectors.d != dimension:
+                raise IndexMismatchError(f"a segment holds {segment.vectors.d}-d vectors, the index {dimension}-d")
+        self.segments = list(segments)
         self.chunking = chunking
-        self.sparse = bm25 if bm25 is not None else BM25Index.build([p.text for p in self.passages])
-        self._columns: DocumentColumns | None = None
+        self.dense = DenseIndex([], dimension, embedder, dense_settings)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """After the segments changed: searches over the new list, and the views on it."""
+        self.dense = DenseIndex([s.vectors for s in self.segments], self.dense.dimension, self.dense.embedder,
+                                self.dense.settings)
+        self.sparse = BM25Index([s.postings for s in self.segments])
+        self.documents: Mapping[str, Document] = LiveDocuments(self.segments)
+        self.passages = LivePassages(self.segments)
+        masks = [s.live() for s in self.segments]
+        self._live = None if all(m is None for m in masks) else np.concatenate(
+            [np.ones(s.rows, dtype=bool) if m is None else m for s, m in zip(self.segments, masks)])
 
     @property
     def embedder(self) -> Embedder:
@@ -91,26 +154,30 @@ class PassageIndex:
     def embedder(self, embedder: Embedder) -> None:
         self.dense.embedder = embedder
 
+    @property
+    def rows(self) -> int:
+        """Passage rows in all segments, those of deleted documents included until they are merged away."""
+        return self.dense.size
+
     def allowed(self, filters: Filters | None) -> np.ndarray | None:
-        """The passage rows that pass ``filters``, as a bool mask; None when nothing is filtered."""
+        """The passage rows that may be returned: not deleted, and passing ``filters``; None when all may."""
         if not filters:
-            return None
-        if self._columns is None:  # built on the first filtered search after a change
-            if isinstance(self.documents, StoredDocuments):  # the metadata only, not the texts
-                self._columns = DocumentColumns(*self.documents.store.metadata())
-            else:
-                self._columns = DocumentColumns(list(self.documents.values()), [p.doc_id for p in self.passages])
-        return self._columns.allowed(filters)
+            return self._live
+        passing = np.concatenate([np.zeros(0, dtype=bool), *(s.columns().allowed(filters) for s in self.segments)])
+        return passing if self._live is None else passing & self._live
 
     def passage_counts(self) -> dict[str, int]:
-        """How many passages each document has, by id (counted by the store when loaded)."""
-        if isinstance(self.passages, StoredPassages):
-            return self.passages.store.passage_counts()
-        return dict(Counter(p.doc_id for p in self.passages))
+        """How many passages each live document has, by id (counted by the stores when loaded)."""
+        return {doc_id: n for s in self.segments for doc_id, n in s.passage_counts().items()}
+
+    def passage(self, row: int) -> Passage:
+        """The passage at ``row``."""
+        i = int(np.searchsorted(self.dense.offsets, row, side="right")) - 1
+        return self.segments[i].passages[row - int(self.dense.offsets[i])]
 
     def hit(self, row: int, score: float, rank: int) -> Hit:
         """Passage row ``row`` as a search hit."""
-        passage = self.passages[row]
+        passage = self.passage(row)
         return Hit(passage=passage, document=self.documents[passage.doc_id], score=score, rank=rank)
 
     @classmethod
@@ -127,56 +194,30 @@ class PassageIndex:
             dense_settings: the FAISS index kind and its parameters (by default chosen by size).
         """
         embedder = embedder if embedder is not None else Embedder()
-        chunking = chunking if chunking is not None else ChunkSettings()
-        dense_settings = dense_settings if dense_settings is not None else DenseSettings()
-        unique = list({d.id: d for d in documents}.values())
-        passages = Chunker(chunking, embedder.count_tokens).chunk_all(unique, progress=bool(progress))
-        kind = choose_kind(dense_settings, len(passages))
-        vectors = new_faiss_index(_dimension(embedder), kind, dense_settings)
-        if passages:
-            vectors.add(embedder.encode([p.text for p in passages], progress=progress, passages=True))
-        return cls(unique, passages, vectors, embedder, chunking, dense_settings=dense_settings)
+        index = cls([], _dimension(embedder), embedder, chunking if chunking is not None else ChunkSettings(),
+                    dense_settings)
+        index.add(documents, progress)
+        return index
 
     def add(self, documents: Sequence[Document], progress: bool | None = None) -> int:
-        """Index documents not yet in the index (by id); returns how many passages were added.
+        """Index documents not yet in the index (by id), as a new segment; returns how many passages were added.
 
-        Dense vectors of existing passages are kept; the BM25 index is rebuilt (it takes
-        milliseconds even for thousands of passages).
+        Nothing already indexed is touched: the cost is that of the new documents.
         """
         new = [d for d in {d.id: d for d in documents}.values() if d.id not in self.documents]
         if not new:
             return 0
         self.check_embedder()
-        self._editable()
-        passages = Chunker(self.chunking, self.embedder.count_tokens).chunk_all(new, progress=bool(progress))
-        if passages:
-            vectors = self.embedder.encode([p.text for p in passages], progress=progress, passages=True)
-            kind = choose_kind(self.dense.settings, self.dense.size + len(passages))
-            if kind != self.dense.kind:  # grown past the size where search turns approximate
-                self.dense.vectors = self._rebuilt(kind, np.arange(self.dense.size))
-            self.dense.vectors.add(vectors)
-        self.documents.update((d.id, d) for d in new)
-        self.passages += passages
-        self.sparse = BM25Index.build([p.text for p in self.passages])
-        self._columns = None
-        return len(passages)
-
-    def _editable(self) -> None:
-        """Before a change: documents and passages as a dict and a list (read whole from the store once)."""
-        if not isinstance(self.documents, dict):
-            self.documents = {d.id: d for d in self.documents.values()}
-        if not isinstance(self.passages, list):
-            self.passages = list(self.passages)
-
-    def _rebuilt(self, kind: str, rows: np.ndarray) -> faiss.Index:
-        """A new FAISS index of ``kind`` holding the vectors of ``rows`` (read back, never re-encoded)."""
-        vectors = new_faiss_index(self.dense.vectors.d, kind, self.dense.settings)
-        if len(rows):
-            vectors.add(self.dense.vectors.reconstruct_batch(rows))
-        return vectors
+        segment = Segment.build(new, self.embedder, self.chunking, self.dense.settings, progress)
+        self.segments.append(segment)
+        self._refresh()
+        return segment.rows
 
     def remove(self, doc_ids: Sequence[str]) -> int:
-        """Drop documents and their passages by id; returns how many passages were removed.
+        """Mark documents deleted, by id; returns how many passages were removed.
+
+        Their rows are skipped by every search from now on, and dropped from disk when their
+        segment is merged; no vector is rebuilt.
 
         Raises:
             InvalidInputError: ``doc_ids`` is a lone string.
@@ -187,32 +228,23 @@ class PassageIndex:
         missing = [i for i in doc_ids if i not in self.documents]
         if missing:
             raise DocumentNotFoundError(f"no document with id {missing[0]!r} in the index")
-        self._editable()
+        before = len(self.passages)
         gone = set(doc_ids)
-        keep = np.array([row for row, p in enumerate(self.passages) if p.doc_id not in gone], dtype=np.int64)
-        if self.dense.kind == "flat":  # rows removed in place: the others move up, nothing is re-encoded
-            dropped = np.setdiff1d(np.arange(self.dense.size), keep)
-            self.dense.vectors.remove_ids(faiss.IDSelectorBatch(dropped))
-        else:  # an HNSW graph cannot drop nodes: a new graph over the kept vectors, read back
-            self.dense.vectors = self._rebuilt("hnsw", keep)
-        removed = len(self.passages) - len(keep)
-        self.passages = [self.passages[row] for row in keep]
-        for doc_id in gone:
-            del self.documents[doc_id]
-        self.sparse = BM25Index.build([p.text for p in self.passages])
-        self._columns = None
-        return removed
+        self.segments = [s.with_deleted([d for d in gone if s.holds(d)]) if any(s.holds(d) for d in gone) else s
+                         for s in self.segments]
+        self._refresh()
+        return before - len(self.passages)
 
-    def manifest(self) -> dict:
+    def manifest(self, segments: Sequence[dict]) -> dict:
         return {
             "embedding_model": self.embedder.model_name,
-            "dimension": self.dense.vectors.d,
+            "dimension": self.dense.dimension,
             "normalized": True,
             "metric": "inner_product",
-            "faiss_index": type(self.dense.vectors).__name__,
             "dense": {**self.dense.settings.to_dict(), "built": self.dense.kind},
             "passages": len(self.passages),
             "documents": len(self.documents),
+            "segments": list(segments),
             "chunking": asdict(self.chunking),
             "bm25": BM25_SETTINGS,
             "versions": _versions(),
@@ -220,16 +252,24 @@ class PassageIndex:
         }
 
     def estimated_bytes(self, documents: Sequence[Document] = ()) -> int:
-        """A generous guess of a saved generation's size, with ``documents`` added, to check disk room first."""
-        text = sum(len(d.text.encode("utf-8")) for d in [*self.documents.values(), *documents])
-        passages = len(self.passages) + text // 400  # about 600 characters a passage, with overlap
-        return 4 * text + passages * (self.dense.vectors.d * 4 + 300) + (1 << 20)
+        """A generous guess of what the next save writes, with ``documents`` added, to check disk room first.
+
+        Segments read from disk are linked, not written; only new segments and merges take room.
+        """
+        plan = merge_plan(self.segments, MOST_SEGMENTS)
+        text = sum(len(d.text.encode("utf-8")) for d in documents)
+        text += sum(len(d.text.encode("utf-8")) for i, s in enumerate(self.segments) if s.name is None or i in plan
+                    for d in s.live_documents())
+        passages = text // 400  # about 600 characters a passage, with overlap
+        return 4 * text + passages * (self.dense.dimension * 4 + 300) + (1 << 20)
 
     def save(self, path: str | Path) -> Path:
         """Write the index as a new generation of the folder ``path``, crash-safe; see ``rag.store``.
 
-        The folder must be missing, empty, or an index already. Takes the folder's writer
-        lock (re-entrant, so a caller that holds it for an update keeps it).
+        Segments read from disk are hard-linked, new ones written; small and mostly-deleted
+        segments are merged first (see :data:`MOST_SEGMENTS`). The folder must be missing,
+        empty, or an index already. Takes the folder's writer lock (re-entrant, so a caller
+        that holds it for an update keeps it).
 
         Returns:
             ``path``.
@@ -238,12 +278,20 @@ class PassageIndex:
             NotAnIndexError: ``path`` holds something else; it is left untouched.
             IndexWriteError: the folder cannot be written; the index there is unchanged.
         """
+        plan = merge_plan(self.segments, MOST_SEGMENTS)
+        if plan:
+            merged = merge([self.segments[i] for i in plan], self.dense.settings)
+            logger.info("merging %d segments into one of %d passages", len(plan), merged.rows)
+            self.segments = [s for i, s in enumerate(self.segments) if i not in plan] + ([merged] if merged.rows else [])
+            self._refresh()
 
         def write(folder: Path) -> dict:
-            write_file(folder / "index.faiss", faiss.serialize_index(self.dense.vectors).tobytes())
-            passage_store.write(folder / passage_store.FILE, self.documents.values(), self.passages)
-            self.sparse.save(folder / "bm25")
-            return self.manifest()
+            entries, known = [], {}
+            for segment in self.segments:
+                name, files = segment.write(folder)
+                known.update(files)
+                entries.append({"name": name, "passages": segment.rows, "deleted": sorted(segment.deleted)})
+            return {**self.manifest(entries), "files": known}
 
         IndexFolder(path).commit(write)
         return Path(path)
@@ -268,40 +316,36 @@ class PassageIndex:
             model_name = manifest["embedding_model"]
             dimension = int(manifest["dimension"])
             dense_settings = DenseSettings(**{k: v for k, v in manifest.get("dense", {}).items() if k != "built"})
+            entries = manifest.get("segments")
+            if entries is not None:
+                entries = [(str(e["name"]), int(e["passages"]), [str(d) for d in e["deleted"]]) for e in entries]
         except (KeyError, TypeError, ValueError, InvalidInputError) as e:
             raise IndexMismatchError(f"corrupt manifest.json in {path}: {e}") from e
-        stored = (folder / passage_store.FILE).exists()
-        files = ("index.faiss", "bm25", *((passage_store.FILE,) if stored else ("passages.jsonl", "documents.jsonl")))
-        missing = [name for name in files if not (folder / name).exists()]
-        if missing:
-            raise IndexMismatchError(f"{path} is not a complete index: {missing[0]} is missing")
         embedder = embedder if embedder is not None else fast_models.embedder(model_name, backend)
         if embedder.model_name != model_name:
             raise IndexMismatchError(f"index {path} was built with {model_name!r}, "
                                      f"not {embedder.model_name!r}; rebuild it or query it with that model")
         try:
-            # Memory-mapped: the vectors stay in the page cache, not in this process's heap.
-            vectors = faiss.read_index(str(folder / "index.faiss"), faiss.IO_FLAG_MMAP)
-            if stored:
-                store = PassageStore(folder / passage_store.FILE)
-                passages, documents = StoredPassages(store), StoredDocuments(store)
-            else:  # format 2, read whole; the next save writes the store
-                passages = [Passage(**p) for p in _read_records(folder / "passages.jsonl")]
-                documents = [Document(**d) for d in _read_records(folder / "documents.jsonl")]
-                known = {d.id for d in documents}
-                orphan = next((p for p in passages if p.doc_id not in known), None)
-                if orphan is not None:
-                    raise IndexMismatchError(f"{path}: passage {orphan.id} belongs to no document in documents.jsonl")
-            bm25 = BM25Index.load(folder / "bm25")
+            if entries is None:  # formats 2 and 3: one unsegmented index, made a segment; the next save writes 4
+                segments = [_unsegmented(folder, path)]
+            else:
+                segments = []
+                for name, rows, deleted in entries:
+                    missing = [f for f in ("index.faiss", passage_store.FILE, "bm25/terms.json")
+                               if not (folder / name / f).exists()]
+                    if missing:
+                        raise IndexMismatchError(f"{path} is not a complete index: {name}/{missing[0]} is missing")
+                    segment = Segment.load(folder / name, name, _files_under(manifest["files"], name), deleted)
+                    if segment.rows != rows:
+                        raise IndexMismatchError(f"{path}: segment {name} holds {segment.rows} passages, "
+                                                 f"but the manifest says {rows}")
+                    segments.append(segment)
+            index = cls(segments, dimension, embedder, chunking, dense_settings)
         except (RuntimeError, json.JSONDecodeError, TypeError, ValueError, OSError, sqlite3.Error) as e:
             raise IndexMismatchError(f"corrupt index file in {path}: {e}") from e
-        if vectors.d != dimension:
-            raise IndexMismatchError(f"index.faiss has dimension {vectors.d}, manifest says {dimension}")
-        for what, count in (("index.faiss vectors", vectors.ntotal), ("stored passages", len(passages)),
-                            ("bm25 rows", bm25.size)):
-            if count != expected:
-                raise IndexMismatchError(f"{path}: {count} {what}, but the manifest says {expected} passages")
-        return cls(documents, passages, vectors, embedder, chunking, bm25, dense_settings)
+        if len(index.passages) != expected:
+            raise IndexMismatchError(f"{path}: {len(index.passages)} passages, but the manifest says {expected}")
+        return index
 
     def check_embedder(self) -> None:
         """Load the embedder, and raise if its vectors do not fit the index.
@@ -311,9 +355,43 @@ class PassageIndex:
             IndexMismatchError: its vectors have another dimension than the index's.
         """
         dimension = _dimension(self.embedder)
-        if dimension != self.dense.vectors.d:
+        if dimension != self.dense.dimension:
             raise IndexMismatchError(f"embedder {self.embedder.model_name!r} gives {dimension}-d "
-                                     f"vectors, the index holds {self.dense.vectors.d}-d vectors")
+                                     f"vectors, the index holds {self.dense.dimension}-d vectors")
+
+
+def _files_under(files: Mapping[str, dict], name: str) -> dict[str, dict]:
+    """The manifest's checksums of one segment's files, by path inside the segment."""
+    prefix = f"{name}/"
+    return {path[len(prefix):]: entry for path, entry in files.items() if path.startswith(prefix)}
+
+
+def _unsegmented(folder: Path, path: str | Path) -> Segment:
+    """A format-2 or format-3 generation (one index.faiss, bm25s lists, passages) as one unsaved segment.
+
+    Its BM25 lists are rebuilt from the passages' text, once.
+    """
+    stored = (folder / passage_store.FILE).exists()
+    files = ("index.faiss", *((passage_store.FILE,) if stored else ("passages.jsonl", "documents.jsonl")))
+    missing = [name for name in files if not (folder / name).exists()]
+    if missing:
+        raise IndexMismatchError(f"{path} is not a complete index: {missing[0]} is missing")
+    vectors = faiss.read_index(str(folder / "index.faiss"), faiss.IO_FLAG_MMAP)
+    if stored:
+        store = PassageStore(folder / passage_store.FILE)
+        documents: Mapping[str, Document] = StoredDocuments(store)
+        passages: Sequence[Passage] = StoredPassages(store)
+    else:
+        passages = [Passage(**p) for p in _read_records(folder / "passages.jsonl")]
+        documents = {d.id: d for d in (Document(**d) for d in _read_records(folder / "documents.jsonl"))}
+        orphan = next((p for p in passages if p.doc_id not in documents), None)
+        if orphan is not None:
+            raise IndexMismatchError(f"{path}: passage {orphan.id} belongs to no document in documents.jsonl")
+    if vectors.ntotal != len(passages):
+        raise IndexMismatchError(f"{path}: {vectors.ntotal} index.faiss vectors for {len(passages)} passages")
+    logger.info("reading an index of an older format at %s: its BM25 lists are rebuilt now, and "
+                "the next save writes the current format", path)
+    return Segment(documents, passages, vectors, Postings.build([p.text for p in passages]))
 
 
 def _dimension(embedder: Embedder) -> int:

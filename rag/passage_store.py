@@ -98,6 +98,16 @@ class PassageStore:
         for row in self.db.execute(f"SELECT {', '.join(_DOCUMENT_FIELDS)} FROM documents"):
             yield Document(*row)
 
+    def rows_of(self, doc_ids: Iterable[str]) -> list[int]:
+        """The passage rows of these documents."""
+        ids = list(doc_ids)
+        rows: list[int] = []
+        for i in range(0, len(ids), 500):  # SQLite caps the number of bound parameters
+            chunk = ids[i:i + 500]
+            rows += [r for (r,) in self.db.execute(f"SELECT row FROM passages WHERE doc_id IN ({', '.join('?' * len(chunk))})",
+                                                   chunk)]
+        return rows
+
     def passage_counts(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT doc_id, count(*) FROM passages GROUP BY doc_id"))
 

@@ -4,7 +4,7 @@ Layout::
 
     DIR/
       CURRENT            one line: the name of the live generation, e.g. "gen-000007"
-      gen-000007/        the live index: manifest.json, index.faiss, passages.jsonl, ...
+      gen-000007/        the live index: manifest.json and its segments (see rag.index)
       gen-000006/        the one before, kept so a reader that opened it a moment ago can finish
       .writer.lock       held by the one process that may write (filelock)
 
@@ -44,13 +44,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from rag.errors import IndexLockedError, IndexMismatchError, IndexNotFoundError, IndexWriteError, NotAnIndexError
+from rag.errors import (
+    IndexLockedError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    IndexWriteError,
+    NotAnIndexError,
+)
 
 logger = logging.getLogger(__name__)
 
 MARKER = "rag-news-qa index"
-FORMAT_VERSION = 3  # 3: passages and documents in SQLite (rag.passage_store)
-READABLE_VERSIONS = (2, 3)  # 2 kept them in JSONL; it is read, and the next save writes 3
+FORMAT_VERSION = 4  # 4: segments (rag.segment); 3: passages and documents in SQLite (rag.passage_store)
+READABLE_VERSIONS = (2, 3, 4)  # 2 kept them in JSONL, 3 in one segment; both are read, and the next save writes 4
 POINTER = "CURRENT"
 LOCK = ".writer.lock"
 MANIFEST = "manifest.json"
@@ -248,7 +254,9 @@ class IndexFolder:
 
         Args:
             write: fills the given empty folder with the index files and returns the manifest
-                body (without ``files``, ``kind`` and ``format_version``, which are added here).
+                body (without ``kind`` and ``format_version``, which are added here). Its
+                ``files`` may give the checksums of files it linked from a checked generation;
+                every other file is checksummed here.
 
         Returns:
             The new generation folder.
@@ -267,10 +275,15 @@ class IndexFolder:
             try:
                 tmp.mkdir()
                 manifest = write(tmp)
+                known = manifest.pop("files", {})
                 files = {}
                 for path in _files_of(tmp):
+                    relative = path.relative_to(tmp).as_posix()
+                    if relative in known and known[relative]["bytes"] == path.stat().st_size:
+                        files[relative] = known[relative]  # linked from a generation whose checksums were checked
+                        continue
                     _fsync_path(path)
-                    files[path.relative_to(tmp).as_posix()] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+                    files[relative] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
                 for folder in sorted({p.parent for p in _files_of(tmp)}, reverse=True):
                     _fsync_path(folder)
                 manifest = {"kind": MARKER, "format_version": FORMAT_VERSION, **manifest, "files": files}

@@ -46,8 +46,7 @@ def test_onnx_embeds_as_pytorch_does(exports, embedder):
 def test_every_path_gives_the_pytorch_fp32_answers_on_all_gold_questions(exports, corpus_index):
     questions = [g.question for g in load_gold(BUNDLED_GOLD)]
     reference = Assistant(Retriever(corpus_index), Reader(precision="fp32")).ask_batch(questions)
-    onnx_index = PassageIndex(list(corpus_index.documents.values()), corpus_index.passages,
-                              corpus_index.dense.vectors, exports[0], corpus_index.chunking, corpus_index.sparse)
+    onnx_index = PassageIndex(corpus_index.segments, corpus_index.dense.dimension, exports[0], corpus_index.chunking)
     paths = {"onnx": Assistant(Retriever(onnx_index), exports[1])}
     if cpu_has_bf16():
         paths["torch bf16"] = Assistant(Retriever(corpus_index), Reader(precision="bf16"))

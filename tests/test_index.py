@@ -1,12 +1,15 @@
-"""The index folder's logic, on the fake embedder: layout, round trip, add/remove, every load check."""
+"""The index folder's logic, on the fake embedder: layout, round trip, add/remove, segments, every load check."""
 
 import hashlib
 import json
+import shutil
 import sqlite3
 
+import faiss
 import pytest
 
 from embeddings import Embedder
+from rag import index as index_module
 from rag.errors import IndexMismatchError, IndexNotFoundError, InvalidInputError
 from rag.index import PassageIndex
 from rag.retriever import Retriever
@@ -34,9 +37,20 @@ def _live(folder):
     return folder / (folder / "CURRENT").read_text().strip()
 
 
+def _segments(folder):
+    return json.loads((_live(folder) / "manifest.json").read_text())["segments"]
+
+
+def _segment_file(folder, name):
+    """A file of the live generation's only segment, as the manifest names it."""
+    (segment,) = _segments(folder)
+    return f"{segment['name']}/{name}"
+
+
 def _resign(folder, name, data: bytes):
     """Replace a file of the live generation and its checksum: a consistent index with wrong content."""
     live = _live(folder)
+    (live / name).unlink()  # a new file: the segment's files are hard links, shared with other generations
     (live / name).write_bytes(data)
     manifest = json.loads((live / "manifest.json").read_text())
     manifest["files"][name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
@@ -46,10 +60,12 @@ def _resign(folder, name, data: bytes):
 def test_folder_layout_and_manifest(saved, corpus_index):
     assert sorted(p.name for p in saved.iterdir()) == [".writer.lock", "CURRENT", "gen-000001"]
     live = _live(saved)
-    assert sorted(p.name for p in live.iterdir()) == [
-        "bm25", "index.faiss", "manifest.json", "passages.sqlite"]
+    (segment,) = _segments(saved)
+    assert sorted(p.name for p in live.iterdir()) == ["manifest.json", segment["name"]]
+    assert sorted(p.name for p in (live / segment["name"]).iterdir()) == ["bm25", "index.faiss", "passages.sqlite"]
     manifest = json.loads((live / "manifest.json").read_text())
-    assert manifest["kind"] == "rag-news-qa index" and manifest["format_version"] == 3
+    assert manifest["kind"] == "rag-news-qa index" and manifest["format_version"] == 4
+    assert segment == {"name": segment["name"], "passages": len(corpus_index.passages), "deleted": []}
     assert manifest["embedding_model"] == "fake-hash-embedder"
     assert manifest["dimension"] == 64 and manifest["metric"] == "inner_product" and manifest["normalized"]
     assert manifest["passages"] == len(corpus_index.passages)
@@ -59,7 +75,7 @@ def test_folder_layout_and_manifest(saved, corpus_index):
     assert set(manifest["files"]) == files
     for name, entry in manifest["files"].items():
         assert hashlib.sha256((live / name).read_bytes()).hexdigest() == entry["sha256"]
-    with sqlite3.connect(live / "passages.sqlite") as db:
+    with sqlite3.connect(live / segment["name"] / "passages.sqlite") as db:
         rows = db.execute("SELECT row, id FROM passages ORDER BY row").fetchall()
     assert rows == [(row, p.id) for row, p in enumerate(corpus_index.passages)]
 
@@ -73,9 +89,9 @@ def test_each_save_is_a_new_generation_and_the_previous_one_is_kept(saved, corpu
 
 def test_round_trip_gives_identical_results(saved, corpus_index, embedder):
     loaded = PassageIndex.load(saved, embedder)
-    assert list(loaded.passages) == corpus_index.passages  # read back from the store
-    assert [loaded.passages[row] for row in range(len(loaded.passages))] == corpus_index.passages
-    assert dict(loaded.documents) == corpus_index.documents
+    assert list(loaded.passages) == list(corpus_index.passages)  # read back from the store
+    assert [loaded.passage(row) for row in range(loaded.rows)] == list(corpus_index.passages)
+    assert dict(loaded.documents) == dict(corpus_index.documents)
     assert loaded.passage_counts() == corpus_index.passage_counts() and sum(loaded.passage_counts().values()) == len(
         corpus_index.passages)
     for mode in ("dense", "bm25", "hybrid"):
@@ -89,8 +105,10 @@ def test_add_and_remove_by_document_id(saved, corpus_docs, embedder):
     index = PassageIndex.load(saved, embedder)
     total = len(index.passages)
     removed = index.remove([rfe.id])
-    assert removed > 0 and len(index.passages) == total - removed == index.dense.size == index.sparse.size
+    assert removed > 0 and len(index.passages) == total - removed
+    assert index.rows == index.dense.size == index.sparse.size == total  # marked deleted, not rebuilt
     assert all(p.doc_id != rfe.id for p in index.passages)
+    assert rfe.id not in index.documents and rfe.id not in index.passage_counts()
     hits = Retriever(index).search("Tohir Yuldosh", 3, "bm25")
     assert all("Yuldosh" not in h.passage.text for h in hits)
 
@@ -110,7 +128,7 @@ def test_missing_folder_and_missing_file(tmp_path, saved, embedder):
     (tmp_path / "plain").mkdir()
     with pytest.raises(IndexNotFoundError, match="no CURRENT file"):
         PassageIndex.load(tmp_path / "plain", embedder)
-    (_live(saved) / "index.faiss").unlink()
+    (_live(saved) / _segment_file(saved, "index.faiss")).unlink()
     with pytest.raises(IndexMismatchError, match="index.faiss is missing"):
         PassageIndex.load(saved, embedder)
 
@@ -119,23 +137,27 @@ def test_missing_folder_and_missing_file(tmp_path, saved, embedder):
 def test_a_flipped_byte_in_any_file_is_named(saved, embedder, name):
     live = _live(saved)
     if name.startswith("manifest-listed"):
-        name = next(n for n in json.loads((live / "manifest.json").read_text())["files"] if n.startswith("bm25/"))
+        name = next(n for n in json.loads((live / "manifest.json").read_text())["files"] if "/bm25/" in n)
+    else:
+        name = _segment_file(saved, name)
     data = bytearray((live / name).read_bytes())
     data[len(data) // 2] ^= 0x01
+    (live / name).unlink()  # a new file: the segment's files are hard links, shared with other generations
     (live / name).write_bytes(bytes(data))
     with pytest.raises(IndexMismatchError, match=f"{name} in the index at .* is corrupt"):
         PassageIndex.load(saved, embedder)
 
 
-def test_count_mismatch_and_corrupt_files(saved, embedder):
-    store = _live(saved) / "passages.sqlite"
-    with sqlite3.connect(store) as db:
+def test_count_mismatch_and_corrupt_files(saved, embedder, tmp_path):
+    copy = tmp_path / "copy.sqlite"
+    shutil.copyfile(_live(saved) / _segment_file(saved, "passages.sqlite"), copy)
+    with sqlite3.connect(copy) as db:
         db.execute("DELETE FROM passages WHERE row = (SELECT max(row) FROM passages)")
     db.close()
-    _resign(saved, "passages.sqlite", store.read_bytes())
-    with pytest.raises(IndexMismatchError, match="stored passages, but the manifest says"):
+    _resign(saved, _segment_file(saved, "passages.sqlite"), copy.read_bytes())
+    with pytest.raises(IndexMismatchError, match="passages, but the manifest says"):
         PassageIndex.load(saved, embedder)
-    _resign(saved, "index.faiss", b"not a faiss index")
+    _resign(saved, _segment_file(saved, "index.faiss"), b"not a faiss index")
     with pytest.raises(IndexMismatchError, match="corrupt index file"):
         PassageIndex.load(saved, embedder)
     (_live(saved) / "manifest.json").write_text("{ broken")
@@ -149,7 +171,7 @@ def test_model_and_dimension_mismatch(saved, embedder):
     manifest = json.loads((_live(saved) / "manifest.json").read_text())
     manifest["dimension"] = 768
     (_live(saved) / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(IndexMismatchError, match="dimension 64, manifest says 768"):
+    with pytest.raises(IndexMismatchError, match="holds 64-d vectors, the index 768-d"):
         PassageIndex.load(saved, embedder)
 
 
@@ -159,21 +181,96 @@ def test_empty_index_saves_and_loads(tmp_path, embedder):
     assert len(loaded.passages) == 0 and Retriever(loaded).search("anything") == []
 
 
-def test_a_format_2_index_is_read_and_the_next_save_writes_format_3(saved, corpus_index, embedder):
-    live = _live(saved)
-    (live / "passages.jsonl").write_text("".join(json.dumps(p.to_dict()) + "\n" for p in corpus_index.passages))
-    (live / "documents.jsonl").write_text("".join(json.dumps(d.to_dict()) + "\n"
-                                                  for d in corpus_index.documents.values()))
-    (live / "passages.sqlite").unlink()
+def _unsegmented(folder, corpus_index, version):
+    """Turn the live generation into the one-segment layout of format 2 (JSONL) or 3 (SQLite)."""
+    live = _live(folder)
+    (segment,) = _segments(folder)
+    for name in ("index.faiss", "passages.sqlite"):
+        shutil.copyfile(live / segment["name"] / name, live / name)
+    shutil.rmtree(live / segment["name"])
+    if version == 2:
+        (live / "passages.sqlite").unlink()
+        (live / "passages.jsonl").write_text("".join(json.dumps(p.to_dict()) + "\n" for p in corpus_index.passages))
+        (live / "documents.jsonl").write_text("".join(json.dumps(d.to_dict()) + "\n"
+                                                      for d in corpus_index.documents.values()))
     manifest = json.loads((live / "manifest.json").read_text())
-    del manifest["files"]["passages.sqlite"]
-    manifest["format_version"] = 2
-    for name in ("passages.jsonl", "documents.jsonl"):
-        data = (live / name).read_bytes()
-        manifest["files"][name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    del manifest["segments"]
+    manifest["format_version"] = version
+    manifest["files"] = {p.name: {"bytes": p.stat().st_size, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
+                         for p in live.iterdir() if p.name != "manifest.json"}
     (live / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_an_older_format_is_read_and_the_next_save_writes_segments(saved, corpus_index, embedder, version):
+    _unsegmented(saved, corpus_index, version)
     old = PassageIndex.load(saved, embedder)
-    assert old.passages == corpus_index.passages and old.documents == corpus_index.documents
+    assert list(old.passages) == list(corpus_index.passages) and dict(old.documents) == dict(corpus_index.documents)
+    for mode in ("dense", "bm25"):
+        assert [(h.passage.id, round(h.score, 5)) for h in Retriever(old).search(QUESTION, 5, mode)] == \
+            [(h.passage.id, round(h.score, 5)) for h in Retriever(corpus_index).search(QUESTION, 5, mode)]
     old.save(saved)
-    assert json.loads((_live(saved) / "manifest.json").read_text())["format_version"] == 3
-    assert list(PassageIndex.load(saved, embedder).passages) == corpus_index.passages
+    assert json.loads((_live(saved) / "manifest.json").read_text())["format_version"] == 4
+    assert list(PassageIndex.load(saved, embedder).passages) == list(corpus_index.passages)
+
+
+def _hits(index, mode="hybrid"):
+    return [[(h.passage.id, round(h.score, 4)) for h in Retriever(index).search(q, 5, mode)]
+            for q in (QUESTION, "Who is the governor of Balkh?", "Dostum militia")]
+
+
+def test_adding_saves_only_the_new_segment_and_links_the_rest(saved, corpus_docs, embedder):
+    rfe = doc_by_title(corpus_docs, "IMU-Taliban")
+    others = [d for d in corpus_docs if d.id != rfe.id]
+    PassageIndex.build(others, embedder).save(saved)
+    (first,) = _segments(saved)
+    before = (_live(saved) / first["name"] / "index.faiss").stat()
+    index = PassageIndex.load(saved, embedder)
+    index.add([rfe])
+    index.save(saved)
+    segments = _segments(saved)
+    assert len(segments) == 2 and segments[0]["name"] == first["name"]
+    after = (_live(saved) / first["name"] / "index.faiss").stat()
+    assert after.st_ino == before.st_ino and after.st_nlink == 2  # the same file, in two generations
+    # Two segments answer as one built at once: BM25 uses the whole index's statistics.
+    reloaded = PassageIndex.load(saved, embedder)
+    whole = PassageIndex.build(others + [rfe], embedder)
+    for mode in ("dense", "bm25", "hybrid"):
+        assert _hits(reloaded, mode) == _hits(whole, mode)
+
+
+def test_removing_marks_deleted_and_rebuilds_no_vectors(saved, corpus_docs, corpus_index, embedder):
+    counts = corpus_index.passage_counts()
+    smaller = min(corpus_docs, key=lambda d: counts[d.id])  # less than half the segment: it stays, marked
+    (segment,) = _segments(saved)
+    index = PassageIndex.load(saved, embedder)
+    index.remove([smaller.id])
+    index.save(saved)
+    assert _segments(saved) == [{**segment, "deleted": [smaller.id]}]
+    assert (_live(saved) / segment["name"] / "index.faiss").stat().st_nlink == 2
+    reloaded = PassageIndex.load(saved, embedder)
+    assert smaller.id not in reloaded.documents and len(reloaded.passages) == len(index.passages)
+    for mode in ("dense", "bm25", "hybrid"):
+        for question in ("Who is the governor of Balkh?", QUESTION, "Dostum militia"):
+            assert all(h.document.id != smaller.id for h in Retriever(reloaded).search(question, 20, mode))
+    reloaded.add([smaller])  # removed, then added again: it lives in the new segment
+    assert reloaded.documents[smaller.id] == smaller and len(reloaded.passages) == len(corpus_index.passages)
+    assert _hits(reloaded, "dense") == _hits(corpus_index, "dense")
+
+
+def test_small_segments_are_merged_at_save_without_re_encoding(tmp_path, corpus_docs, embedder, monkeypatch):
+    monkeypatch.setattr(index_module, "MOST_SEGMENTS", 2)
+    index = PassageIndex.build([], embedder)
+    for doc in corpus_docs:
+        index.add([doc])
+    index.remove([corpus_docs[0].id])
+    encoded = []
+    monkeypatch.setattr(embedder, "encode", lambda texts, **kw: encoded.append(texts) or faiss.rand((0, 64)))
+    index.save(tmp_path / "idx")
+    assert encoded == [] and len(_segments(tmp_path / "idx")) <= 2
+    assert all(s["deleted"] == [] for s in _segments(tmp_path / "idx"))  # merged away with their segment
+    monkeypatch.undo()
+    reloaded = PassageIndex.load(tmp_path / "idx", embedder)
+    whole = PassageIndex.build(corpus_docs[1:], embedder)
+    assert dict(reloaded.documents) == dict(whole.documents)
+    assert _hits(reloaded, "bm25") == _hits(whole, "bm25") and _hits(reloaded, "dense") == _hits(whole, "dense")

@@ -81,7 +81,7 @@ def test_default_index_is_built_once_then_reused(tmp_path, monkeypatch, fake_emb
     stamp = (built[0] / "CURRENT").stat().st_mtime_ns
     second = default_index(fake_embedder)
     assert (built[0] / "CURRENT").stat().st_mtime_ns == stamp
-    assert list(second.passages) == first.passages
+    assert list(second.passages) == list(first.passages)
 
 
 def test_default_index_is_rebuilt_when_settings_change(tmp_path, monkeypatch, fake_embedder):

@@ -1,0 +1,213 @@
+"""A segment: one batch of documents with their passages, vectors and BM25 lists, written once.
+
+An index is a list of segments (``rag.index``), the way Lucene and tantivy keep theirs.
+Adding documents adds a segment; nothing already written changes. Removing a document
+marks it deleted in the generation's manifest (a tombstone), and searches skip its rows.
+Each saved generation of the folder holds its segments as subfolders::
+
+    seg-3f9a0c1b2d4e/
+      index.faiss        the segment's vectors (flat, or HNSW when it is large; rag.dense)
+      passages.sqlite    its documents and passages (rag.passage_store)
+      bm25/              its inverted lists (rag.bm25)
+
+A segment already on disk is hard-linked into the next generation, not copied (copied
+only where the file system has no hard links), and its checksums are carried over, so
+saving costs in proportion to what changed. Small segments, and segments mostly deleted,
+are merged into one at save time (:func:`merge`): their vectors are read back, never
+re-encoded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from embeddings import Embedder
+from rag import passage_store
+from rag.bm25 import Postings
+from rag.chunking import Chunker, ChunkSettings
+from rag.dense import choose_kind, new_faiss_index
+from rag.filters import DocumentColumns
+from rag.passage_store import PassageStore, StoredDocuments, StoredPassages
+from rag.settings import DenseSettings
+from rag.store import write_file
+from rag.types import Document, Passage
+
+logger = logging.getLogger(__name__)
+
+FILES = ("index.faiss", passage_store.FILE, "bm25")
+
+
+class Segment:
+    """Documents, their passages (row r is passage r), vectors and BM25 lists, and which documents are deleted.
+
+    Args:
+        documents: by id; a dict, or the documents of a store.
+        passages: in row order; a list, or the passages of a store.
+        vectors: row r is the vector of passage r.
+        postings: row r is passage r.
+        name: the folder it was saved as, None until it is saved.
+        home: the folder its files are in, when saved.
+        files: the checksums of its files, as the manifest lists them (paths inside the segment).
+        deleted: the ids of its documents that are deleted.
+    """
+
+    def __init__(self, documents: Mapping[str, Document], passages: Sequence[Passage], vectors: faiss.Index,
+                 postings: Postings, name: str | None = None, home: Path | None = None,
+                 files: Mapping[str, dict] | None = None, deleted: frozenset[str] = frozenset()) -> None:
+        self.documents = documents
+        self.passages = passages
+        self.vectors = vectors
+        self.postings = postings
+        self.name = name
+        self.home = home
+        self.files = dict(files or {})
+        self.deleted = frozenset(deleted)
+        self._columns: DocumentColumns | None = None
+        self._live: np.ndarray | None = None
+
+    @property
+    def rows(self) -> int:
+        return len(self.passages)
+
+    @classmethod
+    def build(cls, documents: Sequence[Document], embedder: Embedder, chunking: ChunkSettings,
+              dense_settings: DenseSettings, progress: bool | None = None) -> Segment:
+        """Chunk, embed and index ``documents`` (unique ids) as a new segment."""
+        passages = Chunker(chunking, embedder.count_tokens).chunk_all(documents, progress=bool(progress))
+        texts = [p.text for p in passages]
+        vectors = new_faiss_index(embedder.dimension, choose_kind(dense_settings, len(passages)), dense_settings)
+        if passages:
+            vectors.add(embedder.encode(texts, progress=progress, passages=True))
+        return cls({d.id: d for d in documents}, passages, vectors, Postings.build(texts))
+
+    @classmethod
+    def load(cls, home: Path, name: str, files: Mapping[str, dict], deleted: Sequence[str] = ()) -> Segment:
+        """Open a saved segment (its files already checked): vectors and lists memory-mapped, passages read by row."""
+        store = PassageStore(home / passage_store.FILE)
+        return cls(StoredDocuments(store), StoredPassages(store),
+                   faiss.read_index(str(home / "index.faiss"), faiss.IO_FLAG_MMAP),
+                   Postings.load(home / "bm25"), name, home, files, frozenset(deleted))
+
+    def with_deleted(self, doc_ids: Sequence[str]) -> Segment:
+        """This segment with ``doc_ids`` deleted as well (the data is shared, not copied)."""
+        return Segment(self.documents, self.passages, self.vectors, self.postings, self.name, self.home, self.files,
+                       self.deleted | set(doc_ids))
+
+    def holds(self, doc_id: str) -> bool:
+        """Whether ``doc_id`` is a live document of this segment."""
+        return doc_id not in self.deleted and doc_id in self.documents
+
+    def live(self) -> np.ndarray | None:
+        """A bool mask over rows, False where the passage's document is deleted; None when none is."""
+        if not self.deleted:
+            return None
+        if self._live is None:
+            if isinstance(self.passages, StoredPassages):
+                dead = self.passages.store.rows_of(self.deleted)
+            else:
+                dead = [row for row, p in enumerate(self.passages) if p.doc_id in self.deleted]
+            self._live = np.ones(self.rows, dtype=bool)
+            self._live[dead] = False
+        return self._live
+
+    def live_rows(self) -> int:
+        mask = self.live()
+        return self.rows if mask is None else int(mask.sum())
+
+    def columns(self) -> DocumentColumns:
+        """The documents' filterable fields (deleted ones too; their rows are masked by :meth:`live`)."""
+        if self._columns is None:
+            if isinstance(self.documents, StoredDocuments):  # the metadata only, not the texts
+                self._columns = DocumentColumns(*self.documents.store.metadata())
+            else:
+                self._columns = DocumentColumns(list(self.documents.values()), [p.doc_id for p in self.passages])
+        return self._columns
+
+    def live_documents(self) -> Iterator[Document]:
+        return (d for d in self.documents.values() if d.id not in self.deleted)
+
+    def live_passages(self) -> Iterator[Passage]:
+        return (p for p in self.passages if p.doc_id not in self.deleted)
+
+    def passage_counts(self) -> dict[str, int]:
+        if isinstance(self.passages, StoredPassages):
+            counts = self.passages.store.passage_counts()
+        else:
+            counts = Counter(p.doc_id for p in self.passages)
+        return {doc_id: n for doc_id, n in counts.items() if doc_id not in self.deleted}
+
+    def _linkable(self) -> bool:
+        """Whether this segment's saved files are all still there, as the manifest listed them."""
+        if self.name is None or self.home is None or not self.files:
+            return False
+        try:
+            return all((self.home / path).stat().st_size == entry["bytes"] for path, entry in self.files.items())
+        except OSError:
+            return False
+
+    def write(self, generation: Path) -> tuple[str, dict[str, dict]]:
+        """Put this segment into a new generation folder; returns its name and the checksums already known.
+
+        A saved segment is hard-linked (or, where links are impossible, copied) with its
+        checksums carried over; a new one, or one whose files have gone from where it was
+        saved, is written, and ``rag.store`` checksums it.
+        """
+        if self._linkable():
+            for path in self.files:
+                destination = generation / self.name / path
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(self.home / path, destination)
+                except OSError:  # no hard links here (another file system kind): a copy does
+                    shutil.copyfile(self.home / path, destination)
+            return self.name, {f"{self.name}/{path}": entry for path, entry in self.files.items()}
+        name = f"seg-{uuid.uuid4().hex[:12]}"
+        target = generation / name
+        target.mkdir()
+        write_file(target / "index.faiss", faiss.serialize_index(self.vectors).tobytes())
+        passage_store.write(target / passage_store.FILE, self.documents.values(), self.passages)
+        self.postings.save(target / "bm25")
+        return name, {}
+
+
+def merge(segments: Sequence[Segment], dense_settings: DenseSettings) -> Segment:
+    """One new segment with the live documents of ``segments``: vectors read back, lists rebuilt from the text."""
+    documents: dict[str, Document] = {}
+    passages: list[Passage] = []
+    vectors: list[np.ndarray] = []
+    for segment in segments:
+        documents.update((d.id, d) for d in segment.live_documents())
+        passages += segment.live_passages()
+        mask = segment.live()
+        rows = np.arange(segment.rows) if mask is None else np.flatnonzero(mask)
+        if len(rows):
+            vectors.append(segment.vectors.reconstruct_batch(rows))
+    dimension = segments[0].vectors.d
+    index = new_faiss_index(dimension, choose_kind(dense_settings, len(passages)), dense_settings)
+    if passages:
+        index.add(np.concatenate(vectors))
+    return Segment(documents, passages, index, Postings.build([p.text for p in passages]))
+
+
+def merge_plan(segments: Sequence[Segment], most: int) -> list[int]:
+    """Which segments to merge at a save (positions): those mostly deleted, and the smallest
+    ones while there are more than ``most``; none when there is nothing worth merging.
+
+    Merging the smallest first keeps each passage's rewrites logarithmic in the index's size,
+    as tiered merging does in Lucene.
+    """
+    doomed = {i for i, s in enumerate(segments) if s.rows and s.live_rows() < s.rows / 2}
+    by_size = sorted((i for i in range(len(segments)) if i not in doomed), key=lambda i: segments[i].live_rows())
+    excess = len(segments) - len(doomed) - most
+    if excess > 0:
+        doomed |= set(by_size[:excess + 1])  # the merged segment counts as one
+    return sorted(doomed)
