@@ -17,7 +17,9 @@ For each size it reports: build time (FAISS, BM25 and metadata; no embedding), s
 load time and RSS after load (in a fresh process), search p50/p95 for dense, sparse and
 hybrid retrieval and for a filtered hybrid search, dense recall@10 against exact search,
 and the time to add 1,000 passages (beyond their embedding, which is precomputed) and to
-remove 100 documents, each saved. Prints a table and writes JSON.
+remove 100 documents, each saved to the index loaded from disk, as an update does; then
+the load time and RSS of the changed index. Prints a table and writes JSON after each size;
+run again with the same settings, it keeps the sizes already measured (a long run resumes).
 """
 
 from __future__ import annotations
@@ -196,6 +198,7 @@ def run_size(n: int, paragraphs: list[str], base: np.ndarray, questions: list[st
     index.remove(doomed)
     index.save(folder)
     result["remove_100_docs_s"] = time.perf_counter() - started
+    result.update({f"{key}_after_changes": value for key, value in measure_load(folder).items()})
     shutil.rmtree(folder, ignore_errors=True)
     return result
 
@@ -236,7 +239,9 @@ def crossover(sizes: list[int], base: np.ndarray, queries: np.ndarray, noise: fl
 
 
 def run(sizes: list[int], crossover_sizes: list[int], shared: Path, n_questions: int, n_real: int, work: Path,
-        noise: float) -> dict:
+        noise: float, out: Path) -> dict:
+    """Each size's results go to ``out`` as soon as they are measured; a rerun with the same
+    settings keeps the sizes already there and measures only the others."""
     from embeddings import DEFAULT_MODEL
     from rag import fast_models
     from rag.training.data import DEFAULT_MIX, held_out_sets
@@ -246,16 +251,46 @@ def run(sizes: list[int], crossover_sizes: list[int], shared: Path, n_questions:
     base = real.encode(paragraphs[:n_real], passages=True)
     questions = [q for q, _, _ in held_out_sets(shared / "qa-train", DEFAULT_MIX, 0.0, seed=0)][:n_questions]
     work.mkdir(parents=True, exist_ok=True)
-    results = [run_size(n, paragraphs, base, questions, real, work, noise) for n in sizes]
-    return {"real_paragraphs": len(paragraphs), "real_vectors": n_real, "noise": noise, "questions": len(questions),
-            "cpus": os.cpu_count(), "sizes": results,
-            "crossover": crossover(crossover_sizes, base, real.encode(questions), noise)}
+    result = {"real_paragraphs": len(paragraphs), "real_vectors": n_real, "noise": noise, "questions": len(questions),
+              "cpus": os.cpu_count()}
+    done = _earlier(out, result)
+    if done:
+        print(f"keeping the sizes already measured in {out}: {', '.join(f'{n:,}' for n in sorted(done))}",
+              file=sys.stderr)
+    for n in sizes:
+        if n not in done:
+            done[n] = run_size(n, paragraphs, base, questions, real, work, noise)
+            _write(out, {**result, "sizes": [done[m] for m in sizes if m in done], "crossover": []})
+    result = {**result, "sizes": [done[n] for n in sizes],
+              "crossover": crossover(crossover_sizes, base, real.encode(questions), noise)}
+    _write(out, result)
+    return result
+
+
+def _earlier(out: Path, settings: dict) -> dict[int, dict]:
+    """The sizes a run with the same settings already wrote to ``out``, by passage count."""
+    try:
+        earlier = json.loads(out.read_text())
+    except (OSError, ValueError):
+        return {}
+    if any(earlier.get(key) != value for key, value in settings.items()):
+        return {}
+    return {s["passages"]: s for s in earlier.get("sizes", [])}
+
+
+def _write(out: Path, result: dict) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.replace(out)
 
 
 ROWS = (("dense index", "dense_kind", "{}"), ("build (s)", "build_s", "{:.1f}"), ("save (s)", "save_s", "{:.1f}"),
         ("load (s)", "load_s", "{:.2f}"), ("RSS after load (MB)", "rss_mb", "{:.0f}"),
         ("dense recall@10", "dense_recall_at_10", "{:.3f}"), ("add 1,000 passages (s)", "add_1000_s", "{:.1f}"),
-        ("remove 100 documents (s)", "remove_100_docs_s", "{:.1f}"))
+        ("remove 100 documents (s)", "remove_100_docs_s", "{:.1f}"),
+        ("load after both (s)", "load_s_after_changes", "{:.2f}"),
+        ("RSS after that load (MB)", "rss_mb_after_changes", "{:.0f}"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -279,9 +314,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(args: argparse.Namespace) -> None:
-    result = run(args.passages, args.crossover, args.shared, args.queries, args.real_vectors, args.work, args.noise)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    result = run(args.passages, args.crossover, args.shared, args.queries, args.real_vectors, args.work, args.noise,
+                 args.out)
     sizes = result["sizes"]
     print(f"{result['questions']} real questions; passages are real paragraphs repeated; vectors are synthetic "
           f"(mixes of two of the real embeddings of {result['real_vectors']:,} paragraphs, noise {result['noise']})")
