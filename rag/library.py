@@ -16,6 +16,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -128,39 +129,69 @@ class Library:
     def retrieve(self, questions: Sequence[str], ks: Sequence[int], modes: Sequence[str],
                  assistant: Assistant | None = None,
                  filters: Sequence[Filters | None] | None = None) -> list[list[Hit]]:
+        """Passages for questions that may each ask their own k, mode and filters, under the compute lock."""
+        with self.compute:
+            return self._retrieve(questions, ks, modes, assistant or self.assistant, filters)
+
+    def _retrieve(self, questions: Sequence[str], ks: Sequence[int], modes: Sequence[str], assistant: Assistant,
+                  filters: Sequence[Filters | None] | None = None) -> list[list[Hit]]:
         """Passages for questions that may each ask their own k, mode and filters: one batch per setting.
 
         Args:
             questions: the questions.
             ks: passages to retrieve, per question.
             modes: retrieval mode, per question.
-            assistant: the snapshot to use; the live one by default.
+            assistant: the snapshot to use.
             filters: per question, the documents it may draw on (None: all).
         """
-        assistant = assistant or self.assistant
         settings = list(zip(ks, modes, filters if filters is not None else [None] * len(questions)))
         found: list[list[Hit]] = [[] for _ in questions]
         for k, mode, limits in dict.fromkeys(settings):
             positions = [i for i, setting in enumerate(settings) if setting == (k, mode, limits)]
-            with self.compute:
-                for i, hits in zip(positions, assistant.retrieve_batch([questions[i] for i in positions], k, mode,
-                                                                       limits)):
-                    found[i] = hits
+            for i, hits in zip(positions, assistant.retrieve_batch([questions[i] for i in positions], k, mode, limits)):
+                found[i] = hits
         return found
-
-    def answer(self, questions: Sequence[str], hits: Sequence[Sequence[Hit]], retrieve_seconds: float = 0.0,
-               assistant: Assistant | None = None) -> list[Response]:
-        """Read each question's passages and answer it, as one batch."""
-        with self.compute:
-            return (assistant or self.assistant).answer_batch(questions, hits, retrieve_seconds)
 
     def ask(self, questions: Sequence[str], ks: Sequence[int], modes: Sequence[str],
             filters: Sequence[Filters | None] | None = None) -> list[Response]:
         """Answer questions that may each ask their own k, mode and filters, all from one snapshot."""
         assistant = self.assistant
         started = time.perf_counter()
-        hits = self.retrieve(questions, ks, modes, assistant, filters)
-        return self.answer(questions, hits, time.perf_counter() - started, assistant)
+        with self.compute:
+            hits = self._retrieve(questions, ks, modes, assistant, filters)
+            return self._answer(questions, hits, time.perf_counter() - started, assistant)
+
+    def answer(self, questions: Sequence[str], hits: Sequence[Sequence[Hit]], retrieve_seconds: float = 0.0,
+               assistant: Assistant | None = None) -> list[Response]:
+        """Read each question's passages and answer it, as one batch."""
+        with self.compute:
+            return self._answer(questions, hits, retrieve_seconds, assistant or self.assistant)
+
+    def _answer(self, questions: Sequence[str], hits: Sequence[Sequence[Hit]], retrieve_seconds: float,
+                assistant: Assistant) -> list[Response]:
+        """Read and answer, the compute lock held.
+
+        A batch of several questions read by PyTorch is split in two halves, read at once on
+        one thread each: two single-threaded forward passes side by side use two cores better
+        than one two-threaded pass (``python -m eval.load`` measures it). A lone question
+        keeps every thread.
+        """
+        if len(questions) < 2 or not assistant.reader.runs_on_torch or (os.cpu_count() or 1) < 2:
+            return assistant.answer_batch(questions, hits, retrieve_seconds)
+        import torch
+
+        def one_thread(part: slice) -> list[Response]:
+            torch.set_num_threads(1)  # OpenMP keeps this per thread: it is set in the worker
+            return assistant.answer_batch(questions[part], hits[part], retrieve_seconds)
+
+        threads = torch.get_num_threads()
+        half = (len(questions) + 1) // 2
+        try:
+            with ThreadPoolExecutor(2) as pool:
+                first, second = pool.map(one_thread, (slice(0, half), slice(half, None)))
+        finally:
+            torch.set_num_threads(threads)
+        return first + second
 
     def add_files(self, paths: Sequence[Path], names: Sequence[str] | None = None) -> AddReport:
         """Read uploaded files and add their articles to the index on disk and to the live snapshot.

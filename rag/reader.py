@@ -237,6 +237,11 @@ class Reader:
         """What the passages say to one question; see :meth:`read_batch`."""
         return self.read_batch([question], [passages], top_k)[0]
 
+    @property
+    def runs_on_torch(self) -> bool:
+        """Whether the model runs with PyTorch (not from an ONNX export)."""
+        return self.onnx_file is None
+
     def read_batch(self, questions: Sequence[str], passages: Sequence[Sequence[Passage | str]],
                    top_k: int = 3) -> list[Reading]:
         """Extract the best answers for each question from its own passages.

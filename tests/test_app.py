@@ -159,6 +159,21 @@ def test_concurrent_questions_get_the_answers_a_lone_client_gets(served):
     assert together == alone * 4
 
 
+def test_a_batch_split_across_threads_answers_as_each_question_alone(served):
+    import torch
+
+    library = served.library
+    assert library.assistant.reader.runs_on_torch  # the path that splits a batch in two
+    questions = [SPOKESMAN, "Who is the governor of Balkh?", "Which IMU leader was killed in a U.S. drone attack?",
+                 "Who won the 2014 FIFA World Cup?", "What did Dostum and Noor form?"]
+    threads = torch.get_num_threads()
+    together = library.ask(questions, [5] * 5, ["hybrid"] * 5)
+    assert torch.get_num_threads() == threads  # restored after the batch
+    alone = [library.ask([q], [5], ["hybrid"])[0] for q in questions]
+    assert [r.answer for r in together] == [r.answer for r in alone]
+    assert [r.confidence for r in together] == [r.confidence for r in alone]
+
+
 def test_read_only_library_refuses_changes(library_folder, tmp_path):
     folder = tmp_path / "ro"
     shutil.copytree(library_folder, folder)
