@@ -21,13 +21,17 @@ def session(path: str | Path, threads: int | None = None):
 
     Args:
         path: the ``.onnx`` file.
-        threads: intra-op threads; all cores by default. Workers do not spin while they
-            wait, so two sessions on a busy machine share the cores instead of fighting.
+        threads: intra-op threads; by default ``OMP_NUM_THREADS`` where it is set (the
+            variable PyTorch reads too, so one setting governs both runtimes), else all
+            cores. Workers do not spin while they wait, so two sessions on a busy machine
+            share the cores instead of fighting.
     """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or os.cpu_count() or 1
+    from_environment = os.environ.get("OMP_NUM_THREADS", "")
+    options.intra_op_num_threads = threads or (int(from_environment) if from_environment.isdigit() else 0) \
+        or os.cpu_count() or 1
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
