@@ -6,8 +6,11 @@ import pytest
 
 from rag.assistant import Assistant
 from rag.cli import main
+from rag.index import PassageIndex
 from rag.reader import Reader
+from rag.retriever import Retriever
 from rag.types import Answer
+from tests.conftest import doc_by_title
 
 pytestmark = pytest.mark.slow
 SPOKESMAN = "Who is the spokesman for Dostum's party?"
@@ -30,6 +33,16 @@ def test_shipped_reader_finds_the_governor_in_the_corpus(reader, corpus_index):
     assert best.score >= reader.threshold and 0.3 < best.confidence <= 1.0
     doc = corpus_index.documents[best.doc_id]
     assert doc.text[best.doc_start:best.doc_end] == best.text
+
+
+def test_the_governor_of_balkh_is_named_only_while_his_article_is_indexed(tmp_path, corpus_index, corpus_docs, reader):
+    question = "Who is the governor of Balkh?"
+    assert Assistant(Retriever(corpus_index), reader).ask(question).answer == "Mohammad Atta Noor"
+    corpus_index.save(tmp_path / "idx")
+    index = PassageIndex.load(tmp_path / "idx", corpus_index.embedder)
+    index.remove([doc_by_title(corpus_docs, "Dostum and Noor").id])
+    response = Assistant(Retriever(index), reader).ask(question)
+    assert response.answer is None, f"answered {response.answer!r} ({response.confidence:.0%})"
 
 
 def test_spokesman_answer_is_cited_and_highlighted(assistant):

@@ -63,3 +63,37 @@ def test_train_stops_resumes_and_saves_a_reader(data_dir, tmp_path):
     train(data_dir, further, TrainSettings(mix={"tiny": 1.0}, batch_size=2, max_length=128, stride=32,
                                            epochs=1.0, init=str(out)))
     assert json.loads((further / "reader.json").read_text())["training"]["init"] == str(out)
+
+
+def test_calibration_fits_decoding_and_threshold_on_held_out_sets_of_five(tmp_path):
+    import shutil
+
+    from rag.reader import shipped_reader_dir
+    from rag.training.calibrate import calibrate
+    from rag.training.data import is_held_out
+
+    paragraphs, i = [], 0
+    while len(paragraphs) < 12:  # only held-out paragraphs count: make enough of them
+        animal = ANIMALS[len(paragraphs) % len(ANIMALS)]
+        context = (f"The {animal} lives in the park, in enclosure {i}. It was brought there by keeper "
+                   f"number {len(paragraphs)}, who feeds it every morning.")
+        i += 1
+        if not is_held_out(context):
+            continue
+        answer = f"keeper number {len(paragraphs)}"
+        paragraphs.append({"context": context, "qas": [{"id": f"q{i}", "question": f"Who brought the {animal} "
+                                                                                 f"in enclosure {i - 1}?",
+                           "answers": [{"text": answer, "answer_start": context.index(answer)}]}]})
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "tiny.json").write_text(json.dumps({"data": [{"title": "Zoo", "paragraphs": paragraphs}]}))
+    reader_dir = tmp_path / "reader"
+    shutil.copytree(shipped_reader_dir(), reader_dir)
+
+    calibration = calibrate(reader_dir, folder, {"tiny": 1.0})
+    info = json.loads((reader_dir / "reader.json").read_text())
+    assert info["calibration"] == calibration and info["decoding"]["held_out"]["questions"] == 12
+    held_out = calibration["held_out"]
+    assert held_out["passages_per_question"] == 5 and held_out["questions"] > held_out["with_answer"] == 12
+    assert 0.0 <= held_out["no_answer_precision"] <= 1.0 and 0.0 <= held_out["no_answer_recall"] <= 1.0
+    assert Reader(reader_dir).threshold == calibration["threshold"]

@@ -6,9 +6,12 @@ The slice is the ~2% of paragraphs that ``rag.training.data.is_held_out`` keeps 
 training. First the decoding (:func:`fit_decoding`): each held-out question is read with its
 own paragraph and four that do not hold its answer, as a retriever hands them over; the
 span length prior's weight, the sentence-crossing penalty and the trimming of attribution
-tails are chosen on a grid by exact match, the logits computed once. Then each held-out
-question is read with its own paragraph and, at the training negative rate, with a
-paragraph that does not hold its answer, and:
+tails are chosen on a grid by exact match, the logits computed once. Then the threshold is
+fitted in the same shape the assistant reads in: each held-out question with its own
+paragraph and four others, and, at the training negative rate, once more with five
+paragraphs none of which holds its answer (a question the index cannot answer). The best
+span over five passages scores higher than over one, so a threshold fitted on single
+paragraphs abstains too rarely once five are read. Then:
 
 - confidence is a logistic fit (Platt scaling) of "the best span is right" (F1 >= 0.5)
   on the best span's margin over no-answer;
@@ -31,7 +34,7 @@ from rag.evaluation.metrics import best_over_gold
 from rag.reader import Reader
 from rag.settings import configure_entry_point
 from rag.span_decoding import SpanPrior
-from rag.training.data import DEFAULT_MIX, TrainSettings, held_out_pairs, held_out_sets
+from rag.training.data import DEFAULT_MIX, TrainSettings, held_out_sets
 from rag.types import Passage
 
 LENGTH_WEIGHTS = (0.0, 0.25, 0.5, 1.0)  # multiples of the log length prior tried
@@ -109,10 +112,10 @@ def calibrate(reader_dir: Path, data_dir: Path, mix: dict[str, float] | None = N
     reader = Reader(reader_dir, threshold=-np.inf, prior=SpanPrior(), trim_attribution=False)
     info["decoding"] = fit_decoding(reader, data_dir, mix, seed)
     logger.info("decoding: %s", info["decoding"]["held_out"]["chosen"])
-    pairs = held_out_pairs(data_dir, mix, training.get("negative_rate", defaults.negative_rate), seed)
-    results = reader.read_batch([q for q, _, _ in pairs], [[p] for _, p, _ in pairs], top_k=1)
+    sets = held_out_sets(data_dir, mix, training.get("negative_rate", defaults.negative_rate), seed)
+    results = reader.read_batch([q for q, _, _ in sets], [list(texts) for _, _, texts in sets], top_k=1)
     margins, em_answered, f1_answered = [], [], []
-    for (_, _, golds), answers in zip(pairs, results):
+    for (_, golds, _), answers in zip(sets, results):
         span = answers.answers[0]
         margins.append(span.score)
         em, f1 = best_over_gold(span.text, golds) if golds else (0.0, 0.0)
@@ -120,7 +123,7 @@ def calibrate(reader_dir: Path, data_dir: Path, mix: dict[str, float] | None = N
         f1_answered.append(f1)
     margins = np.array(margins)
     f1s = np.array(f1_answered)
-    has_answer = np.array([bool(g) for _, _, g in pairs])
+    has_answer = np.array([bool(g) for _, g, _ in sets])
     fit = LogisticRegression(C=1e4).fit(margins[:, None], (f1s >= 0.5).astype(int))
     threshold, f1_with_abstain = best_threshold(margins, f1s, has_answer)
     answered = margins >= threshold
@@ -129,7 +132,8 @@ def calibrate(reader_dir: Path, data_dir: Path, mix: dict[str, float] | None = N
         "offset": float(fit.intercept_[0]),
         "threshold": threshold,
         "held_out": {
-            "pairs": len(pairs),
+            "questions": len(sets),
+            "passages_per_question": 5,
             "with_answer": int(has_answer.sum()),
             "span_em_on_answerable": float(np.array(em_answered)[has_answer].mean()),
             "span_f1_on_answerable": float(f1s[has_answer].mean()),
