@@ -73,6 +73,7 @@ class Segment:
         self.deleted = frozenset(deleted)
         self._columns: DocumentColumns | None = None
         self._live: np.ndarray | None = None
+        self._live_rows: int | None = None
 
     @property
     def rows(self) -> int:
@@ -99,8 +100,10 @@ class Segment:
 
     def with_deleted(self, doc_ids: Sequence[str]) -> Segment:
         """This segment with ``doc_ids`` deleted as well (the data is shared, not copied)."""
-        return Segment(self.documents, self.passages, self.vectors, self.postings, self.name, self.home, self.files,
-                       self.deleted | set(doc_ids))
+        changed = Segment(self.documents, self.passages, self.vectors, self.postings, self.name, self.home, self.files,
+                          self.deleted | set(doc_ids))
+        changed._columns = self._columns  # they cover deleted documents too, so they still hold
+        return changed
 
     def holds(self, doc_id: str) -> bool:
         """Whether ``doc_id`` is a live document of this segment."""
@@ -120,8 +123,10 @@ class Segment:
         return self._live
 
     def live_rows(self) -> int:
-        mask = self.live()
-        return self.rows if mask is None else int(mask.sum())
+        if self._live_rows is None:
+            mask = self.live()
+            self._live_rows = self.rows if mask is None else int(mask.sum())
+        return self._live_rows
 
     def columns(self) -> DocumentColumns:
         """The documents' filterable fields (deleted ones too; their rows are masked by :meth:`live`)."""
