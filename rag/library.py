@@ -178,6 +178,7 @@ class Library:
         """
         if len(questions) < 2 or not assistant.reader.runs_on_torch or (os.cpu_count() or 1) < 2:
             return assistant.answer_batch(questions, hits, retrieve_seconds)
+        assistant.reader.load()  # here, once: two threads must not import and load the model at once
         import torch
 
         def one_thread(part: slice) -> list[Response]:

@@ -174,6 +174,13 @@ def test_a_batch_split_across_threads_answers_as_each_question_alone(served):
     assert [r.confidence for r in together] == [r.confidence for r in alone]
 
 
+def test_a_fresh_library_can_start_with_a_split_batch(library_folder):
+    # The first batch loads the reader: once, before the two halves start (they would both import it).
+    library = Library(library_folder)
+    answers = [r.answer for r in library.ask([SPOKESMAN, "Who is the governor of Balkh?"], [5, 5], ["hybrid"] * 2)]
+    assert answers[1] == "Mohammad Atta Noor" and answers[0] in ("Zabih Fetrat", "Dr Zabih Fetrat")
+
+
 def test_read_only_library_refuses_changes(library_folder, tmp_path):
     folder = tmp_path / "ro"
     shutil.copytree(library_folder, folder)
