@@ -44,7 +44,7 @@ def test_onnx_embeds_as_pytorch_does(exports, embedder):
 
 
 # Reader v2 under bf16 autocast answers one of the 93 gold questions differently from fp32
-# (a longer span of the same clause); ONNX Runtime fp32 answers all of them alike.
+# ("Mujahedin or the fighters" against "the people"); ONNX Runtime fp32 answers all of them alike.
 DIFFERING_ALLOWED = {"onnx": 0, "torch bf16": 1}
 
 
