@@ -89,11 +89,6 @@ class Postings:
             raise ValueError(f"the BM25 lists in {folder} do not fit together")
         return cls(terms, starts, rows, counts, lengths)
 
-    def frequency(self, term: str) -> int:
-        """In how many rows ``term`` occurs."""
-        j = self.column.get(term)
-        return 0 if j is None else int(self.starts[j + 1] - self.starts[j])
-
 
 class BM25Index:
     """BM25 search over the rows of several segments, numbered one after the other.
@@ -118,16 +113,15 @@ class BM25Index:
         k1, b = SETTINGS["k1"], SETTINGS["b"]
         total = np.zeros(self.size, dtype=np.float32)
         for term in terms:
-            frequency = sum(p.frequency(term) for p in self.parts)
+            lists = [(part, offset, part.starts[j], part.starts[j + 1]) for part, offset in zip(self.parts, self.offsets)
+                     if (j := part.column.get(term)) is not None]
+            frequency = sum(int(end - start) for _, _, start, end in lists)
             if not frequency:
                 continue
             idf = np.log1p((self.size - frequency + 0.5) / (frequency + 0.5))
-            for part, offset in zip(self.parts, self.offsets):
-                j = part.column.get(term)
-                if j is None:
-                    continue
-                rows = np.asarray(part.rows[part.starts[j]:part.starts[j + 1]])
-                counts = np.asarray(part.counts[part.starts[j]:part.starts[j + 1]])
+            for part, offset, start, end in lists:
+                rows = np.asarray(part.rows[start:end])
+                counts = np.asarray(part.counts[start:end])
                 norm = k1 * (1 - b + b * part.lengths[rows] / self._mean_length)
                 total[offset + rows] += (idf * counts / (counts + norm)).astype(np.float32)
         return total

@@ -94,15 +94,6 @@ class DenseIndex:
             results.append((rows[best], scores[best]))
         return results
 
-    def reconstruct(self, rows: np.ndarray) -> np.ndarray:
-        """The stored vectors of ``rows`` (sorted), read back from their parts."""
-        vectors = np.zeros((len(rows), self.dimension), dtype=np.float32)
-        for part, start, end in zip(self.parts, self.offsets, self.offsets[1:]):
-            inside = (rows >= start) & (rows < end)
-            if inside.any():
-                vectors[inside] = part.reconstruct_batch(rows[inside] - start)
-        return vectors
-
 
 def _search(vectors: faiss.Index, queries: np.ndarray, k: int, allowed: np.ndarray | None,
             settings: DenseSettings) -> list[Ranking]:

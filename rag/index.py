@@ -230,8 +230,8 @@ class PassageIndex:
             raise DocumentNotFoundError(f"no document with id {missing[0]!r} in the index")
         before = len(self.passages)
         gone = set(doc_ids)
-        self.segments = [s.with_deleted([d for d in gone if s.holds(d)]) if any(s.holds(d) for d in gone) else s
-                         for s in self.segments]
+        held = [[d for d in gone if s.holds(d)] for s in self.segments]
+        self.segments = [s.with_deleted(ids) if ids else s for s, ids in zip(self.segments, held)]
         self._refresh()
         return before - len(self.passages)
 
@@ -330,11 +330,7 @@ class PassageIndex:
                 segments = [_unsegmented(folder, path)]
             else:
                 segments = []
-                for name, rows, deleted in entries:
-                    missing = [f for f in ("index.faiss", passage_store.FILE, "bm25/terms.json")
-                               if not (folder / name / f).exists()]
-                    if missing:
-                        raise IndexMismatchError(f"{path} is not a complete index: {name}/{missing[0]} is missing")
+                for name, rows, deleted in entries:  # their files were all checked against the manifest
                     segment = Segment.load(folder / name, name, _files_under(manifest["files"], name), deleted)
                     if segment.rows != rows:
                         raise IndexMismatchError(f"{path}: segment {name} holds {segment.rows} passages, "
