@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from eval.results import write_json
 from rag.cli import run_guarded
 from rag.errors import RagError
 from rag.evaluation.gold import BUNDLED_GOLD, load_gold
@@ -106,8 +107,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(args: argparse.Namespace) -> None:
     result = compare(args.questions, args.k, args.reader)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     print(f"{result['questions']} bundled gold questions, the same {result['k']} passages each, the same weights")
     print(f"{'':<12}{'EM':>7}{'F1':>7}{'abstained right':>17}{'read p50 ms':>13}{'read p95 ms':>13}")
     for name in ("ours", "haystack"):

@@ -21,12 +21,12 @@ Reports EM/F1 per variant and writes JSON, so a decoding change is chosen on hel
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from eval.results import write_json
 from rag.cli import run_guarded
 from rag.evaluation.metrics import best_over_gold
 from rag.normalize import normalize_answer
@@ -34,7 +34,6 @@ from rag.reader import Reader
 from rag.settings import configure_entry_point
 from rag.span_decoding import best_spans
 from rag.training.data import DEFAULT_MIX, held_out_sets
-
 
 NEAR_TIES = (0.1, 0.25, 0.5, 1.0)  # margins within which support across passages breaks a near-tie
 
@@ -110,8 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(args: argparse.Namespace) -> None:
     result = run(args.data, args.questions, args.distractors, args.seed)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     print(f"{result['questions']} held-out questions, {result['passages_per_question']} passages each "
           f"(own paragraph + distractors), reader {result['precision']}")
     print(f"  {'variant':<46}{'EM':>7}{'F1':>7}")

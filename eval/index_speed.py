@@ -13,11 +13,11 @@ gold set and on the SQuAD questions about these documents. Prints a table, write
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
+from eval.results import write_json
 from rag.cli import run_guarded
 from rag.settings import configure_entry_point
 
@@ -75,8 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(args: argparse.Namespace) -> None:
     result = run(args.squad, args.documents)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     print(f"{result['documents']} documents, {result['passages']} passages (best of 2 rounds, variants alternating)")
     for name, speed in result["passages_per_s"].items():
         print(f"  {name:<32}{speed:8.1f} passages/s")

@@ -14,13 +14,13 @@ one such start, from ``python -X importtime``.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from eval.results import write_json
 from rag.cli import run_guarded
 from rag.evaluation.gold import BUNDLED_GOLD, load_gold
 from rag.evaluation.metrics import latency_summary
@@ -32,10 +32,10 @@ STAGES = ("retrieve", "read", "total")
 def _paths() -> dict:
     """The assistants to compare, by name, over one index of the bundled corpus."""
     from embeddings import DEFAULT_MODEL, Embedder
+    from embeddings.encoder import cpu_has_bf16
     from rag import fast_models
     from rag.assistant import Assistant
     from rag.bundled import default_index
-    from embeddings.encoder import cpu_has_bf16
     from rag.reader import Reader
     from rag.retriever import Retriever
 
@@ -115,8 +115,7 @@ def report(args: argparse.Namespace) -> None:
     cold = {backend: cold_start(args.cold_runs, questions[0], backend) for backend in ("onnx", "torch")}
     imports = top_imports(questions[0])
     result = {"questions": len(questions), "warm_seconds": warm, "cold_start_seconds": cold, "top_imports": imports}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     print(f"warm ask, {len(questions)} questions, paths alternating (ms)")
     print(f"  {'path':<32}{'retrieve p50':>13}{'read p50':>10}{'total p50':>11}{'total p95':>11}{'answers differ':>16}")
     for name, w in warm.items():

@@ -12,12 +12,12 @@ answer. Reports per set the best span's EM/F1 on answerable pairs, F1 counting a
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from eval.results import write_json
 from rag.cli import run_guarded
 from rag.evaluation.metrics import best_over_gold
 from rag.reader import Reader
@@ -71,8 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(args: argparse.Namespace) -> None:
     result = run(args.data, args.reader, args.seed)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     print(f"held-out slices, reader {result['reader']} ({result['precision']}, threshold {result['threshold']:.2f})")
     print(f"  {'set':<28}{'n':>6}{'EM':>7}{'F1':>7}{'F1+NA':>7}{'NA P':>7}{'NA R':>7}")
     for name, s in result["sets"].items():

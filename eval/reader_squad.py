@@ -10,7 +10,6 @@ has an answer). Also reports windows per second and the reader's size on disk.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from eval.results import write_json
 from rag.cli import run_guarded
 from rag.evaluation.metrics import best_over_gold
 from rag.evaluation.squad import load_squad
@@ -67,8 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(args: argparse.Namespace) -> None:
     result = benchmark(Reader(args.reader), args.squad, args.sample, args.seed)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     print(f"{'reader':<22}{Path(result['reader']).name}")
     for key, label in (("questions", "questions"), ("em", "EM"), ("f1", "F1"),
                        ("abstain_rate_at_threshold", "abstains at threshold"),

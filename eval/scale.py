@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from eval.results import write_json
 from rag.cli import run_guarded
 from rag.settings import configure_entry_point
 
@@ -261,10 +262,10 @@ def run(sizes: list[int], crossover_sizes: list[int], shared: Path, n_questions:
     for n in sizes:
         if n not in done:
             done[n] = run_size(n, paragraphs, base, questions, real, work, noise)
-            _write(out, {**result, "sizes": [done[m] for m in sizes if m in done], "crossover": []})
+            write_json(out, {**result, "sizes": [done[m] for m in sizes if m in done], "crossover": []})
     result = {**result, "sizes": [done[n] for n in sizes],
               "crossover": crossover(crossover_sizes, base, real.encode(questions), noise)}
-    _write(out, result)
+    write_json(out, result)
     return result
 
 
@@ -277,13 +278,6 @@ def _earlier(out: Path, settings: dict) -> dict[int, dict]:
     if any(earlier.get(key) != value for key, value in settings.items()):
         return {}
     return {s["passages"]: s for s in earlier.get("sizes", [])}
-
-
-def _write(out: Path, result: dict) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(out)
 
 
 ROWS = (("dense index", "dense_kind", "{}"), ("build (s)", "build_s", "{:.1f}"), ("save (s)", "save_s", "{:.1f}"),

@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+from eval.results import write_json
 from rag.cli import run_guarded
 from rag.settings import configure_entry_point
 
@@ -149,8 +150,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(args: argparse.Namespace) -> None:
     result = run(args.questions, args.rounds)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     print(table(result))
     print(f"\nwrote {args.out}")
 

@@ -16,7 +16,6 @@ and writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import sys
@@ -27,6 +26,7 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer
 
+from eval.results import write_json
 from rag.settings import configure_entry_point
 from rag.training.data import (
     DEFAULT_MIX,
@@ -121,8 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_entry_point()
     result = run(args.data, args.rounds, args.sample)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     print(f"reader training throughput: {result['pairs']} pairs per pass, median of {result['rounds']} passes")
     print(f"  {'variant':<24}{'examples/s':>12}{'windows/s':>11}{'vs fp32':>9}")
     for name, v in result["variants"].items():
