@@ -43,7 +43,8 @@ class Assistant:
     @classmethod
     def load(cls, index_dir: str | Path, reader: Reader | str | Path | None = None, mode: Mode = DEFAULT_MODE,
              **settings) -> Assistant:
-        """An assistant over the index saved in ``index_dir``; ``reader`` is a Reader, a model path or name."""
+        """An assistant over an index folder or a Qdrant collection (``rag.retriever.open_index``);
+        ``reader`` is a Reader, a model path or name."""
         return cls(Retriever.load(index_dir, mode=mode), _reader(reader), **settings)
 
     def ask(self, question: str, k: int | None = None, mode: Mode | None = None,

@@ -68,6 +68,22 @@ def _non_negative_int(text: str) -> int:
     return int(text)
 
 
+def _location(text: str) -> str | Path:
+    """An index folder, or a Qdrant collection named by URI (kept as written: a Path would fold its //)."""
+    from rag.qdrant_index import is_qdrant
+
+    return text if is_qdrant(text) else Path(text)
+
+
+def _store(text: str) -> str:
+    from rag.qdrant_index import is_qdrant
+
+    if not is_qdrant(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is no store; name one as qdrant://HOST:PORT/COLLECTION "
+                                         "or qdrant:FOLDER/COLLECTION")
+    return text
+
+
 def _question(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("the question is empty")
@@ -75,44 +91,104 @@ def _question(text: str) -> str:
 
 
 def cmd_index(args: argparse.Namespace) -> None:
-    from embeddings import Embedder
-    from rag.index import PassageIndex
-    from rag.ingest import read_documents
-    from rag.store import IndexFolder
+    from contextlib import nullcontext
 
     started = time.perf_counter()
-    folder = IndexFolder(args.out)
-    folder.check_target()  # before any work: never write into a folder of someone's files
+    if args.out is not None:
+        from rag.store import IndexFolder
+
+        IndexFolder(args.out).check_target()  # before any work: never write into a folder of someone's files
     skipped: list[str] = []
-    docs = read_documents(args.paths, on_skip=skipped.append, progress=True,
-                          max_file_bytes=int(args.max_file_mb * 1_000_000))
-    print(f"read {len(docs)} documents" + (f"; skipped {len(skipped)}:" if skipped else ""), file=sys.stderr)
-    for message in skipped:
-        print(f"  {message}", file=sys.stderr)
+    max_file_bytes = int(args.max_file_mb * 1_000_000)
+    with _ray_pipeline(args) if args.ray is not None else nullcontext() as pipeline:
+        if pipeline is None:
+            from rag.ingest import read_documents
+
+            docs = read_documents(args.paths, on_skip=skipped.append, progress=True, max_file_bytes=max_file_bytes)
+        else:
+            docs = pipeline.read(args.paths, skipped.append, max_file_bytes)
+        print(f"read {len(docs)} documents" + (f"; skipped {len(skipped)}:" if skipped else ""), file=sys.stderr)
+        for message in skipped:
+            print(f"  {message}", file=sys.stderr)
+        embedder, documents, passages, new = (_index_into_store if args.store else _index_into_folder)(args, docs,
+                                                                                                        pipeline)
+    if args.out is not None:
+        from rag import fast_models
+
+        fast_models.export_missing(embedder)  # once per model: later questions skip torch
+    print(f"indexed {documents} documents, {passages} passages ({new} new) in "
+          f"{time.perf_counter() - started:.1f} s -> {args.out or args.store}"
+          + (f"; skipped {len(skipped)}" if skipped else ""))
+
+
+def _ray_pipeline(args: argparse.Namespace):
+    try:
+        from rag.ray_pipeline import RayPipeline
+    except ImportError as e:
+        raise RagError(f"--ray needs Ray: pip install -e \".[cluster]\" ({e})") from None
+    where = f"the Ray cluster at {args.ray}" if args.ray else f"a local Ray of {args.ray_workers} workers"
+    print(f"reading and embedding on {where}", file=sys.stderr)
+    return RayPipeline(args.ray or None, args.ray_workers)
+
+
+def _add(index, docs, pipeline) -> int:
+    """Chunk, embed and add the documents the index lacks, here or on Ray; returns how many passages were added."""
+    new = index.new_documents(docs)
+    if not new:
+        return 0
+    index.check_embedder()
+    if pipeline is None:
+        from rag.segment import chunk_and_embed
+
+        return index.add_embedded(new, *chunk_and_embed(new, index.embedder, index.chunking, progress=True))
+    return index.add_embedded(new, *pipeline.chunk_and_embed(new, index.embedder, index.chunking))
+
+
+def _new_chunking(args: argparse.Namespace) -> ChunkSettings:
+    defaults = ChunkSettings()
+    return ChunkSettings(defaults.max_tokens if args.max_tokens is None else args.max_tokens,
+                         defaults.overlap_sentences if args.overlap is None else args.overlap)
+
+
+def _index_into_folder(args: argparse.Namespace, docs, pipeline):
+    from embeddings import Embedder
+    from rag.index import PassageIndex
+    from rag.store import IndexFolder
+
+    folder = IndexFolder(args.out)
     folder.check_writable()
     with folder.writer(wait=not args.no_wait):
         if args.update and folder.is_index():
             index = PassageIndex.load(args.out, Embedder(args.model) if args.model else None)
-            _check_same_chunking(args, index)
+            _check_same_chunking(args, index.chunking, index.dense.settings)
         else:
             if args.update:
                 print(f"no index at {args.out} yet: building a new one", file=sys.stderr)
-            defaults = ChunkSettings()
-            chunking = ChunkSettings(defaults.max_tokens if args.max_tokens is None else args.max_tokens,
-                                     defaults.overlap_sentences if args.overlap is None else args.overlap)
             print(f"loading the embedding model {args.model or DEFAULT_MODEL}", file=sys.stderr)
-            index = PassageIndex.build([], Embedder(args.model or DEFAULT_MODEL), chunking,
+            index = PassageIndex.build([], Embedder(args.model or DEFAULT_MODEL), _new_chunking(args),
                                        dense_settings=_dense_settings(args))
         folder.check_space(index.estimated_bytes(docs))
-        before = len(index.passages)
-        index.add(docs, progress=True)
+        new = _add(index, docs, pipeline)
         index.save(args.out)
-    from rag import fast_models
+    return index.embedder, len(index.documents), len(index.passages), new
 
-    fast_models.export_missing(index.embedder)  # once per model: later questions skip torch
-    print(f"indexed {len(index.documents)} documents, {len(index.passages)} passages "
-          f"({len(index.passages) - before} new) in {time.perf_counter() - started:.1f} s -> {args.out}"
-          + (f"; skipped {len(skipped)}" if skipped else ""))
+
+def _index_into_store(args: argparse.Namespace, docs, pipeline):
+    from embeddings import Embedder
+    from rag.qdrant_index import QdrantIndex
+
+    if args.kind or args.hnsw_m or args.ef_construction or args.ef_search:
+        raise RagError("--dense, --hnsw-m, --ef-construction and --ef-search set the FAISS index of a folder; "
+                       "a Qdrant collection keeps the engine's own HNSW settings")
+    if args.update:
+        index = QdrantIndex.open(args.store, Embedder(args.model) if args.model else None)
+        _check_same_chunking(args, index.chunking, None)
+    else:
+        print(f"loading the embedding model {args.model or DEFAULT_MODEL}", file=sys.stderr)
+        index = QdrantIndex.create(args.store, Embedder(args.model or DEFAULT_MODEL), _new_chunking(args))
+    with index:
+        new = _add(index, docs, pipeline)
+        return index.embedder, len(index.documents), len(index.passages), new
 
 
 def _dense_settings(args: argparse.Namespace) -> DenseSettings:
@@ -121,30 +197,38 @@ def _dense_settings(args: argparse.Namespace) -> DenseSettings:
                             for name in ("kind", "hnsw_m", "ef_construction", "ef_search")})
 
 
-def _check_same_chunking(args: argparse.Namespace, index) -> None:
+def _check_same_chunking(args: argparse.Namespace, chunking: ChunkSettings, dense: DenseSettings | None) -> None:
     """--update keeps the index's passage and dense settings; asking for others is an error, not a silent no-op."""
-    chunking, dense = index.chunking, index.dense.settings
-    for option, asked, kept in (("--max-tokens", args.max_tokens, chunking.max_tokens),
-                                ("--overlap", args.overlap, chunking.overlap_sentences),
-                                ("--dense", args.kind, dense.kind), ("--hnsw-m", args.hnsw_m, dense.hnsw_m),
-                                ("--ef-construction", args.ef_construction, dense.ef_construction),
-                                ("--ef-search", args.ef_search, dense.ef_search)):
-        if asked is not None and asked != kept:
-            raise RagError(f"the index at {args.out} was built with {option} {kept}; --update keeps it "
-                           f"(rebuild into a new folder, without --update, to change it)")
+    kept = [("--max-tokens", args.max_tokens, chunking.max_tokens), ("--overlap", args.overlap, chunking.overlap_sentences)]
+    if dense is not None:
+        kept += [("--dense", args.kind, dense.kind), ("--hnsw-m", args.hnsw_m, dense.hnsw_m),
+                 ("--ef-construction", args.ef_construction, dense.ef_construction),
+                 ("--ef-search", args.ef_search, dense.ef_search)]
+    for option, asked, value in kept:
+        if asked is not None and asked != value:
+            raise RagError(f"the index at {args.out or args.store} was built with {option} {value}; --update keeps "
+                           f"it (rebuild into a new folder or collection, without --update, to change it)")
 
 
 def cmd_remove(args: argparse.Namespace) -> None:
-    from rag.index import PassageIndex
-    from rag.store import IndexFolder
+    from rag.qdrant_index import QdrantIndex, is_qdrant
 
-    folder = IndexFolder(args.index)
-    folder.open()  # a clear error before locking a folder that is no index
-    with folder.writer(wait=not args.no_wait):
-        index = PassageIndex.load(args.index)
-        removed = index.remove(args.doc_ids)
-        index.save(args.index)
-    print(f"removed {len(args.doc_ids)} documents, {removed} passages; {len(index.passages)} passages left")
+    if is_qdrant(args.index):
+        with QdrantIndex.open(args.index) as index:
+            removed = index.remove(args.doc_ids)
+            left = len(index.passages)
+    else:
+        from rag.index import PassageIndex
+        from rag.store import IndexFolder
+
+        folder = IndexFolder(args.index)
+        folder.open()  # a clear error before locking a folder that is no index
+        with folder.writer(wait=not args.no_wait):
+            index = PassageIndex.load(args.index)
+            removed = index.remove(args.doc_ids)
+            index.save(args.index)
+        left = len(index.passages)
+    print(f"removed {len(args.doc_ids)} documents, {removed} passages; {left} passages left")
 
 
 def _retriever(args: argparse.Namespace):
@@ -266,8 +350,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("index", help="index articles (.txt .md .html .jsonl, files or folders)")
     p.add_argument("paths", nargs="+", type=Path, help="article files or folders")
-    p.add_argument("--out", type=Path, required=True, help="index folder to write")
-    p.add_argument("--update", action="store_true", help="add new articles to the index at --out")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--out", type=Path, help="index folder to write")
+    target.add_argument("--store", type=_store, metavar="qdrant://HOST:PORT/COLLECTION",
+                        help="write to a Qdrant collection instead (qdrant:FOLDER/COLLECTION: Qdrant's local mode)")
+    p.add_argument("--update", action="store_true", help="add new articles to the index at --out or --store")
+    p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="read and embed on Ray: a local Ray, or the cluster at ADDRESS (needs the [cluster] extra)")
+    p.add_argument("--ray-workers", type=_positive_int, default=2, help="workers of a local Ray (default 2)")
     p.add_argument("--model", help=f"sentence-transformers model, folder or name (default: {DEFAULT_MODEL}, "
                                    "or the index's own with --update)")
     p.add_argument("--max-tokens", type=_positive_int,
@@ -288,13 +378,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("remove", help="remove documents from an index by id")
     p.add_argument("doc_ids", nargs="+", help="document ids (see `rag search --json`)")
-    p.add_argument("--index", type=Path, required=True, help="index folder")
+    p.add_argument("--index", type=_location, required=True, help="index folder or qdrant:// collection")
     p.add_argument("--no-wait", action="store_true", help="fail at once if another process is writing the index")
     p.set_defaults(run=cmd_remove)
 
     p = sub.add_parser("search", help="show the passages retrieved for a question")
     p.add_argument("question", type=_question)
-    p.add_argument("--index", type=Path, help="index folder (default: the bundled sample corpus)")
+    p.add_argument("--index", type=_location,
+                   help="index folder or qdrant:// collection (default: the bundled sample corpus)")
     p.add_argument("-k", type=_positive_int, default=DEFAULT_K, help="passages to show")
     p.add_argument("--mode", choices=MODES, default=DEFAULT_MODE)
     p.add_argument("--json", action="store_true", help="one JSON object per hit")
@@ -305,7 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ask", help="answer questions with cited sources")
     p.add_argument("questions", nargs="*", help="one or more questions")
     p.add_argument("--questions", dest="questions_file", type=Path, help="file with one question per line")
-    p.add_argument("--index", type=Path, help="index folder (default: the bundled sample corpus)")
+    p.add_argument("--index", type=_location,
+                   help="index folder or qdrant:// collection (default: the bundled sample corpus)")
     p.add_argument("-k", type=_positive_int, default=DEFAULT_K, help="passages to read per question")
     p.add_argument("--mode", choices=MODES, default=DEFAULT_MODE)
     p.add_argument("--reader", help="extractive QA model folder or name (default: the shipped reader)")
@@ -327,7 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
     source = p.add_mutually_exclusive_group()
     source.add_argument("--gold", type=Path, help="gold JSONL (default: eval/gold_bundled.jsonl of the checkout)")
     source.add_argument("--squad", type=Path, help="SQuAD v1.1/v2.0 JSON: its paragraphs become the corpus")
-    p.add_argument("--index", type=Path, help="index folder (default: bundled corpus, or built from --squad)")
+    p.add_argument("--index", type=_location,
+                   help="index folder or qdrant:// collection (default: bundled corpus, or built from --squad)")
     p.add_argument("--sample", type=_positive_int, help="score a fixed random sample of this many questions")
     p.add_argument("--seed", type=int, default=0, help="seed of --sample")
     p.add_argument("-k", type=_positive_int, default=DEFAULT_K, help="passages read per question")

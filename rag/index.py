@@ -41,7 +41,7 @@ from rag.errors import (
 )
 from rag.filters import Filters
 from rag.passage_store import PassageStore, StoredDocuments, StoredPassages
-from rag.segment import Segment, merge, merge_plan
+from rag.segment import Segment, chunk_and_embed, merge, merge_plan
 from rag.settings import DenseSettings
 from rag.store import IndexFolder
 from rag.types import Document, Hit, Passage
@@ -175,10 +175,13 @@ class PassageIndex:
         i = int(np.searchsorted(self.dense.offsets, row, side="right")) - 1
         return self.segments[i].passages[row - int(self.dense.offsets[i])]
 
-    def hit(self, row: int, score: float, rank: int) -> Hit:
-        """Passage row ``row`` as a search hit."""
-        passage = self.passage(row)
-        return Hit(passage=passage, document=self.documents[passage.doc_id], score=score, rank=rank)
+    def hits(self, ranked: Sequence[tuple[int, float]]) -> list[Hit]:
+        """(row, score) pairs, best first, as search hits ranked 1, 2, …"""
+        found = []
+        for rank, (row, score) in enumerate(ranked, 1):
+            passage = self.passage(row)
+            found.append(Hit(passage=passage, document=self.documents[passage.doc_id], score=score, rank=rank))
+        return found
 
     @classmethod
     def build(cls, documents: Sequence[Document], embedder: Embedder | None = None,
@@ -204,11 +207,32 @@ class PassageIndex:
 
         Nothing already indexed is touched: the cost is that of the new documents.
         """
-        new = [d for d in {d.id: d for d in documents}.values() if d.id not in self.documents]
+        new = self.new_documents(documents)
         if not new:
             return 0
         self.check_embedder()
-        segment = Segment.build(new, self.embedder, self.chunking, self.dense.settings, progress)
+        return self.add_embedded(new, *chunk_and_embed(new, self.embedder, self.chunking, progress))
+
+    def new_documents(self, documents: Sequence[Document]) -> list[Document]:
+        """Those of ``documents`` not in the index yet, each id once, in their order."""
+        return [d for d in {d.id: d for d in documents}.values() if d.id not in self.documents]
+
+    def add_embedded(self, documents: Sequence[Document], passages: Sequence[Passage], vectors: np.ndarray) -> int:
+        """Add documents already chunked and encoded elsewhere (see ``rag.ray_pipeline``), as a new segment.
+
+        Args:
+            documents: new documents (see :meth:`new_documents`).
+            passages: their passages, chunked with this index's chunking.
+            vectors: row r is the vector of ``passages[r]``, from this index's embedding model.
+
+        Returns:
+            How many passages were added.
+        """
+        if vectors.ndim != 2 or vectors.shape[1] != self.dense.dimension:
+            raise IndexMismatchError(f"vectors of shape {vectors.shape} for a {self.dense.dimension}-d index")
+        if not passages:
+            return 0
+        segment = Segment.build(documents, passages, vectors, self.dense.settings)
         self.segments.append(segment)
         self._refresh()
         return segment.rows
@@ -342,6 +366,16 @@ class PassageIndex:
         if len(index.passages) != expected:
             raise IndexMismatchError(f"{path}: {len(index.passages)} passages, but the manifest says {expected}")
         return index
+
+    def close(self) -> None:
+        """Nothing to release (the files are memory-mapped and unmapped with the index); here so that either
+        kind of index, this or a ``QdrantIndex``, can be used in a ``with`` block."""
+
+    def __enter__(self) -> PassageIndex:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def check_embedder(self) -> None:
         """Load the embedder, and raise if its vectors do not fit the index.

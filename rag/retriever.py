@@ -11,6 +11,7 @@ from rag.errors import InvalidInputError
 from rag.filters import Filters
 from rag.fusion import Ranking, convex, rrf
 from rag.index import PassageIndex
+from rag.qdrant_index import QdrantIndex, is_qdrant
 from rag.settings import (
     DEFAULT_FUSION,
     DEFAULT_K,
@@ -25,8 +26,23 @@ from rag.types import Hit
 Mode = Literal["hybrid", "dense", "bm25"]  # rag.settings.MODES
 
 
+def open_index(location: str | Path, embedder: Embedder | None = None,
+               backend: str = "auto") -> PassageIndex | QdrantIndex:
+    """The index at ``location``: a folder written by ``rag index --out``, or a Qdrant collection
+    (``qdrant://HOST:PORT/COLLECTION``, ``qdrant:FOLDER/COLLECTION``; see ``rag.qdrant_index``).
+
+    Args:
+        location: where the index is.
+        embedder: the query encoder; by default the model the index names.
+        backend: how that default runs (see ``rag.fast_models``): "auto", "torch" or "onnx".
+    """
+    if is_qdrant(location):
+        return QdrantIndex.open(str(location), embedder, backend)
+    return PassageIndex.load(location, embedder, backend)
+
+
 class Retriever:
-    """Ranks the passages of a :class:`PassageIndex` for questions.
+    """Ranks the passages of an index, a :class:`PassageIndex` or a ``QdrantIndex``, for questions.
 
     It composes the index's parts, each searched the same way (``search_batch(questions, k,
     allowed)``): the dense index, the sparse (BM25) index, and a fusion function of
@@ -43,7 +59,7 @@ class Retriever:
         candidates: how deep each ranking is read before fusion.
     """
 
-    def __init__(self, index: PassageIndex, mode: Mode = DEFAULT_MODE, fusion: str = DEFAULT_FUSION,
+    def __init__(self, index: PassageIndex | QdrantIndex, mode: Mode = DEFAULT_MODE, fusion: str = DEFAULT_FUSION,
                  rrf_k: int = 60, dense_weight: float = 0.5, candidates: int = 50) -> None:
         self.index = index
         self.mode = check_mode(mode)
@@ -57,9 +73,10 @@ class Retriever:
         self.candidates = check_positive_int("candidates", candidates)
 
     @classmethod
-    def load(cls, path: str | Path, embedder: Embedder | None = None, backend: str = "auto", **settings) -> Retriever:
-        """A retriever over the index saved at ``path`` (see ``rag index``); ``backend`` as for ``PassageIndex.load``."""
-        return cls(PassageIndex.load(path, embedder, backend), **settings)
+    def load(cls, location: str | Path, embedder: Embedder | None = None, backend: str = "auto",
+             **settings) -> Retriever:
+        """A retriever over an index folder or a Qdrant collection (see :func:`open_index`)."""
+        return cls(open_index(location, embedder, backend), **settings)
 
     @classmethod
     def default(cls, backend: str = "auto", **settings) -> Retriever:
@@ -103,8 +120,7 @@ class Retriever:
             self.index.check_embedder()
             rankings = list(zip(self.index.dense.search_batch(questions, depth, allowed),
                                 self.index.sparse.search_batch(questions, depth, allowed)))
-        return [[self.index.hit(row, score, rank) for rank, (row, score) in enumerate(self._fuse(r)[:k], 1)]
-                for r in rankings]
+        return [self.index.hits(self._fuse(r)[:k]) for r in rankings]
 
     def _fuse(self, rankings: Sequence[Ranking]) -> list[tuple[int, float]]:
         if len(rankings) == 1:

@@ -80,15 +80,15 @@ class Segment:
         return len(self.passages)
 
     @classmethod
-    def build(cls, documents: Sequence[Document], embedder: Embedder, chunking: ChunkSettings,
-              dense_settings: DenseSettings, progress: bool | None = None) -> Segment:
-        """Chunk, embed and index ``documents`` (unique ids) as a new segment."""
-        passages = Chunker(chunking, embedder.count_tokens).chunk_all(documents, progress=bool(progress))
-        texts = [p.text for p in passages]
-        vectors = new_faiss_index(embedder.dimension, choose_kind(dense_settings, len(passages)), dense_settings)
-        if passages:
-            vectors.add(embedder.encode(texts, progress=progress, passages=True))
-        return cls({d.id: d for d in documents}, passages, vectors, Postings.build(texts))
+    def build(cls, documents: Sequence[Document], passages: Sequence[Passage], vectors: np.ndarray,
+              dense_settings: DenseSettings) -> Segment:
+        """A new segment of ``documents`` (unique ids), their ``passages`` and the passages' ``vectors`` (row r of passage r)."""
+        if len(vectors) != len(passages):
+            raise ValueError(f"{len(vectors)} vectors for {len(passages)} passages")
+        index = new_faiss_index(vectors.shape[1], choose_kind(dense_settings, len(passages)), dense_settings)
+        if len(passages):
+            index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        return cls({d.id: d for d in documents}, list(passages), index, Postings.build([p.text for p in passages]))
 
     @classmethod
     def load(cls, home: Path, name: str, files: Mapping[str, dict], deleted: Sequence[str] = ()) -> Segment:
@@ -182,6 +182,15 @@ class Segment:
         passage_store.write(target / passage_store.FILE, self.documents.values(), self.passages)
         self.postings.save(target / "bm25")
         return name, {}
+
+
+def chunk_and_embed(documents: Sequence[Document], embedder: Embedder, chunking: ChunkSettings,
+                    progress: bool | None = None) -> tuple[list[Passage], np.ndarray]:
+    """Split documents into passages and encode them, here in this process; rag.ray_pipeline does it on a cluster."""
+    passages = Chunker(chunking, embedder.count_tokens).chunk_all(documents, progress=bool(progress))
+    if not passages:
+        return [], np.zeros((0, embedder.dimension), dtype=np.float32)
+    return passages, embedder.encode([p.text for p in passages], progress=progress, passages=True)
 
 
 def merge(segments: Sequence[Segment], dense_settings: DenseSettings) -> Segment:

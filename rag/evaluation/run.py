@@ -26,7 +26,7 @@ from rag.evaluation.gold import BUNDLED_GOLD, GoldQuestion, doc_names, from_doc,
 from rag.evaluation.metrics import best_over_gold, latency_summary
 from rag.index import PassageIndex
 from rag.reader import Reader
-from rag.retriever import Retriever
+from rag.retriever import Retriever, open_index
 from rag.settings import DEFAULT_K, DEFAULT_MODE, MODES
 from rag.types import Passage
 
@@ -87,6 +87,8 @@ def evaluate_reader(reader: Reader, retriever: Retriever, gold: list[GoldQuestio
     for p in index.passages:
         for name in doc_names(index.documents[p.doc_id]):
             passages_named.setdefault(name, []).append(p)
+    for passages in passages_named.values():  # in text order, whichever order the index lists them in
+        passages.sort(key=lambda p: p.start)
     pairs = []
     for g in gold:
         if not g.answerable:
@@ -204,7 +206,7 @@ def run(gold: list[GoldQuestion], assistant: Assistant, gold_name: str, corpus_n
     return report, records
 
 
-def evaluate(gold_file: Path | None = None, squad: Path | None = None, index_dir: Path | None = None,
+def evaluate(gold_file: Path | None = None, squad: Path | None = None, index_dir: str | Path | None = None,
              sample: int | None = None, seed: int = 0, k: int = DEFAULT_K, mode: str = DEFAULT_MODE,
              reader: str | None = None, out: Path | None = None) -> tuple[dict, Path]:
     """Run every stage on a gold set and write the JSON report and its plot.
@@ -212,7 +214,8 @@ def evaluate(gold_file: Path | None = None, squad: Path | None = None, index_dir
     Args:
         gold_file: gold JSONL; the bundled gold set by default.
         squad: SQuAD JSON instead of ``gold_file``: its paragraphs become the corpus.
-        index_dir: an index folder; by default the bundled index, or one built from ``squad``.
+        index_dir: an index folder or Qdrant collection (``rag.retriever.open_index``); by default the
+            bundled index, or one built from ``squad``.
         sample: score a fixed random sample of this many questions.
         seed: the seed of ``sample``.
         k: passages read per question.
@@ -226,17 +229,18 @@ def evaluate(gold_file: Path | None = None, squad: Path | None = None, index_dir
     if squad is not None:
         documents, gold = squad_corpus(squad)
         name = squad.stem
-        index = PassageIndex.load(index_dir) if index_dir else PassageIndex.build(documents, progress=True)
+        index = open_index(index_dir) if index_dir else PassageIndex.build(documents, progress=True)
         corpus = str(index_dir or f"{len(documents)} paragraphs of {squad.name}")
     else:
         path = gold_file or BUNDLED_GOLD
         gold, name = load_gold(path), path.stem
-        index = PassageIndex.load(index_dir) if index_dir else default_index()
+        index = open_index(index_dir) if index_dir else default_index()
         corpus = str(index_dir or "bundled sample corpus")
     if sample:
         gold = random.Random(seed).sample(gold, min(sample, len(gold)))
-    assistant = Assistant(Retriever(index, mode=mode), Reader(reader) if reader else None, k=k)
-    report, records = run(gold, assistant, name, corpus, mode)
+    with index:  # a Qdrant collection in local mode is free for the next client once this one closes
+        assistant = Assistant(Retriever(index, mode=mode), Reader(reader) if reader else None, k=k)
+        report, records = run(gold, assistant, name, corpus, mode)
     out = out or Path("eval-results") / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({**report, "records": [asdict(r) for r in records]}, indent=2) + "\n")

@@ -1,0 +1,193 @@
+"""Past one machine: indexing on Ray, and serving from Qdrant, against the single-process parts.
+
+    python -m eval.cluster [--passages 100000] [--index-passages 2000] [--queries 100]
+
+Two parts, measured in one run on this machine:
+
+1. Indexing throughput: reading, cleaning, chunking and embedding (the real encoder, at the
+   precision ``rag index`` uses) of the bundled corpus and of ``--index-passages``
+   passages' worth of article files (real paragraphs as in ``eval.scale``, five to an
+   article), in one process, on a local Ray of 1 worker and on one of 2 workers. Ray's
+   start-up is timed apart from the work. The variants run one after the other, so their
+   ratios are only as good as the machine is quiet.
+2. Search: the bundled corpus (its real vectors) and ``--passages`` passages (vectors
+   synthetic, as ``eval.scale`` makes them; questions real and really encoded) written
+   to an index folder and to a Qdrant collection in Qdrant's embedded local mode. For
+   each: dense, BM25 and hybrid search p50/p95 (variants alternating question by
+   question), dense recall@10 against exact search, and how many of the folder index's
+   top 10 the collection returns. The local mode is a pure-Python engine that scans
+   every point; a Qdrant server indexes with HNSW and would be faster: these latencies
+   are the local mode's, not a cluster's.
+
+Prints a table and writes JSON (``eval-results/cluster.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from eval.results import write_json
+from eval.scale import base_paragraphs, corpus, near
+from rag.cli import run_guarded
+from rag.settings import configure_entry_point
+
+MODES = ("dense", "bm25", "hybrid")
+
+
+def _write_articles(folder: Path, documents) -> None:
+    folder.mkdir(parents=True)
+    for d in documents:
+        (folder / f"{d.id}.txt").write_text(f"{d.title}\n\n{d.text}\n", encoding="utf-8")
+
+
+def indexing(name: str, articles: Path) -> dict:
+    """Passages per second of read + clean + chunk + embed: one process, Ray with 1 and 2 workers."""
+    from embeddings import Embedder
+    from rag.chunking import ChunkSettings
+    from rag.ingest import read_documents
+    from rag.ray_pipeline import RayPipeline
+    from rag.segment import chunk_and_embed
+
+    embedder = Embedder()
+    embedder.encode(["warm up"], passages=True)
+    row: dict = {"corpus": name}
+    started = time.perf_counter()
+    documents = read_documents([articles])
+    passages, _ = chunk_and_embed(documents, embedder, ChunkSettings())
+    seconds = time.perf_counter() - started
+    row["passages"] = len(passages)
+    row["one process"] = {"seconds": seconds, "passages_per_s": len(passages) / seconds}
+    for workers in (1, 2):
+        started = time.perf_counter()
+        with RayPipeline(workers=workers) as pipeline:
+            ready = time.perf_counter()
+            found = pipeline.read([articles], lambda _: None)
+            ray_passages, _ = pipeline.chunk_and_embed(found, embedder, ChunkSettings())
+            seconds = time.perf_counter() - ready
+        if ray_passages != passages:
+            raise AssertionError(f"Ray with {workers} workers cut other passages than one process")
+        row[f"ray {workers}"] = {"seconds": seconds, "passages_per_s": len(passages) / seconds,
+                                 "start_s": ready - started}
+    return row
+
+
+def _percentiles(seconds: list[float]) -> dict:
+    return {"p50_ms": 1000 * statistics.median(seconds), "p95_ms": 1000 * float(np.percentile(seconds, 95))}
+
+
+def search(name: str, documents, passages, vectors: np.ndarray, questions: list[str], embedder, work: Path) -> dict:
+    """Latency and agreement of a Qdrant collection (local mode) against an index folder of the same vectors."""
+    from rag.chunking import ChunkSettings
+    from rag.index import PassageIndex
+    from rag.qdrant_index import QdrantIndex
+    from rag.retriever import Retriever
+    from rag.settings import DenseSettings
+
+    folder = PassageIndex([], vectors.shape[1], embedder, ChunkSettings(), DenseSettings(kind="flat"))
+    folder.add_embedded(documents, passages, vectors)
+    shutil.rmtree(work / "qdrant", ignore_errors=True)
+    started = time.perf_counter()
+    store = QdrantIndex.create(f"qdrant:{work}/qdrant/bench", embedder, ChunkSettings())
+    store.add_embedded(documents, passages, vectors)
+    row: dict = {"corpus": name, "passages": len(passages), "qdrant_write_s": time.perf_counter() - started}
+    with store:
+        retrievers = {(where, mode): Retriever(index, mode=mode)
+                      for where, index in (("folder", folder), ("qdrant", store)) for mode in MODES}
+        seconds: dict = {key: [] for key in retrievers}
+        found: dict = {}
+        for i, question in enumerate(questions):
+            for key in list(retrievers)[::1 if i % 2 else -1]:
+                started = time.perf_counter()
+                hits = retrievers[key].search(question, 10)
+                seconds[key].append(time.perf_counter() - started)
+                found[key, i] = [h.passage.id for h in hits]
+        for (where, mode), times in seconds.items():
+            row[f"{where} {mode}"] = _percentiles(times)
+        for mode in MODES:
+            row[f"{mode} top-10 agreement"] = float(np.mean(
+                [len(set(found[("qdrant", mode), i]) & set(found[("folder", mode), i])) / max(1, len(found[("folder", mode), i]))
+                 for i in range(len(questions))]))
+    return row
+
+
+def run(shared: Path, n_passages: int, index_passages: int, n_questions: int, work: Path, out: Path) -> dict:
+    from embeddings import DEFAULT_MODEL
+    from rag import fast_models
+    from rag.bundled import corpus_dir, default_index
+    from rag.training.data import DEFAULT_MIX, held_out_sets
+
+    work.mkdir(parents=True, exist_ok=True)
+    paragraphs = base_paragraphs(shared)
+    questions = [q for q, _, _ in held_out_sets(shared / "qa-train", DEFAULT_MIX, 0.0, seed=0)][:n_questions]
+    result: dict = {"cpus": os.cpu_count(), "questions": len(questions), "indexing": [], "search": []}
+
+    articles = work / "articles"
+    shutil.rmtree(articles, ignore_errors=True)
+    _write_articles(articles, corpus(paragraphs, index_passages)[0])
+    for name, folder in (("bundled corpus", corpus_dir()), (f"{index_passages:,} passages of articles", articles)):
+        result["indexing"].append(indexing(name, folder))
+        write_json(out, result)
+
+    real = fast_models.embedder(DEFAULT_MODEL, "auto")
+    bundled = default_index()
+    rows = np.arange(bundled.rows)
+    bundled_vectors = np.vstack([bundled.dense.parts[0].reconstruct(int(r)) for r in rows]) if bundled.rows else None
+    result["search"].append(search("bundled corpus", list(bundled.documents.values()), list(bundled.passages),
+                                   bundled_vectors, questions, real, work))
+    write_json(out, result)
+    documents, passages = corpus(paragraphs, n_passages)
+    base = real.encode(paragraphs[:20_000], passages=True)
+    vectors = near(base, len(passages), 0.02, np.random.default_rng(0))
+    result["search"].append(search(f"{n_passages:,} passages", documents, passages, vectors, questions, real, work))
+    write_json(out, result)
+    return result
+
+
+def table(result: dict) -> str:
+    lines = ["Indexing: read + clean + chunk + embed, passages/s (Ray start-up apart)"]
+    for row in result["indexing"]:
+        cells = [f"{v}: {row[v]['passages_per_s']:.1f}" for v in ("one process", "ray 1", "ray 2")]
+        starts = ", ".join(f"{row[v]['start_s']:.1f}" for v in ("ray 1", "ray 2"))
+        lines.append(f"  {row['corpus']:<32} ({row['passages']:,} passages)  " + "  ".join(cells)
+                     + f"  (Ray start-up {starts} s)")
+    lines.append("Search p50/p95 ms, index folder vs Qdrant local mode; top-10 agreement")
+    for row in result["search"]:
+        lines.append(f"  {row['corpus']} (Qdrant write {row['qdrant_write_s']:.1f} s)")
+        for mode in MODES:
+            f, q = row[f"folder {mode}"], row[f"qdrant {mode}"]
+            lines.append(f"    {mode:<7} folder {f['p50_ms']:7.1f}/{f['p95_ms']:7.1f}   qdrant {q['p50_ms']:7.1f}/"
+                         f"{q['p95_ms']:7.1f}   agreement {row[f'{mode} top-10 agreement']:.3f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shared", type=Path, default=Path("../shared"))
+    parser.add_argument("--passages", type=int, default=100_000, help="passages of the search comparison")
+    parser.add_argument("--index-passages", type=int, default=2_000,
+                        help="passages' worth of articles for the indexing throughput")
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "rag-cluster")
+    parser.add_argument("--out", type=Path, default=Path("eval-results/cluster.json"))
+    args = parser.parse_args(argv)
+    configure_entry_point()
+
+    def go() -> None:
+        result = run(args.shared, args.passages, args.index_passages, args.queries, args.work, args.out)
+        print(table(result))
+        print(f"wrote {args.out}", file=sys.stderr)
+
+    return run_guarded(go)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,146 @@
+"""The Qdrant backend, in Qdrant's embedded local mode (the client API a cluster speaks).
+
+Its searches must give the hits an index folder gives for the same documents and vectors:
+the same passages in the same order, BM25 scores equal, dense scores equal to float
+rounding, filters applied inside the engine.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pytest
+
+from rag.bundled import corpus_dir
+from rag.cli import main
+from rag.errors import DocumentNotFoundError, IndexLockedError, IndexMismatchError, IndexNotFoundError, InvalidInputError
+from rag.filters import Filters
+from rag.index import PassageIndex
+from rag.qdrant_index import QdrantIndex, is_qdrant
+from rag.retriever import Retriever, open_index
+from tests.conftest import doc_by_title
+from tests.fakes import HashEmbedder
+
+pytest.importorskip("qdrant_client")
+
+QUESTIONS = ["Who is the spokesman for Dostum's party?", "Who is the governor of Balkh?",
+             "Which IMU leader was killed in a U.S. drone attack?", "Jamiat-e Islami Junbish alliance"]
+
+
+@pytest.fixture
+def qdrant(tmp_path, fake_embedder, corpus_docs):
+    with QdrantIndex.create(f"qdrant:{tmp_path}/q/news", fake_embedder, PassageIndex.build([], fake_embedder).chunking) as index:
+        index.add(corpus_docs)
+        yield index
+
+
+def _same_hits(a, b, rel=0.0):
+    assert [h.passage for h in a] == [h.passage for h in b]
+    assert [h.document for h in a] == [h.document for h in b]
+    assert [h.rank for h in a] == [h.rank for h in b]
+    assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-5, rel=rel)
+
+
+@pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
+@pytest.mark.parametrize("fusion", ["convex", "rrf"])
+def test_searches_give_the_hits_of_the_folder_index(qdrant, fake_index, mode, fusion):
+    ours = Retriever(qdrant, mode=mode, fusion=fusion).search_batch(QUESTIONS, 8)
+    folder = Retriever(fake_index, mode=mode, fusion=fusion).search_batch(QUESTIONS, 8)
+    for a, b in zip(ours, folder):
+        assert a
+        _same_hits(a, b)
+
+
+@pytest.mark.parametrize("filters", [
+    Filters(since=date(2015, 1, 1), until=date(2015, 12, 31)),
+    Filters(until=date(2014, 12, 31)),
+    Filters(authors=("waheed orya",)),
+    Filters(sources=("No Such Outlet",)),
+])
+def test_filters_run_in_the_engine_as_they_do_on_a_folder(qdrant, fake_index, filters):
+    for mode in ("dense", "bm25", "hybrid"):
+        _same_hits(Retriever(qdrant, mode=mode).search("Balkh governor alliance", 5, filters=filters),
+                   Retriever(fake_index, mode=mode).search("Balkh governor alliance", 5, filters=filters))
+
+
+def test_a_document_filter_still_gets_k_hits(qdrant, corpus_docs):
+    doc = doc_by_title(corpus_docs, "IMU")
+    hits = Retriever(qdrant, mode="hybrid").search("Balkh governor", 5, filters=Filters(doc_ids=(doc.id,)))
+    assert len(hits) == 5 and {h.document.id for h in hits} == {doc.id}
+
+
+def test_the_collection_persists_and_reopens_with_its_settings(tmp_path, fake_embedder, corpus_docs, fake_index):
+    location = f"qdrant:{tmp_path}/q/news"
+    with QdrantIndex.create(location, fake_embedder, fake_index.chunking) as index:
+        assert index.add(corpus_docs) == len(fake_index.passages)
+        assert index.add(corpus_docs) == 0  # every document is there already
+    with open_index(location, fake_embedder) as index:
+        assert len(index.documents) == len(corpus_docs) and len(index.passages) == len(fake_index.passages)
+        assert sorted(p.id for p in index.passages) == sorted(p.id for p in fake_index.passages)
+        assert index.chunking == fake_index.chunking
+        assert index.documents[corpus_docs[0].id] == corpus_docs[0]
+
+
+def test_removing_a_document_drops_its_passages_and_keeps_the_ranking(qdrant, fake_embedder, corpus_docs):
+    gone = doc_by_title(corpus_docs, "IMU")
+    removed = qdrant.remove([gone.id])
+    kept = [d for d in corpus_docs if d.id != gone.id]
+    assert removed > 0 and len(qdrant.documents) == len(kept)
+    assert all(p.doc_id != gone.id for p in qdrant.passages)
+    fresh = PassageIndex.build(kept, fake_embedder)
+    _same_hits(Retriever(qdrant, mode="dense").search("Balkh governor", 5),
+               Retriever(fresh, mode="dense").search("Balkh governor", 5))
+    # idf follows the removal in the engine; the length norm keeps the mean length of the passages' own add
+    _same_hits(Retriever(qdrant, mode="bm25").search("Balkh governor", 5),
+               Retriever(fresh, mode="bm25").search("Balkh governor", 5), rel=0.01)
+    with pytest.raises(DocumentNotFoundError):
+        qdrant.remove([gone.id])
+    with pytest.raises(InvalidInputError):
+        qdrant.remove(gone.id)
+
+
+def test_bad_locations_and_mismatches_get_one_clear_error(tmp_path, fake_embedder, fake_index, qdrant):
+    assert is_qdrant("qdrant://localhost:6333/news") and is_qdrant("qdrant:x/news") and not is_qdrant("qdrant-x/news")
+    with pytest.raises(IndexNotFoundError, match="rag index ARTICLES --store"):
+        QdrantIndex.open(f"qdrant:{tmp_path}/empty/news", fake_embedder)
+    with pytest.raises(InvalidInputError, match="qdrant://HOST:PORT/COLLECTION"):
+        QdrantIndex.open("qdrant://localhost:6333", fake_embedder)
+    with pytest.raises(IndexNotFoundError, match="cannot reach the Qdrant server at 127.0.0.1:9"):
+        QdrantIndex.open("qdrant://127.0.0.1:9/news", fake_embedder)
+    with pytest.raises(IndexLockedError, match="open in another client"):
+        QdrantIndex.open(f"qdrant:{tmp_path}/q/news", fake_embedder)
+
+    class OtherModel(HashEmbedder):
+        model_name = "another-model"
+
+    qdrant.close()  # the local mode lets one client at a time open its folder
+    with pytest.raises(InvalidInputError, match="exists"):
+        QdrantIndex.create(f"qdrant:{tmp_path}/q/news", fake_embedder, fake_index.chunking)
+    with pytest.raises(IndexMismatchError, match="fake-hash-embedder"):
+        QdrantIndex.open(f"qdrant:{tmp_path}/q/news", OtherModel())
+
+
+@pytest.mark.slow
+def test_rag_eval_gives_the_same_figures_from_qdrant_as_from_a_folder(tmp_path, capsys):
+    store = f"qdrant:{tmp_path}/q/news"
+    assert main(["index", str(corpus_dir()), "--out", str(tmp_path / "idx")]) == 0
+    assert main(["index", str(corpus_dir()), "--store", store]) == 0
+    assert "indexed 2 documents" in capsys.readouterr().out
+    assert main(["index", str(corpus_dir()), "--store", store]) == 2  # exists: --update adds to it
+    assert "--update" in capsys.readouterr().err
+
+    reports = []
+    for where in (str(tmp_path / "idx"), store):
+        out = tmp_path / f"report-{len(reports)}.json"
+        assert main(["eval", "--index", where, "--out", str(out)]) == 0
+        report = json.loads(out.read_text())
+        del report["end_to_end"]["latency_seconds"]
+        reports.append({k: v for k, v in report.items() if k not in ("records", "corpus")})
+    assert reports[0]["end_to_end"]["citation_accuracy"] > 0.9  # the gold's articles are found by name
+    assert reports[0] == reports[1]
+
+    capsys.readouterr()
+    assert main(["ask", "Who is the spokesman for Dostum's party?", "--index", store, "--json"]) == 0
+    response = json.loads(capsys.readouterr().out)
+    assert response["answer"] == "Dr Zabih Fetrat" and response["citations"]
