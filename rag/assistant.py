@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from rag import about_articles
 from rag.filters import Filters
 from rag.normalize import normalize_answer
 from rag.reader import Reader
@@ -86,12 +87,17 @@ class Assistant:
             retrieve_seconds: the retrieval time of the batch, for the responses' timings.
         """
         started = time.perf_counter()
-        readings = self.reader.read_batch(questions, [[h.passage for h in hs] for hs in hits],
-                                          top_k=self.spans_per_question)
+        fields = [about_articles.asked_about(q) for q in questions]
+        to_read = [i for i, name in enumerate(fields) if name is None]  # the others are about the articles
+        readings = dict(zip(to_read, self.reader.read_batch([questions[i] for i in to_read],
+                                                            [[h.passage for h in hits[i]] for i in to_read],
+                                                            top_k=self.spans_per_question)))
         n = max(1, len(questions))
         share = {"retrieve": retrieve_seconds / n, "read": (time.perf_counter() - started) / n}
         timings = {**share, "total": share["retrieve"] + share["read"]}
-        return [self._respond(q, list(hs), reading, dict(timings)) for q, hs, reading in zip(questions, hits, readings)]
+        return [self._respond(q, list(hs), readings[i], dict(timings)) if fields[i] is None
+                else _respond_about(q, list(hs), fields[i], dict(timings))
+                for i, (q, hs) in enumerate(zip(questions, hits))]
 
     def _respond(self, question: str, hits: list[Hit], reading: Reading, timings: dict[str, float]) -> Response:
         if reading.decision == "abstain":  # also when there were no passages to read
@@ -125,6 +131,22 @@ class Assistant:
         alternatives = tuple(Alternative(g[0].text, g[0].confidence, article[g[0].passage_id], g[0].passage_id,
                                          g[0].start, g[0].end) for g in shown[1:])
         return Response(question, best[0].text, best[0].confidence, citations, alternatives, timings)
+
+
+def _respond_about(question: str, hits: list[Hit], name: str, timings: dict[str, float]) -> Response:
+    """A question about the articles themselves (``rag.about_articles``): the field, its paragraph cited first."""
+    found = about_articles.answer(name, hits, question)
+    if found is None:
+        return Response(question, None, 1.0, _cite(hits, None, {}), (), timings)
+    hit, start, end, confidence = found
+    cited = CitedPassage(hit, start, end)
+    citations = _cite([h for h in hits if h.document.id != hit.document.id or h.passage.id != hit.passage.id],
+                      None, {})
+    own = next((c for c in citations if c.document.id == hit.document.id), None)
+    first = Citation(1, hit.document, (cited, *(own.passages if own else ())))
+    rest = tuple(Citation(n, c.document, c.passages)
+                 for n, c in enumerate((c for c in citations if c.document.id != hit.document.id), 2))
+    return Response(question, hit.passage.text[start:end], confidence, (first, *rest), (), timings)
 
 
 def _same_answer(one: list[Answer], other: list[Answer]) -> bool:

@@ -107,7 +107,9 @@ def cmd_index(args: argparse.Namespace) -> None:
             docs = read_documents(args.paths, on_skip=skipped.append, progress=True, max_file_bytes=max_file_bytes)
         else:
             docs = pipeline.read(args.paths, skipped.append, max_file_bytes)
-        print(f"read {len(docs)} documents" + (f"; skipped {len(skipped)}:" if skipped else ""), file=sys.stderr)
+        merged = sum(len(d.copies) for d in docs)
+        print(f"read {len(docs)} documents" + (f" ({merged} duplicates merged into them)" if merged else "")
+              + (f"; skipped {len(skipped)}:" if skipped else ""), file=sys.stderr)
         for message in skipped:
             print(f"  {message}", file=sys.stderr)
         embedder, documents, passages, new = (_index_into_store if args.store else _index_into_folder)(args, docs,
@@ -118,7 +120,7 @@ def cmd_index(args: argparse.Namespace) -> None:
         fast_models.export_missing(embedder)  # once per model: later questions skip torch
     print(f"indexed {documents} documents, {passages} passages ({new} new) in "
           f"{time.perf_counter() - started:.1f} s -> {args.out or args.store}"
-          + (f"; skipped {len(skipped)}" if skipped else ""))
+          + (f"; merged {merged} duplicates" if merged else "") + (f"; skipped {len(skipped)}" if skipped else ""))
 
 
 def _ray_pipeline(args: argparse.Namespace):

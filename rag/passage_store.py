@@ -2,12 +2,13 @@
 
 One file, ``passages.sqlite``, in each generation of an index folder (see ``rag.store``):
 
-    documents(id, title, text, source, author, date, url, outlet)
+    documents(id, title, text, source, author, date, url, outlet, publisher, crawled, source_map, pages, copies)
     passages(row, id, doc_id, start, end)      row i is row i of the dense and sparse indexes
 
 A passage stores offsets only; its text is cut from its document's, so the text is kept
 once. Opening the file reads nothing but its header, so an index of a million passages
-opens in milliseconds and holds in memory only what a search returns.
+opens in milliseconds and holds in memory only what a search returns. The last five
+columns came with source maps; a store written before them reads with their defaults.
 """
 
 from __future__ import annotations
@@ -17,15 +18,16 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from functools import cached_property
 from pathlib import Path
 
-from rag.types import Document, Passage
+from rag.types import DOCUMENT_FIELDS, Document, Passage
 
 FILE = "passages.sqlite"
-_DOCUMENT_FIELDS = ("id", "title", "text", "source", "author", "date", "url", "outlet")
 _SCHEMA = """
 CREATE TABLE documents (id TEXT PRIMARY KEY, title TEXT NOT NULL, text TEXT NOT NULL, source TEXT NOT NULL,
-                        author TEXT, date TEXT, url TEXT, outlet TEXT) WITHOUT ROWID;
+                        author TEXT, date TEXT, url TEXT, outlet TEXT, publisher TEXT, crawled TEXT, source_map TEXT, pages TEXT,
+                        copies TEXT) WITHOUT ROWID;
 CREATE TABLE passages (row INTEGER PRIMARY KEY, id TEXT NOT NULL, doc_id TEXT NOT NULL REFERENCES documents(id),
                        start INTEGER NOT NULL, "end" INTEGER NOT NULL);
 CREATE INDEX passages_by_document ON passages(doc_id);
@@ -44,8 +46,9 @@ def write(path: Path, documents: Iterable[Document], passages: Iterable[Passage]
         db.execute("PRAGMA foreign_keys = ON")  # a passage of no document is refused, never written
         db.executescript(_SCHEMA)
         with db:
-            db.executemany(f"INSERT INTO documents VALUES ({', '.join('?' * len(_DOCUMENT_FIELDS))})",
-                           ([getattr(d, f) for f in _DOCUMENT_FIELDS] for d in documents))
+            db.executemany(f"INSERT INTO documents ({', '.join(DOCUMENT_FIELDS)}) "
+                           f"VALUES ({', '.join('?' * len(DOCUMENT_FIELDS))})",
+                           (list(d.to_record().values()) for d in documents))
             db.executemany('INSERT INTO passages VALUES (?, ?, ?, ?, ?)',
                            ((row, p.id, p.doc_id, p.start, p.end) for row, p in enumerate(passages)))
     except sqlite3.Error as e:
@@ -74,13 +77,21 @@ class PassageStore:
             self._local.db = db
         return db
 
+    @cached_property
+    def fields(self) -> tuple[str, ...]:
+        """The document fields this store has columns for (an older store has fewer)."""
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(documents)")}
+        return tuple(f for f in DOCUMENT_FIELDS if f in columns)
+
+    def _document(self, row: Sequence, fields: Sequence[str] | None = None) -> Document:
+        return Document.from_record(dict(zip(fields or self.fields, row)))
+
     def count(self, table: str) -> int:
         return self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # table: a name of ours
 
     def document(self, doc_id: str) -> Document | None:
-        row = self.db.execute(f"SELECT {', '.join(_DOCUMENT_FIELDS)} FROM documents WHERE id = ?",
-                              (doc_id,)).fetchone()
-        return Document(*row) if row else None
+        row = self.db.execute(f"SELECT {', '.join(self.fields)} FROM documents WHERE id = ?", (doc_id,)).fetchone()
+        return self._document(row) if row else None
 
     def has_document(self, doc_id: str) -> bool:
         return self.db.execute("SELECT 1 FROM documents WHERE id = ?", (doc_id,)).fetchone() is not None
@@ -95,8 +106,8 @@ class PassageStore:
         return Passage(passage_id, doc_id, text, start, end)
 
     def documents(self) -> Iterator[Document]:
-        for row in self.db.execute(f"SELECT {', '.join(_DOCUMENT_FIELDS)} FROM documents"):
-            yield Document(*row)
+        for row in self.db.execute(f"SELECT {', '.join(self.fields)} FROM documents"):
+            yield self._document(row)
 
     def rows_of(self, doc_ids: Iterable[str]) -> list[int]:
         """The passage rows of these documents."""
@@ -113,8 +124,8 @@ class PassageStore:
 
     def metadata(self) -> tuple[list[Document], list[str]]:
         """Every document without its text, and each passage row's document id: what filters need."""
-        fields = [f for f in _DOCUMENT_FIELDS if f != "text"]
-        documents = [Document(**dict(zip(fields, row)), text="")
+        fields = [f for f in self.fields if f not in ("text", "source_map")]
+        documents = [self._document([*row, ""], [*fields, "text"])
                      for row in self.db.execute(f"SELECT {', '.join(fields)} FROM documents")]
         return documents, [row[0] for row in self.db.execute("SELECT doc_id FROM passages ORDER BY row")]
 

@@ -85,7 +85,8 @@ def _connect(location: str):
             raise InvalidInputError(f"{location!r}: a server is named qdrant://HOST:PORT/COLLECTION")
         from qdrant_client.http.exceptions import ApiException
 
-        client = QdrantClient(url=f"{'https' if tls else 'http'}://{server}", api_key=os.environ.get("QDRANT_API_KEY"))
+        client = QdrantClient(url=f"{'https' if tls else 'http'}://{server}", api_key=os.environ.get("QDRANT_API_KEY"),
+                              check_compatibility=False)  # the call below says whether the server answers
         try:
             client.get_collections()  # the client connects lazily: fail here, with the server's name
         except ApiException as e:

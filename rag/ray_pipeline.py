@@ -15,7 +15,7 @@ Two stages, each a Ray Data map:
 2. chunk and embed: one actor per worker, each holding the embedding model once, one
    CPU thread each.
 
-Between them the driver drops duplicate documents (the same cleaned text) as
+Between them the driver folds copies and near-duplicates of a story into one document, as
 ``read_documents`` does. A reading task that fails is retried by Ray (:data:`RETRIES`
 times), an embedding actor that dies is restarted and its batch run again; a retried
 task's rows replace the failed attempt's, and documents and passages are keyed by id,
@@ -34,15 +34,14 @@ import numpy as np
 from embeddings import Embedder
 from rag.chunking import ChunkSettings
 from rag.errors import EmptyCorpusError
-from rag.ingest import DEFAULT_MAX_FILE_BYTES, iter_article_files, read_or_skip
+from rag.ingest import DEFAULT_MAX_FILE_BYTES, iter_article_files, near_duplicates, read_or_skip
 from rag.segment import chunk_and_embed
-from rag.types import Document, Passage
+from rag.types import DOCUMENT_FIELDS, Document, Passage
 
 logger = logging.getLogger(__name__)
 
 RETRIES = 3
 _DOCUMENTS_PER_BATCH = 16
-_DOCUMENT_FIELDS = ("id", "title", "text", "source", "author", "date", "url", "outlet")
 
 FileReader = Callable[[Path, Callable[[str], None], "int | None"], list[Document]]
 
@@ -58,9 +57,9 @@ def _read_rows(row: dict, read: FileReader, max_file_bytes: int | None) -> list[
 
     skipped: list[str] = []
     documents = read(Path(row["path"]), skipped.append, max_file_bytes)
-    rows = [{"order": row["order"], "n": n, "skip": None, **d.to_dict(), "source": as_given(d.source)}
+    rows = [{"order": row["order"], "n": n, "skip": None, **d.to_record(), "source": as_given(d.source)}
             for n, d in enumerate(documents)]
-    return rows + [{"order": row["order"], "n": -1, "skip": as_given(message), **dict.fromkeys(_DOCUMENT_FIELDS)}
+    return rows + [{"order": row["order"], "n": -1, "skip": as_given(message), **dict.fromkeys(DOCUMENT_FIELDS)}
                    for message in skipped]
 
 
@@ -75,7 +74,8 @@ class _ChunkAndEmbed:
         self.chunking = chunking
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        documents = [Document(**{f: _plain(batch[f][i]) for f in _DOCUMENT_FIELDS}) for i in range(len(batch["id"]))]
+        documents = [Document.from_record({f: _plain(batch[f][i]) for f in DOCUMENT_FIELDS})
+                     for i in range(len(batch["id"]))]
         order = dict(zip((d.id for d in documents), batch["order"].tolist()))
         passages, vectors = chunk_and_embed(documents, self.embedder, self.chunking)
         return {"order": np.array([order[p.doc_id] for p in passages], dtype=np.int64),
@@ -151,15 +151,15 @@ class RayPipeline:
             dataset = ray.data.from_items(items, override_num_blocks=min(len(items), 4 * self.workers))
             rows = dataset.flat_map(functools.partial(_read_rows, read=read, max_file_bytes=max_file_bytes),
                                     max_retries=RETRIES, retry_exceptions=True).take_all()  # a worker lost, or any error
-        documents: dict[str, Document] = {}
+        documents: list[Document] = []
         for row in sorted(rows, key=lambda r: (r["order"], r["n"])):
             if row["skip"] is not None:
                 on_skip(row["skip"])
             else:
-                documents.setdefault(row["id"], Document(**{f: row[f] for f in _DOCUMENT_FIELDS}))
+                documents.append(Document.from_record({f: row[f] for f in DOCUMENT_FIELDS}))
         if not documents:
             raise EmptyCorpusError(f"no readable article under {', '.join(map(str, paths))}")
-        return list(documents.values())
+        return near_duplicates.merge(documents)
 
     def chunk_and_embed(self, documents: Sequence[Document], embedder: Embedder,
                         chunking: ChunkSettings) -> tuple[list[Passage], np.ndarray]:
@@ -171,7 +171,7 @@ class RayPipeline:
 
         if not documents:
             return [], np.zeros((0, embedder.dimension), dtype=np.float32)
-        items = [{"order": i, **d.to_dict()} for i, d in enumerate(documents)]
+        items = [{"order": i, **d.to_record()} for i, d in enumerate(documents)]
         dataset = ray.data.from_items(items, override_num_blocks=min(len(items), 4 * self.workers))
         rows = dataset.map_batches(_ChunkAndEmbed, fn_constructor_args=(embedder.model_name, embedder.precision,
                                                                         chunking),

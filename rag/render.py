@@ -84,7 +84,10 @@ def _source(c: Citation, rid: str) -> str:
     link = _link(doc.url)
     title = escape(doc.title)
     head = f"<a href='{escape(link)}' target='_blank' rel='noopener noreferrer'>{title}</a>" if link else title
-    meta = " · ".join(escape(part) for part in (source_name(doc), doc.author, doc.date) if part)
+    page = c.passages[0].page()
+    meta = " · ".join(escape(part) for part in (source_name(doc), doc.author, doc.date, page and f"p. {page}") if part)
+    if doc.copies:
+        meta += "<br>Also carried by " + ", ".join(_copy(*copy) for copy in doc.copies)
     quotes = [f"<blockquote class='rag-passage'>{_snippet(p.hit.passage.text, p.answer_start, p.answer_end)}"
               "</blockquote>" for p in c.passages]
     passages = quotes[0]
@@ -94,6 +97,13 @@ def _source(c: Citation, rid: str) -> str:
     return (f"<div class='rag-source' id='{rid}-s{c.number}'>"
             f"<div class='rag-source-head'><span class='rag-num'>[{c.number}]</span> {head}</div>"
             f"<div class='rag-meta'>{meta}</div>{passages}{_article(c, rid)}</div>")
+
+
+def _copy(source: str, outlet: str | None, url: str | None) -> str:
+    """Another outlet that ran the same story: its name, or its site or file name, linked where it has a URL."""
+    link = _link(url)
+    name = escape(outlet or source_name(Document("", "", "", source, url=url)))
+    return f"<a href='{escape(link)}' target='_blank' rel='noopener noreferrer'>{name}</a>" if link else name
 
 
 def _cite(number: int, rid: str) -> str:

@@ -7,25 +7,64 @@ citation can always be found and highlighted.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import bisect
+import json
+from dataclasses import asdict, dataclass, field, fields
 from typing import Literal
+
+from rag.source_map import to_source
+
+Copy = tuple[str, "str | None", "str | None"]  # (source, outlet, url) of a near-duplicate stored as one document
 
 
 @dataclass(frozen=True)
 class Document:
-    """One cleaned article. ``id`` is a hash of ``text``: the same article always gets the same id."""
+    """One cleaned article. ``id`` is a hash of ``text``: the same article always gets the same id.
+
+    ``source_map`` leads from ``text`` back to the file it was read from (``rag.source_map``);
+    ``pages`` are the offsets in that source where each page of a PDF begins; ``copies`` are
+    the other places the same story was found (another outlet's wire copy, say), each
+    ``(source, outlet, url)``, kept when near-duplicates are stored once.
+    """
 
     id: str
     title: str
     text: str
     source: str
     author: str | None = None
-    date: str | None = None
+    date: str | None = None  # ISO 8601
     url: str | None = None
     outlet: str | None = None  # the publication or site
+    publisher: str | None = None  # the organisation behind it, as a masthead names it
+    crawled: str | None = None  # when a web archive fetched it, ISO 8601
+    source_map: tuple[int, ...] = ()
+    pages: tuple[int, ...] = ()
+    copies: tuple[Copy, ...] = ()
+
+    def __post_init__(self) -> None:  # lists, as JSON and Arrow give them back, become tuples
+        for name in ("source_map", "pages"):
+            if not isinstance(getattr(self, name), tuple):
+                object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
+        if not isinstance(self.copies, tuple) or any(not isinstance(c, tuple) for c in self.copies):
+            object.__setattr__(self, "copies", tuple(tuple(c) for c in self.copies))
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def to_record(self) -> dict[str, str | None]:
+        """Every field as text or None (the tuples as JSON): a row for SQLite or Arrow."""
+        return {f.name: json.dumps(getattr(self, f.name), separators=(",", ":")) if f.name in _JSON_FIELDS
+                else getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_record(cls, record: dict) -> Document:
+        """The inverse of :meth:`to_record`; a field missing from ``record`` takes its default."""
+        return cls(**{name: json.loads(value) if name in _JSON_FIELDS and isinstance(value, str) else value
+                      for name, value in record.items() if value is not None or name not in _JSON_FIELDS})
+
+
+DOCUMENT_FIELDS = tuple(f.name for f in fields(Document))
+_JSON_FIELDS = ("source_map", "pages", "copies")
 
 
 @dataclass(frozen=True)
@@ -118,10 +157,27 @@ class CitedPassage:
     answer_start: int | None = None
     answer_end: int | None = None
 
+    def source_span(self) -> tuple[int, int] | None:
+        """Where the answer (or, in a passage without it, the passage) is in the article's source
+        (``rag.source_map``); None for a document read without a map."""
+        p = self.hit.passage
+        if self.answer_start is None or self.answer_end is None:
+            return to_source(self.hit.document.source_map, p.start, p.end)
+        return to_source(self.hit.document.source_map, p.start + self.answer_start, p.start + self.answer_end)
+
+    def page(self) -> int | None:
+        """The page (from 1) of a PDF that :meth:`source_span` begins on; None for other sources."""
+        span = self.source_span()
+        pages = self.hit.document.pages
+        return bisect.bisect_right(pages, span[0]) if pages and span else None
+
     def to_dict(self) -> dict:
         p = self.hit.passage
+        span = self.source_span()
         return {"passage_id": p.id, "rank": self.hit.rank, "score": self.hit.score, "text": p.text,
-                "start": p.start, "end": p.end, "answer_start": self.answer_start, "answer_end": self.answer_end}
+                "start": p.start, "end": p.end, "answer_start": self.answer_start, "answer_end": self.answer_end,
+                "source_start": span[0] if span else None, "source_end": span[1] if span else None,
+                "page": self.page()}
 
 
 @dataclass(frozen=True)
@@ -142,7 +198,9 @@ class Citation:
     def to_dict(self) -> dict:
         d = self.document
         return {"number": self.number, "doc_id": d.id, "title": d.title, "source": d.source, "author": d.author,
-                "date": d.date, "url": d.url, "passages": [p.to_dict() for p in self.passages]}
+                "date": d.date, "url": d.url, "outlet": d.outlet, "publisher": d.publisher,
+                "copies": [{"source": source, "outlet": outlet, "url": url} for source, outlet, url in d.copies],
+                "passages": [p.to_dict() for p in self.passages]}
 
 
 @dataclass(frozen=True)

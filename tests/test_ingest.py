@@ -3,38 +3,52 @@ import json
 import pytest
 
 from rag.errors import EmptyCorpusError, IngestError
-from rag.ingest import clean_text, find_date, read_documents, read_file
+from rag.ingest import read_documents, read_file
+from rag.ingest.cleaning import clean, find_date
 from tests.conftest import doc_by_title
 
-FURNITURE = ["Accessibility links", "Breaking News", "Our other projects", "Media in Cooperation and Transition",
-             "Brunnenstraße 9", "16x9 Image", "available for republishing", "undesirable organization",
-             "could face fines or imprisonment", "To find out more, click here", "\nXS\n", "\nLG"]
+# Each bundled article: what ingestion keeps in the text (facts a reader may ask about) and what it drops.
+KEPT = {
+    "Dostum and Noor": ["Media in Cooperation and Transition", "Brunnenstraße 9, 10119 Berlin, Germany",  # masthead
+                        "Dostum and Noor announce new alliance to fight Taliban in the north",  # headline
+                        "\n\nWaheed Orya\n\n",  # byline
+                        "21.07.2015 | Mazar-e Sharif",  # dateline
+                        "Dr Zabih Fetrat, a spokesman for Dostum's Party",
+                        "it would be more effective and better,” he said."],
+    "IMU-Taliban": ["In Afghanistan, IMU-Taliban Alliance Chips Away At The Stone",
+                    "Militants of the Islamic Movement of Uzbekistan (IMU) pose for a photo",  # the caption, once
+                    "its erstwhile leader Tohir Yuldosh in a U.S. drone attack in western Pakistan in 2009",
+                    "\n\nAbubakar Siddique\n\n",  # byline
+                    "Abubakar Siddique, a journalist for RFE/RL's Radio Azadi",  # about the author
+                    "a weekly newsletter that unpacks the key issues in Afghanistan."],
+}
+DROPPED = {
+    "Dostum and Noor": ["Our other projects", "available for republishing", "syndicate our content"],
+    "IMU-Taliban": ["Accessibility links", "Breaking News", "16x9 Image", "undesirable organization",
+                    "could face fines or imprisonment", "To find out more, click here", "\nXS", "\nSM", "\nMD",
+                    "\nLG"],
+}
 
 
-def test_seed_articles_lose_furniture_and_keep_real_sentences(corpus_docs):
-    assert len(corpus_docs) == 2
-    for doc in corpus_docs:
-        for junk in FURNITURE:
-            assert junk not in doc.text, junk
-    rfe = doc_by_title(corpus_docs, "IMU-Taliban")
+@pytest.mark.parametrize("title", sorted(KEPT))
+def test_bundled_articles_keep_every_fact_and_drop_the_furniture(corpus_docs, title):
+    doc = doc_by_title(corpus_docs, title)
+    for fact in KEPT[title]:
+        assert fact in doc.text, fact
+    for junk in DROPPED[title]:
+        assert junk not in doc.text, junk
+    assert doc.text.count("pose for a photo in the northern Kunduz Province") <= 1  # printed twice on the page
+    assert "  " not in doc.text and "\n\n\n" not in doc.text
+
+
+def test_bundled_articles_metadata(corpus_docs):
     at = doc_by_title(corpus_docs, "Dostum and Noor")
-    assert "its erstwhile leader Tohir Yuldosh in a U.S. drone attack in western Pakistan in 2009" in rfe.text
-    assert rfe.text.rstrip().endswith("a weekly newsletter that unpacks the key issues in Afghanistan.")
-    assert "Dr Zabih Fetrat, a spokesman for Dostum's Party" in at.text
-    assert at.text.rstrip().endswith("it would be more effective and better,” he said.")
-    # The caption was printed twice on the page; the article keeps it once.
-    assert rfe.text.count("pose for a photo in the northern Kunduz Province") == 1
-
-
-def test_seed_articles_metadata(corpus_docs):
-    at = doc_by_title(corpus_docs, "Dostum and Noor")
-    assert at.title == "Dostum and Noor announce new alliance to fight Taliban in the north"
-    assert at.author == "Waheed Orya"
-    assert at.date == "2015-07-21"
-    assert at.text.startswith(at.title)
+    assert (at.title, at.author, at.date, at.outlet, at.publisher) == (
+        "Dostum and Noor announce new alliance to fight Taliban in the north", "Waheed Orya", "2015-07-21",
+        "Afghanistan Today", "Media in Cooperation and Transition")
     rfe = doc_by_title(corpus_docs, "IMU-Taliban")
-    assert rfe.title == "In Afghanistan, IMU-Taliban Alliance Chips Away At The Stone"
-    assert rfe.author == "Abubakar Siddique"
+    assert (rfe.title, rfe.author, rfe.date, rfe.outlet, rfe.publisher) == (
+        "In Afghanistan, IMU-Taliban Alliance Chips Away At The Stone", "Abubakar Siddique", None, "RFE/RL", None)
 
 
 def test_ids_are_stable_and_duplicates_collapse(tmp_path, corpus_docs):
@@ -119,6 +133,36 @@ def test_dates_and_clean_text_keep_sentences_with_furniture_words():
     assert find_date(["21.07.2015 | Mazar-e Sharif"]) == "2015-07-21"
     assert find_date(["Published March 5, 2024"]) == "2024-03-05"
     assert find_date(["31.02.2015"]) is None
-    text, _ = clean_text("Title of the story here\n\nShare\n\nShare prices fell sharply on Monday.\nMenu\n")
+    text = clean("Title of the story here\n\nShare\n\nShare prices fell sharply on Monday.\nMenu\n").text
     assert "Share prices fell sharply on Monday." in text
     assert "\nShare\n" not in text and "Menu" not in text
+
+
+WIRE = ("KABUL (Wire) - Afghan forces retook the district centre of Chahar Dara on Sunday after a week of fighting "
+        "with Taliban insurgents, the defence ministry said. The ministry said 40 insurgents were killed and the "
+        "main road to Kunduz city was open again. Residents who had fled to the city began to return on Monday, "
+        "a provincial council member told reporters. The Taliban said in a statement that its fighters had "
+        "withdrawn to spare civilians. The district has changed hands three times since the spring.")
+OTHER = ("KABUL (Wire) - Afghan forces launched an operation in Chahar Dara district on Sunday to clear Taliban "
+         "insurgents from villages near Kunduz city, the defence ministry said. Officials said the operation "
+         "could take weeks, and residents were told to stay indoors. The Taliban have held parts of the district "
+         "since the spring, when they briefly cut the main road to the city.")
+
+
+def test_wire_copies_are_stored_once_with_every_outlet_and_url(tmp_path):
+    feed = tmp_path / "wire.jsonl"
+    copies = [{"text": f"{headline}\n\n{WIRE}{tail}", "outlet": outlet, "url": url, "title": headline}
+              for headline, outlet, url, tail in (
+                  ("Afghan forces retake Chahar Dara", "Daily Mirror of Kabul", "https://a.test/1", ""),
+                  ("Chahar Dara back in government hands", "Northern Times", "https://b.test/2",
+                   " Reporting by staff."),
+                  ("Forces retake district near Kunduz", "Gazette", "https://c.test/3", ""))]
+    copies.append({"text": f"Operation begins in Chahar Dara\n\n{OTHER}", "outlet": "Gazette", "url": "https://c.test/4"})
+    feed.write_text("\n".join(json.dumps(c) for c in copies))
+    docs = read_documents([feed])
+    assert len(docs) == 2  # the three copies of one story, and the other story on the same district
+    story = docs[0]
+    assert story.outlet == "Daily Mirror of Kabul"
+    assert story.copies == (("https://b.test/2", "Northern Times", "https://b.test/2"),
+                            ("https://c.test/3", "Gazette", "https://c.test/3"))
+    assert docs[1].url == "https://c.test/4" and docs[1].copies == ()
