@@ -14,8 +14,9 @@ Two parts, measured in one run on this machine:
    synthetic, as ``eval.scale`` makes them; questions real and really encoded) written
    to an index folder and to a Qdrant collection in Qdrant's embedded local mode. For
    each: dense, BM25 and hybrid search p50/p95 (variants alternating question by
-   question), dense recall@10 against exact search, and how many of the folder index's
-   top 10 the collection returns. The local mode is a pure-Python engine that scans
+   question) and how many of the folder index's top 10 the collection returns (ties at the
+   cut counted as returned); the folder index searches exactly, so for dense search this is
+   recall@10 against exact search. The local mode is a pure-Python engine that scans
    every point; a Qdrant server indexes with HNSW and would be faster: these latencies
    are the local mode's, not a cluster's.
 
@@ -84,6 +85,15 @@ def _percentiles(seconds: list[float]) -> dict:
     return {"p50_ms": 1000 * statistics.median(seconds), "p95_ms": 1000 * float(np.percentile(seconds, 95))}
 
 
+def agreement(hits, truth) -> float:
+    """The share of the folder index's top hits the collection returns too, a hit with the score of the
+    folder's last one counting as returned (passages that tie at the cut may come in either order)."""
+    if not truth:
+        return 1.0
+    ids, last = {h.passage.id for h in truth}, truth[-1].score
+    return sum(h.passage.id in ids or abs(h.score - last) <= 1e-5 * max(1.0, abs(last)) for h in hits) / len(truth)
+
+
 def search(name: str, documents, passages, vectors: np.ndarray, questions: list[str], embedder, work: Path) -> dict:
     """Latency and agreement of a Qdrant collection (local mode) against an index folder of the same vectors."""
     from rag.chunking import ChunkSettings
@@ -109,13 +119,13 @@ def search(name: str, documents, passages, vectors: np.ndarray, questions: list[
                 started = time.perf_counter()
                 hits = retrievers[key].search(question, 10)
                 seconds[key].append(time.perf_counter() - started)
-                found[key, i] = [h.passage.id for h in hits]
+                found[key, i] = hits
         for (where, mode), times in seconds.items():
             row[f"{where} {mode}"] = _percentiles(times)
         for mode in MODES:
-            row[f"{mode} top-10 agreement"] = float(np.mean(
-                [len(set(found[("qdrant", mode), i]) & set(found[("folder", mode), i])) / max(1, len(found[("folder", mode), i]))
-                 for i in range(len(questions))]))
+            row[f"{mode} top-10 agreement"] = float(np.mean([agreement(found[("qdrant", mode), i],
+                                                                       found[("folder", mode), i])
+                                                             for i in range(len(questions))]))
     return row
 
 

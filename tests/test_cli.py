@@ -14,11 +14,12 @@ def test_index_then_search_json(tmp_path, capsys, corpus_docs):
     for i, doc in enumerate(corpus_docs):
         (articles / f"{i}.txt").write_text(doc.text)
     (articles / "photo.txt").write_bytes(b"\x00\x01\x02binary")
+    (articles / "copy.txt").write_text(f"Republished from Afghanistan Today\n\n{corpus_docs[0].text}")
     out = tmp_path / "idx"
     assert main(["index", str(articles), "--out", str(out)]) == 0
     captured = capsys.readouterr()
     assert captured.err.count("photo.txt: binary file, not text") == 1
-    assert "indexed 2 documents" in captured.out
+    assert "indexed 2 documents" in captured.out and "merged 1 duplicates" in captured.out
 
     assert main(["search", "Which IMU leader was killed in a U.S. drone attack?", "--index", str(out),
                  "-k", "3", "--json"]) == 0

@@ -109,3 +109,17 @@ def test_source_name_is_a_site_or_a_file_name():
     assert source_name(doc) == "dover.txt"
     assert source_name(Document("d", "t", "x", "/tmp/gradio/abc/dover.txt", url="javascript:alert(1)")) == "dover.txt"
     assert source_name(Document("d", "t", "x", "feed.jsonl:3", url="https://www.rferl.org/a/x.html")) == "rferl.org"
+
+
+def test_a_source_card_names_the_pdf_page_and_every_outlet_that_ran_the_story():
+    passage = "Heavy rain closed the valley road."
+    document = Document("d", "Floods", passage, "floods.pdf", date="2024-04-09", source_map=(0, 40, len(passage)),
+                        pages=(0, 30), copies=(("https://b.test/2", "Northern Times", "https://b.test/2"),
+                                               ("wire/floods.txt", None, None)))
+    hit = Hit(Passage("d-0", "d", passage, 0, len(passage)), document, 1.0, 1)
+    response = Response("q?", "Heavy rain", 0.9, (Citation(1, document, (CitedPassage(hit, 0, 10),)),), (), {})
+    parsed = _Parsed(response_html(response, rid="r1"))
+    text = "".join(parsed.text)
+    assert "floods.pdf · 2024-04-09 · p. 2" in text  # source offset 40 lies on the second page
+    assert "Also carried by Northern Times, floods.txt" in text
+    assert ("a", {"href": "https://b.test/2", "target": "_blank", "rel": "noopener noreferrer"}) in parsed.tags

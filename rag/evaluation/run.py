@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from rag import about_articles
 from rag.assistant import Assistant
 from rag.bundled import default_index
 from rag.evaluation.gold import BUNDLED_GOLD, GoldQuestion, doc_names, from_doc, holds_answer, load_gold, squad_corpus
@@ -79,7 +80,10 @@ def evaluate_retrieval(retriever: Retriever, gold: list[GoldQuestion], batch_siz
 
 
 def evaluate_reader(reader: Reader, retriever: Retriever, gold: list[GoldQuestion]) -> dict:
-    """EM/F1 of the reader's best span on the gold passage (its threshold ignored: span quality alone)."""
+    """EM/F1 of the reader's best span on the gold passage (its threshold ignored: span quality alone).
+
+    Questions about the articles themselves (``rag.about_articles``) are left out: the reader does not answer them.
+    """
     index = retriever.index
     # Passages by every name of their document, built once: a scan of the whole index per
     # question would cost minutes on SQuAD-sized corpora.
@@ -91,7 +95,7 @@ def evaluate_reader(reader: Reader, retriever: Retriever, gold: list[GoldQuestio
         passages.sort(key=lambda p: p.start)
     pairs = []
     for g in gold:
-        if not g.answerable:
+        if not g.answerable or about_articles.asked_about(g.question):  # those are answered from metadata
             continue
         passage = next((p for p in passages_named.get(g.doc, []) if holds_answer(p.text, g.answers)), None)
         if passage is not None:

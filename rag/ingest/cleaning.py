@@ -36,6 +36,7 @@ _FURNITURE_LINE = re.compile(
     r"^(accessibility links|breaking news|skip to (main )?content|our other projects|main menu|menu|search|"
     r"share( this( article| story)?)?( on (facebook|twitter|x|whatsapp|linkedin|email))?|tweet|print|email|"
     r"comments?|related( articles| stories| content)?|read more|advertisement|subscribe|sign in|log in|"
+    r"e-?mail this (story|article)|"
     r"xs|sm|md|lg|xl|\W*\d+x\d+ image|to find out more, click here\.?|click here\.?|back to top)$",
     re.IGNORECASE,
 )
@@ -46,6 +47,7 @@ _PROMPT = re.compile(
     r"subscribe to our newsletter|sign up for our newsletter|cookies? (policy|settings)|we use cookies)",
     re.IGNORECASE,
 )
+_WIDGETS = re.compile(r"\s[|·•]\s")
 _SPACE = " \t\u00a0\u2000-\u200b\u202f"
 _RUN = re.compile(rf"[^{_SPACE}]+")
 _LINE = re.compile(r"[^\r\n]+")
@@ -189,8 +191,8 @@ def clean(raw: str, title: str | None = None, markdown: bool = False) -> Cleaned
     """
     kept: list[tuple[str, list[tuple[int, int]]]] = []
     for line, spans in _lines(raw, markdown):
-        if _FURNITURE_LINE.match(line) or _PROMPT.search(line):
-            continue
+        if _PROMPT.search(line) or all(_FURNITURE_LINE.match(part.strip()) for part in _WIDGETS.split(line)):
+            continue  # furniture, or a row of it ("Print | E-mail this story")
         if kept and line == kept[-1][0]:  # a caption or heading printed twice
             continue
         kept.append((line, spans))

@@ -123,18 +123,21 @@ def read_jsonl(raw: str, source: str, on_skip: OnSkip) -> list[Document]:
     return docs
 
 
+# Tables off: a page laid out in tables would come back whole, menus and all (eval.html_extraction).
+TRAFILATURA_OPTIONS = {"with_metadata": True, "include_comments": False, "include_tables": False}
 _FACT_AFTER = re.compile(r"©|\bcopyright\b|\ball rights reserved\b", re.IGNORECASE)
-_CHROME = re.compile(r"<(nav|header|footer|aside|form|menu)\b.*?</\1\s*>", re.DOTALL | re.IGNORECASE)
+_CHROME = re.compile(r"<(nav|footer|aside|form|menu)\b.*?</\1\s*>", re.DOTALL | re.IGNORECASE)
 
 
-def _article_lines(html: str, visible: str, visible_map: tuple[int, ...], main_text: str,
+def _article_lines(html: str, visible: str, visible_map: tuple[int, ...], main_text: str, title: str | None,
                    author: str | None) -> tuple[str, tuple[int, ...]]:
     """The lines of a page's visible text that make up its article, and their map into ``visible``.
 
-    The article runs from the first to the last line the extractor kept, every line between
-    them included (bylines, datelines and captions are there); after it, a line that starts
-    with the author's name (a note about them) or states a copyright is kept too. Nothing
-    inside the page's navigation, header, footer, sidebars or forms is article, but a
+    The article runs from its headline (the last line before the extractor's text that the
+    title holds) or else the first line the extractor kept, to the last one it kept, every
+    line between them included (bylines, datelines and captions are there); after it, a line
+    that starts with the author's name (a note about them) or states a copyright is kept
+    too. Nothing inside the page's navigation, footer, sidebars or forms is article, but a
     copyright line.
     """
     def norm(line: str) -> str:
@@ -152,7 +155,8 @@ def _article_lines(html: str, visible: str, visible_map: tuple[int, ...], main_t
     inside = [i for i, (_, _, text) in enumerate(lines) if text in kept]
     if not inside:
         return "", ()
-    chosen = list(range(inside[0], inside[-1] + 1))
+    headline = [i for i in range(inside[0]) if title and len(lines[i][2].split()) >= 3 and lines[i][2] in norm(title)]
+    chosen = list(range(headline[-1] if headline else inside[0], inside[-1] + 1))
     chosen += [i for i in range(inside[-1] + 1, len(lines))
                if (author and lines[i][2].startswith(author)) or _FACT_AFTER.search(lines[i][2])]
     built = TextBuilder(visible)
@@ -166,17 +170,27 @@ def read_html(html: str, source: str, url: str | None = None, crawled: str | Non
     """One article from a page: trafilatura finds it and its metadata, the line rules clean it."""
     import trafilatura
 
-    found = trafilatura.bare_extraction(html, url=url, with_metadata=True, include_comments=False,
-                                        include_tables=True, favor_recall=True)
+    found = trafilatura.bare_extraction(html, url=url, **TRAFILATURA_OPTIONS)
     visible, visible_map = visible_text(html)
     if found is None or not (found.text or "").strip():
         return read_text_of_html(visible, visible_map, source, url, crawled)
-    article, article_map = _article_lines(html, visible, visible_map, found.text, found.author)
+    article, article_map = _article_lines(html, visible, visible_map, found.text, found.title, found.author)
     if not article:  # the extractor's text is not line for line in the page: map it word by word
         article, article_map = found.text, align(found.text, visible)
-    doc = make_document(article, source, found.title, found.author, found.date, url or found.url, found.sitename,
+    title, outlet = _title_and_outlet(found.title, found.sitename, article)
+    doc = make_document(article, source, title, found.author, found.date, url or found.url, outlet,
                         inner_map=compose(article_map, visible_map), crawled=crawled)
     return [doc] if doc else []
+
+
+def _title_and_outlet(title: str | None, site: str | None, article: str) -> tuple[str | None, str | None]:
+    """The headline and the outlet, from a page title such as "The Valley Post: Floods close the road" when
+    the article's first line is the headline inside it; the site name, where the page gives one, is the outlet."""
+    headline = article.split("\n", 1)[0].strip()
+    if not title or headline == title or len(headline.split()) < 3 or headline not in title:
+        return title, site
+    rest = title.replace(headline, "").strip(" |:-–—·")
+    return headline, site or (rest if 0 < len(rest.split()) <= 6 else None)
 
 
 def read_text_of_html(visible: str, visible_map: tuple[int, ...], source: str, url: str | None,
