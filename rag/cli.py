@@ -75,6 +75,15 @@ def _location(text: str) -> str | Path:
     return text if is_qdrant(text) else Path(text)
 
 
+def _served_folder(text: str) -> Path:
+    from rag.qdrant_index import is_qdrant
+
+    if is_qdrant(text):
+        raise argparse.ArgumentTypeError("rag serve serves an index folder; a Qdrant collection is searched with "
+                                         "rag search, ask and eval, or Retriever.load, for now")
+    return Path(text)
+
+
 def _store(text: str) -> str:
     from rag.qdrant_index import is_qdrant
 
@@ -411,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve the chat and the JSON API (/api, docs at /docs)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=_positive_int, default=7860)
-    p.add_argument("--index", type=Path,
+    p.add_argument("--index", type=_served_folder,
                    help="index folder to serve, and to add uploads to (default: your own library, "
                         "first filled with the bundled articles)")
     p.add_argument("--read-only", action="store_true", help="turn uploads and removal off")

@@ -24,7 +24,6 @@ from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-import faiss
 import numpy as np
 
 from embeddings import Embedder, EmbeddingModelError
@@ -32,7 +31,7 @@ from rag import fast_models, passage_store
 from rag.bm25 import SETTINGS as BM25_SETTINGS
 from rag.bm25 import BM25Index, Postings
 from rag.chunking import ChunkSettings
-from rag.dense import DenseIndex
+from rag.dense import DenseIndex, read_faiss
 from rag.errors import (
     DocumentNotFoundError,
     IndexMismatchError,
@@ -406,7 +405,7 @@ def _unsegmented(folder: Path, path: str | Path) -> Segment:
     missing = [name for name in files if not (folder / name).exists()]
     if missing:
         raise IndexMismatchError(f"{path} is not a complete index: {missing[0]} is missing")
-    vectors = faiss.read_index(str(folder / "index.faiss"), faiss.IO_FLAG_MMAP)
+    vectors = read_faiss(folder / "index.faiss")
     if stored:
         store = PassageStore(folder / passage_store.FILE)
         documents: Mapping[str, Document] = StoredDocuments(store)

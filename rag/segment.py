@@ -34,7 +34,7 @@ from embeddings import Embedder
 from rag import passage_store
 from rag.bm25 import Postings
 from rag.chunking import Chunker, ChunkSettings
-from rag.dense import choose_kind, new_faiss_index
+from rag.dense import choose_kind, new_faiss_index, read_faiss
 from rag.filters import DocumentColumns
 from rag.passage_store import PassageStore, StoredDocuments, StoredPassages
 from rag.settings import DenseSettings
@@ -95,7 +95,7 @@ class Segment:
         """Open a saved segment (its files already checked): vectors and lists memory-mapped, passages read by row."""
         store = PassageStore(home / passage_store.FILE)
         return cls(StoredDocuments(store), StoredPassages(store),
-                   faiss.read_index(str(home / "index.faiss"), faiss.IO_FLAG_MMAP),
+                   read_faiss(home / "index.faiss"),
                    Postings.load(home / "bm25"), name, home, files, frozenset(deleted))
 
     def with_deleted(self, doc_ids: Sequence[str]) -> Segment:

@@ -69,8 +69,13 @@ def test_user_mistakes_print_one_line_and_fail(tmp_path, capsys, argv, message):
     assert err.startswith("error: ") and message in err and "Traceback" not in err
 
 
-def test_empty_question_is_a_usage_error(capsys):
+@pytest.mark.parametrize("argv, message", [
+    (["search", "   "], "the question is empty"),
+    (["serve", "--index", "qdrant://localhost:6333/news"], "rag serve serves an index folder"),
+    (["index", "x", "--store", "milvus://localhost/news"], "is no store; name one as qdrant://"),
+])
+def test_usage_errors_exit_2_with_one_message(capsys, argv, message):
     with pytest.raises(SystemExit) as exit_info:
-        main(["search", "   "])
+        main(argv)
     assert exit_info.value.code == 2
-    assert "the question is empty" in capsys.readouterr().err
+    assert message in capsys.readouterr().err

@@ -1,9 +1,9 @@
 """Read articles (files or folders of the kinds ``rag.ingest.formats`` reads) into ``Document`` records.
 
 ``read_documents`` is the entry point: it expands folders, reads each file with the reader
-of its kind, reports what it skips and why, and stores each story once (exact copies by
-their cleaned text; near-duplicates, such as one agency story under several outlets, by
-``rag.ingest.near_duplicates``).
+of its kind, reports what it skips and why, and stores each story once: a copy or a
+near-duplicate (one agency story under several outlets) is folded into the first one read,
+which keeps where each came from (``rag.ingest.near_duplicates``).
 """
 
 from __future__ import annotations

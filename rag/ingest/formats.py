@@ -172,8 +172,9 @@ def read_html(html: str, source: str, url: str | None = None, crawled: str | Non
 
     found = trafilatura.bare_extraction(html, url=url, **TRAFILATURA_OPTIONS)
     visible, visible_map = visible_text(html)
-    if found is None or not (found.text or "").strip():
-        return read_text_of_html(visible, visible_map, source, url, crawled)
+    if found is None or not (found.text or "").strip():  # no article found: the visible text, by the line rules
+        doc = make_document(visible, source, url=url, inner_map=visible_map, crawled=crawled)
+        return [doc] if doc else []
     article, article_map = _article_lines(html, visible, visible_map, found.text, found.title, found.author)
     if not article:  # the extractor's text is not line for line in the page: map it word by word
         article, article_map = found.text, align(found.text, visible)
@@ -191,13 +192,6 @@ def _title_and_outlet(title: str | None, site: str | None, article: str) -> tupl
         return title, site
     rest = title.replace(headline, "").strip(" |:-–—·")
     return headline, site or (rest if 0 < len(rest.split()) <= 6 else None)
-
-
-def read_text_of_html(visible: str, visible_map: tuple[int, ...], source: str, url: str | None,
-                      crawled: str | None) -> list[Document]:
-    """A page the extractor finds no article in: its visible text, by the line rules alone."""
-    doc = make_document(visible, source, url=url, inner_map=visible_map, crawled=crawled)
-    return [doc] if doc else []
 
 
 def read_pdf(data: bytes, source: str) -> list[Document]:
