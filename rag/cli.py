@@ -144,7 +144,11 @@ def _ray_pipeline(args: argparse.Namespace):
 
 def _add(index, docs, pipeline) -> int:
     """Chunk, embed and add the documents the index lacks, here or on Ray; returns how many passages were added."""
+    indexed = sum(d.id in index.documents for d in docs)
     new = index.new_documents(docs)
+    if len(docs) - indexed - len(new):
+        print(f"{len(docs) - indexed - len(new)} of them are copies of articles already indexed: "
+              "recorded as their copies", file=sys.stderr)
     if not new:
         return 0
     index.check_embedder()

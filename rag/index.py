@@ -39,6 +39,7 @@ from rag.errors import (
     ModelLoadError,
 )
 from rag.filters import Filters
+from rag.ingest import near_duplicates
 from rag.passage_store import PassageStore, StoredDocuments, StoredPassages
 from rag.segment import Segment, chunk_and_embed, merge, merge_plan
 from rag.settings import DenseSettings
@@ -75,7 +76,7 @@ class LiveDocuments(Mapping[str, Document]):
     def __getitem__(self, doc_id: str) -> Document:
         for segment in reversed(self._segments):  # a document removed and added again lives in the newer
             if segment.holds(doc_id):
-                return segment.documents[doc_id]
+                return segment.document(doc_id)
         raise KeyError(doc_id)
 
     def __contains__(self, doc_id: object) -> bool:
@@ -213,8 +214,22 @@ class PassageIndex:
         return self.add_embedded(new, *chunk_and_embed(new, self.embedder, self.chunking, progress))
 
     def new_documents(self, documents: Sequence[Document]) -> list[Document]:
-        """Those of ``documents`` not in the index yet, each id once, in their order."""
-        return [d for d in {d.id: d for d in documents}.values() if d.id not in self.documents]
+        """Those of ``documents`` not in the index yet, each id once, in their order.
+
+        One that is a near-duplicate of an indexed article (another outlet's copy of a wire
+        story, ``rag.ingest.near_duplicates``) is left out too, and recorded as a copy of that
+        article, which is shown on its source card from now on and saved with the index.
+        """
+        unique = [d for d in {d.id: d for d in documents}.values() if d.id not in self.documents]
+        found = near_duplicates.copies_in(self, unique)
+        if found:
+            by_segment: list[dict[str, list]] = [{} for _ in self.segments]
+            for doc, original in found.items():
+                at = next(i for i in reversed(range(len(self.segments))) if self.segments[i].holds(original))
+                by_segment[at].setdefault(original, []).append((doc.source, doc.outlet, doc.url))
+            self.segments = [s.with_copies(more) if more else s for s, more in zip(self.segments, by_segment)]
+            self._refresh()
+        return [d for d in unique if d not in found]
 
     def add_embedded(self, documents: Sequence[Document], passages: Sequence[Passage], vectors: np.ndarray) -> int:
         """Add documents already chunked and encoded elsewhere (see ``rag.ray_pipeline``), as a new segment.
@@ -313,7 +328,8 @@ class PassageIndex:
             for segment in self.segments:
                 name, files = segment.write(folder)
                 known.update(files)
-                entries.append({"name": name, "passages": segment.rows, "deleted": sorted(segment.deleted)})
+                entries.append({"name": name, "passages": segment.rows, "deleted": sorted(segment.deleted),
+                                **({"copies": segment.copies} if segment.copies else {})})
             return {**self.manifest(entries), "files": known}
 
         IndexFolder(path).commit(write)
@@ -341,7 +357,8 @@ class PassageIndex:
             dense_settings = DenseSettings(**{k: v for k, v in manifest.get("dense", {}).items() if k != "built"})
             entries = manifest.get("segments")
             if entries is not None:
-                entries = [(str(e["name"]), int(e["passages"]), [str(d) for d in e["deleted"]]) for e in entries]
+                entries = [(str(e["name"]), int(e["passages"]), [str(d) for d in e["deleted"]], dict(e.get("copies", {})))
+                           for e in entries]
         except (KeyError, TypeError, ValueError, InvalidInputError) as e:
             raise IndexMismatchError(f"corrupt manifest.json in {path}: {e}") from e
         embedder = embedder if embedder is not None else fast_models.embedder(model_name, backend)
@@ -353,8 +370,9 @@ class PassageIndex:
                 segments = [_unsegmented(folder, path)]
             else:
                 segments = []
-                for name, rows, deleted in entries:  # their files were all checked against the manifest
-                    segment = Segment.load(folder / name, name, _files_under(manifest["files"], name), deleted)
+                for name, rows, deleted, copies in entries:  # their files were all checked against the manifest
+                    segment = Segment.load(folder / name, name, _files_under(manifest["files"], name), deleted,
+                                           copies)
                     if segment.rows != rows:
                         raise IndexMismatchError(f"{path}: segment {name} holds {segment.rows} passages, "
                                                  f"but the manifest says {rows}")

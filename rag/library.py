@@ -26,7 +26,7 @@ from rag.assistant import Assistant
 from rag.errors import ReadOnlyError
 from rag.filters import Filters
 from rag.index import PassageIndex
-from rag.ingest import read_or_skip
+from rag.ingest import near_duplicates, read_or_skip
 from rag.reader import Reader
 from rag.render import source_name
 from rag.retriever import Retriever
@@ -216,12 +216,14 @@ class Library:
                      for d in read_or_skip(path, skip, UPLOAD_MAX_BYTES)]
         if not docs:
             return AddReport((), (), tuple(skipped), 0)
+        docs = near_duplicates.merge(docs)
         with IndexFolder(self.folder).writer():
             index = PassageIndex.load(self.folder, self._embedder)  # the disk may be newer than our snapshot
-            new = list({d.id: d for d in docs if d.id not in index.documents}.values())
-            already = tuple(d for d in docs if d.id in index.documents)
+            indexed = sum(d.id in index.documents for d in docs)
+            new = index.new_documents(docs)  # a copy of an indexed story is recorded as one, not added
+            already = tuple(d for d in docs if d not in new)
             passages = index.add(new)
-            if new:
+            if new or len(already) > indexed:
                 index.save(self.folder)
             self._swap(index)
         return AddReport(tuple(new), already, tuple(skipped), passages)

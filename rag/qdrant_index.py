@@ -30,7 +30,7 @@ import hashlib
 import os
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import date
 
 import numpy as np
@@ -50,6 +50,7 @@ from rag.errors import (
 )
 from rag.filters import Filters, authors_of
 from rag.fusion import Ranking
+from rag.ingest import near_duplicates
 from rag.segment import chunk_and_embed
 from rag.types import Document, Hit, Passage
 
@@ -247,10 +248,22 @@ class QdrantIndex:
         return found
 
     def new_documents(self, documents: Sequence[Document]) -> list[Document]:
-        """Those of ``documents`` not in the collection yet, each id once, in their order."""
+        """Those of ``documents`` not in the collection yet, each id once, in their order.
+
+        One that is a near-duplicate of a stored article is left out too, and written as one
+        more of that article's copies (as ``PassageIndex.new_documents`` does).
+        """
         unique = list({d.id: d for d in documents}.values())
         present = {d.id for d in self.documents.many([d.id for d in unique])}
-        return [d for d in unique if d.id not in present]
+        unique = [d for d in unique if d.id not in present]
+        found = near_duplicates.copies_in(self, unique)
+        originals = {d.id: d for d in self.documents.many(set(found.values()))}
+        for doc, original in found.items():
+            copies = (*originals[original].copies, (doc.source, doc.outlet, doc.url))
+            originals[original] = replace(originals[original], copies=copies)
+            self.client.set_payload(self.document_collection, {"copies": [list(c) for c in copies]},
+                                    [point_id(original)], wait=True)
+        return [d for d in unique if d not in found]
 
     def add(self, documents: Sequence[Document], progress: bool | None = None) -> int:
         """Chunk, encode and write documents not in the collection yet; returns how many passages were added."""

@@ -16,10 +16,11 @@ Two stages, each a Ray Data map:
    CPU thread each.
 
 Between them the driver folds copies and near-duplicates of a story into one document, as
-``read_documents`` does. A reading task that fails is retried by Ray (:data:`RETRIES`
-times), an embedding actor that dies is restarted and its batch run again; a retried
-task's rows replace the failed attempt's, and documents and passages are keyed by id,
-so a retry never duplicates one.
+``read_documents`` does. A file whose reading raises is read again (:data:`RETRIES` times,
+Ray Data's ``retried_map_errors``), a task whose worker is lost is run again by Ray, and
+an embedding actor that dies is restarted and its batch run again; a retried task's rows
+replace the failed attempt's, and documents and passages are keyed by id, so a retry
+never duplicates one.
 """
 
 from __future__ import annotations
@@ -118,6 +119,8 @@ class RayPipeline:
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = progress
         context.print_on_execution_start = False
+        context.retried_map_errors = True  # a reading task that raises is run again, RETRIES times at most
+        context.max_map_retries = RETRIES
 
     def __enter__(self) -> RayPipeline:
         return self
@@ -149,8 +152,7 @@ class RayPipeline:
         rows = []
         if items:
             dataset = ray.data.from_items(items, override_num_blocks=min(len(items), 4 * self.workers))
-            rows = dataset.flat_map(functools.partial(_read_rows, read=read, max_file_bytes=max_file_bytes),
-                                    max_retries=RETRIES, retry_exceptions=True).take_all()  # a worker lost, or any error
+            rows = dataset.flat_map(functools.partial(_read_rows, read=read, max_file_bytes=max_file_bytes)).take_all()
         documents: list[Document] = []
         for row in sorted(rows, key=lambda r: (r["order"], r["n"])):
             if row["skip"] is not None:

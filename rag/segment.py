@@ -25,6 +25,7 @@ import shutil
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import faiss
@@ -39,7 +40,7 @@ from rag.filters import DocumentColumns
 from rag.passage_store import PassageStore, StoredDocuments, StoredPassages
 from rag.settings import DenseSettings
 from rag.store import write_file
-from rag.types import Document, Passage
+from rag.types import Copy, Document, Passage
 
 logger = logging.getLogger(__name__)
 
@@ -58,11 +59,14 @@ class Segment:
         home: the folder its files are in, when saved.
         files: the checksums of its files, as the manifest lists them (paths inside the segment).
         deleted: the ids of its documents that are deleted.
+        copies: more copies of its documents, found after it was written (near-duplicates
+            added later, ``rag.ingest.near_duplicates``), by document id; saved in the manifest.
     """
 
     def __init__(self, documents: Mapping[str, Document], passages: Sequence[Passage], vectors: faiss.Index,
                  postings: Postings, name: str | None = None, home: Path | None = None,
-                 files: Mapping[str, dict] | None = None, deleted: frozenset[str] = frozenset()) -> None:
+                 files: Mapping[str, dict] | None = None, deleted: frozenset[str] = frozenset(),
+                 copies: Mapping[str, Sequence[Copy]] | None = None) -> None:
         self.documents = documents
         self.passages = passages
         self.vectors = vectors
@@ -71,6 +75,7 @@ class Segment:
         self.home = home
         self.files = dict(files or {})
         self.deleted = frozenset(deleted)
+        self.copies = {doc_id: tuple(map(tuple, found)) for doc_id, found in (copies or {}).items()}
         self._columns: DocumentColumns | None = None
         self._live: np.ndarray | None = None
         self._live_rows: int | None = None
@@ -91,19 +96,38 @@ class Segment:
         return cls({d.id: d for d in documents}, list(passages), index, Postings.build([p.text for p in passages]))
 
     @classmethod
-    def load(cls, home: Path, name: str, files: Mapping[str, dict], deleted: Sequence[str] = ()) -> Segment:
+    def load(cls, home: Path, name: str, files: Mapping[str, dict], deleted: Sequence[str] = (),
+             copies: Mapping[str, Sequence[Copy]] | None = None) -> Segment:
         """Open a saved segment (its files already checked): vectors and lists memory-mapped, passages read by row."""
         store = PassageStore(home / passage_store.FILE)
         return cls(StoredDocuments(store), StoredPassages(store),
                    read_faiss(home / "index.faiss"),
-                   Postings.load(home / "bm25"), name, home, files, frozenset(deleted))
+                   Postings.load(home / "bm25"), name, home, files, frozenset(deleted), copies)
 
     def with_deleted(self, doc_ids: Sequence[str]) -> Segment:
         """This segment with ``doc_ids`` deleted as well (the data is shared, not copied)."""
+        return self._changed(self.deleted | set(doc_ids), self.copies)
+
+    def with_copies(self, found: Mapping[str, Sequence[Copy]]) -> Segment:
+        """This segment with more copies of some of its documents (the data is shared, not copied)."""
+        copies = dict(self.copies)
+        for doc_id, more in found.items():
+            copies[doc_id] = (*copies.get(doc_id, ()), *map(tuple, more))
+        return self._changed(self.deleted, copies)
+
+    def _changed(self, deleted: frozenset[str], copies: Mapping[str, Sequence[Copy]]) -> Segment:
         changed = Segment(self.documents, self.passages, self.vectors, self.postings, self.name, self.home, self.files,
-                          self.deleted | set(doc_ids))
+                          deleted, copies)
         changed._columns = self._columns  # they cover deleted documents too, so they still hold
         return changed
+
+    def document(self, doc_id: str) -> Document:
+        """One of its documents, with the copies found after it was written."""
+        return self._with_copies(self.documents[doc_id])
+
+    def _with_copies(self, document: Document) -> Document:
+        more = self.copies.get(document.id)
+        return replace(document, copies=(*document.copies, *more)) if more else document
 
     def holds(self, doc_id: str) -> bool:
         """Whether ``doc_id`` is a live document of this segment."""
@@ -138,7 +162,7 @@ class Segment:
         return self._columns
 
     def live_documents(self) -> Iterator[Document]:
-        return (d for d in self.documents.values() if d.id not in self.deleted)
+        return (self._with_copies(d) for d in self.documents.values() if d.id not in self.deleted)
 
     def live_passages(self) -> Iterator[Passage]:
         return (p for p in self.passages if p.doc_id not in self.deleted)

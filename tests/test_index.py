@@ -12,7 +12,9 @@ from embeddings import Embedder
 from rag import index as index_module
 from rag.errors import IndexMismatchError, IndexNotFoundError, InvalidInputError
 from rag.index import PassageIndex
+from rag.ingest import document_id
 from rag.retriever import Retriever
+from rag.types import Document
 from tests.conftest import doc_by_title
 
 QUESTION = "Which IMU leader was killed in a U.S. drone attack?"
@@ -274,3 +276,31 @@ def test_small_segments_are_merged_at_save_without_re_encoding(tmp_path, corpus_
     whole = PassageIndex.build(corpus_docs[1:], embedder)
     assert dict(reloaded.documents) == dict(whole.documents)
     assert _hits(reloaded, "bm25") == _hits(whole, "bm25") and _hits(reloaded, "dense") == _hits(whole, "dense")
+
+
+def _wire_copy(doc):
+    """Another outlet's copy of ``doc``: its own headline line on top, the last paragraph cut."""
+    body = doc.text.rsplit("\n\n", 1)[0]
+    return Document(document_id(body), "Republished", f"Republished by the Northern Times\n\n{body}",
+                    "https://times.test/copy", outlet="Northern Times", url="https://times.test/copy")
+
+
+def test_a_copy_of_an_indexed_story_is_recorded_as_a_copy_and_kept_through_save_load_and_merge(tmp_path, corpus_docs,
+                                                                                            fake_embedder):
+    original = doc_by_title(corpus_docs, "IMU")
+    index = PassageIndex.build(corpus_docs, fake_embedder)
+    other = Document(document_id("x"), "Harvest", "Farmers in Balkh expect a good harvest this year after rain.", "h.txt")
+    rows = index.rows
+    assert index.new_documents([_wire_copy(original), other]) == [other]
+    assert index.documents[original.id].copies == (("https://times.test/copy", "Northern Times", "https://times.test/copy"),)
+    assert index.rows == rows  # nothing indexed twice
+    index.save(tmp_path / "idx")
+    loaded = PassageIndex.load(tmp_path / "idx", fake_embedder)
+    assert loaded.documents[original.id].copies == index.documents[original.id].copies
+    hit = next(h for h in Retriever(loaded, mode="bm25").search("IMU Taliban alliance", 5) if h.document.id == original.id)
+    assert hit.document.copies  # the source card shows it
+    for i in range(12):  # enough segments to merge: the copies are carried into the merged one
+        loaded.add([Document(document_id(f"n{i}"), f"Note {i}", f"Short note number {i} about the weather.", f"{i}.txt")])
+    loaded.save(tmp_path / "idx")
+    merged = PassageIndex.load(tmp_path / "idx", fake_embedder)
+    assert len(merged.segments) < 13 and merged.documents[original.id].copies == index.documents[original.id].copies

@@ -19,6 +19,7 @@ from rag.filters import Filters
 from rag.index import PassageIndex
 from rag.qdrant_index import QdrantIndex, is_qdrant
 from rag.retriever import Retriever, open_index
+from rag.types import Document
 from tests.conftest import doc_by_title
 from tests.fakes import HashEmbedder
 
@@ -144,3 +145,15 @@ def test_rag_eval_gives_the_same_figures_from_qdrant_as_from_a_folder(tmp_path, 
     assert main(["ask", "Who is the spokesman for Dostum's party?", "--index", store, "--json"]) == 0
     response = json.loads(capsys.readouterr().out)
     assert response["answer"] == "Dr Zabih Fetrat" and response["citations"]
+
+
+def test_a_copy_of_a_stored_story_is_written_as_one_more_copy(qdrant, corpus_docs):
+    original = doc_by_title(corpus_docs, "IMU")
+    body = original.text.rsplit("\n\n", 1)[0]
+    copy = Document("copy", "Republished", f"Republished by the Northern Times\n\n{body}", "https://times.test/copy",
+                    outlet="Northern Times", url="https://times.test/copy")
+    before = len(qdrant.passages)
+    assert qdrant.new_documents([copy]) == []
+    assert qdrant.documents[original.id].copies == (("https://times.test/copy", "Northern Times",
+                                                     "https://times.test/copy"),)
+    assert len(qdrant.passages) == before
