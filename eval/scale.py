@@ -16,8 +16,9 @@ What it indexes, said plainly because the vectors are not all real:
 For each size it reports: build time (FAISS, BM25 and metadata; no embedding), save time,
 load time and RSS after load (in a fresh process), search p50/p95 for dense, sparse and
 hybrid retrieval and for a filtered hybrid search, dense recall@10 against exact search,
-and the time to add 200 documents (the text of 1,000 passages, which the chunker cuts
-into fewer, longer ones; their embedding is precomputed, so not timed) and to
+and the time to add 200 new documents (the text of 1,000 passages, words reversed so that
+they are new stories, which the chunker cuts into fewer, longer ones; their embedding is
+precomputed, so not timed; the check for copies of indexed stories is timed) and to
 remove 100 documents, each saved to the index loaded from disk, as an update does; then
 the load time and RSS of the changed index. Prints a table and writes JSON after each size;
 run again with the same settings, it keeps the sizes already measured (a long run resumes).
@@ -92,13 +93,22 @@ def near(base: np.ndarray, n: int, noise: float, rng: np.random.Generator) -> np
     return out
 
 
-def corpus(paragraphs: list[str], n: int, start: int = 0):
-    """``n`` passages in documents of PER_DOCUMENT, from paragraph ``start`` on, with metadata."""
+def corpus(paragraphs: list[str], n: int, start: int = 0, fresh: bool = False):
+    """``n`` passages in documents of PER_DOCUMENT, from paragraph ``start`` on, with metadata.
+
+    ``fresh``: each paragraph's words in reverse order, so that the documents are new stories
+    to the index's near-duplicate check (``rag.ingest.near_duplicates``), not copies of the
+    repeated paragraphs already indexed, with the same words for BM25 to search.
+    """
     from rag.types import Document, Passage
+
+    def text_of(k: int) -> str:
+        paragraph = paragraphs[k % len(paragraphs)]
+        return " ".join(reversed(paragraph.split())) if fresh else paragraph
 
     documents, passages = [], []
     for d in range(start // PER_DOCUMENT, (start + n + PER_DOCUMENT - 1) // PER_DOCUMENT):
-        parts = [f"{paragraphs[(d * PER_DOCUMENT + i) % len(paragraphs)]} [{d}.{i}]" for i in range(PER_DOCUMENT)]
+        parts = [f"{text_of(d * PER_DOCUMENT + i)} [{d}.{i}]" for i in range(PER_DOCUMENT)]
         text = "\n\n".join(parts)
         doc = Document(f"doc{d:08d}", f"Article {d}", text, f"synthetic/{d}.txt", author=f"Reporter {d % 997}",
                        date=f"{2000 + d % 25}-{1 + d % 12:02d}-{1 + d % 28:02d}", outlet=OUTLETS[d % len(OUTLETS)])
@@ -188,7 +198,7 @@ def run_size(n: int, paragraphs: list[str], base: np.ndarray, questions: list[st
             seconds.append(time.perf_counter() - started)
         result[f"search_{name}"] = percentiles(seconds)
 
-    new_documents, _ = corpus(paragraphs, 1000, start=n + PER_DOCUMENT)
+    new_documents, _ = corpus(paragraphs, 1000, start=n + PER_DOCUMENT, fresh=True)
     started = time.perf_counter()
     added = index.add(new_documents)
     index.save(folder)

@@ -202,15 +202,18 @@ def read_pdf(data: bytes, source: str) -> list[Document]:
         reader = PdfReader(io.BytesIO(data))
         texts = [page.extract_text() or "" for page in reader.pages]
         info = reader.metadata
+        title, author = (info.title or None, info.author or None) if info else (None, None)
     except (PdfReadError, ValueError, KeyError) as e:
         raise IngestError(f"{source}: not a readable PDF ({e})") from None
+    try:
+        created = info.creation_date.date().isoformat() if info and info.creation_date else None
+    except ValueError:  # a malformed date in the document information: the text may still say one
+        created = None
     pages, at = [], 0
     for text in texts:
         pages.append(at)
         at += len(text) + 2
-    created = info.creation_date.date().isoformat() if info and info.creation_date else None
-    doc = make_document("\n\n".join(texts), source, (info.title or None) if info else None,
-                        (info.author or None) if info else None, created, pages=tuple(pages))
+    doc = make_document("\n\n".join(texts), source, title, author, created, pages=tuple(pages))
     return [doc] if doc else []
 
 
