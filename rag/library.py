@@ -219,14 +219,14 @@ class Library:
         docs = near_duplicates.merge(docs)
         with IndexFolder(self.folder).writer():
             index = PassageIndex.load(self.folder, self._embedder)  # the disk may be newer than our snapshot
-            indexed = sum(d.id in index.documents for d in docs)
-            new = index.new_documents(docs)  # a copy of an indexed story is recorded as one, not added
+            indexed = {d.id for d in docs if d.id in index.documents}
+            passages = index.add(docs)  # a copy of an indexed story is recorded as one, not added
+            new = tuple(d for d in docs if d.id not in indexed and d.id in index.documents)
             already = tuple(d for d in docs if d not in new)
-            passages = index.add(new)
-            if new or len(already) > indexed:
+            if new or len(already) > len(indexed):
                 index.save(self.folder)
             self._swap(index)
-        return AddReport(tuple(new), already, tuple(skipped), passages)
+        return AddReport(new, already, tuple(skipped), passages)
 
     def remove(self, doc_id: str) -> int:
         """Remove one article from the index on disk and from the live snapshot; returns its passage count.
