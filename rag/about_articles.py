@@ -12,7 +12,8 @@ one whose outlet, publisher or author the question names ("Who reported the Afgh
 Today story?"), else the one the passages point to most (each passage counting 1/rank), and
 answers with the field as it is
 written in the text, and cites the paragraph that holds it, highlighted. Its confidence is
-that article's share of the 1/rank weight: how clearly retrieval points at one article.
+that article's share of the 1/rank weight among the articles the question names as much
+(all of them, when it names none): how clearly the question and retrieval point at one article.
 An article without that field gets no answer.
 """
 
@@ -136,4 +137,5 @@ def answer(name: str, hits: Sequence[Hit], question: str = "") -> tuple[Hit, int
     passage = paragraph(document, *span)
     rank = min(h.rank for h in hits if h.document.id == doc_id)
     hit = Hit(passage=passage, document=document, score=weight[doc_id], rank=rank)
-    return hit, span[0] - passage.start, span[1] - passage.start, weight[doc_id] / sum(weight.values())
+    rivals = [d for d in weight if _named(question, documents[d]) == _named(question, document)]
+    return hit, span[0] - passage.start, span[1] - passage.start, weight[doc_id] / sum(weight[d] for d in rivals)
