@@ -123,30 +123,15 @@ def visible_text(html: str) -> tuple[str, tuple[int, ...]]:
     """
     import html as html_module
 
-    parts: list[str] = []
-    triples: list[int] = []
-    length = 0
+    built = TextBuilder(html)
     at = 0
-
-    def verbatim(start: int, end: int) -> None:
-        nonlocal length
-        if end > start:
-            if triples and triples[-2] + triples[-1] == start and triples[-3] + triples[-1] == length:
-                triples[-1] += end - start
-            else:
-                triples.extend((length, start, end - start))
-            parts.append(html[start:end])
-            length += end - start
-
     for match in _MARKUP.finditer(html):
-        verbatim(at, match.start())
+        built.copy(at, match.start())
         token = match.group()
-        decoded = html_module.unescape(token) if token.startswith("&") else "\n" if _BLOCK.match(token) else " "
-        parts.append(decoded)
-        length += len(decoded)
+        built.insert(html_module.unescape(token) if token.startswith("&") else "\n" if _BLOCK.match(token) else " ")
         at = match.end()
-    verbatim(at, len(html))
-    return "".join(parts), tuple(triples)
+    built.copy(at, len(html))
+    return built.text(), built.map()
 
 
 def align(text: str, source: str, window: int = 20_000) -> tuple[int, ...]:
