@@ -1,9 +1,9 @@
 """The sample corpus shipped inside the package, and its index, built on first use.
 
 The index lives in a per-user cache folder (``RAG_CACHE_DIR`` overrides it) under a
-key made from the corpus files, the code that reads them (``rag.ingest``), the embedding
-model, the chunk settings and the index format, so a change to any of them builds a fresh
-index instead of reusing a stale one.
+key made from the corpus files, the code that reads and splits them (``rag.ingest``,
+``rag.chunking``), the embedding model, the chunk settings and the index format, so a
+change to any of them builds a fresh index instead of reusing a stale one.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from embeddings import DEFAULT_MODEL, Embedder
 from rag import fast_models, ingest
+from rag import chunking as chunking_module
 from rag.chunking import ChunkSettings
 from rag.index import PassageIndex
 from rag.ingest import iter_article_files, read_documents
@@ -36,7 +37,8 @@ def _key(model: str, chunking: ChunkSettings) -> str:
     digest = hashlib.sha256()
     for path in iter_article_files([corpus_dir()]):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    for path in sorted(Path(ingest.__file__).parent.glob("*.py")):  # the code that cleans them
+    code = [*sorted(Path(ingest.__file__).parent.glob("*.py")), Path(chunking_module.__file__)]
+    for path in code:  # the code that cleans and splits them
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     digest.update(json.dumps({"model": model, "chunking": asdict(chunking), "format": FORMAT_VERSION},
                              sort_keys=True).encode())

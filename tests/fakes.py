@@ -33,3 +33,21 @@ class HashEmbedder:
                 vectors[row, digest[0] % self.dimension] += 1.0 if digest[1] % 2 else -1.0
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.where(norms == 0, 1.0, norms)
+
+
+class TieFreeHashEmbedder(HashEmbedder):
+    """A HashEmbedder whose vectors also lean a little (1e-3) in a direction drawn from the whole text.
+
+    Two engines may order exactly tied scores differently (FAISS by row, Qdrant by point id),
+    and a plain HashEmbedder ties every passage that shares no word with the question at 0.
+    With this one no two passages tie, so engines that score alike must also rank alike.
+    """
+
+    model_name = "fake-tie-free-hash-embedder"
+
+    def encode(self, texts: Sequence[str], progress: bool | None = None, passages: bool = False) -> np.ndarray:
+        vectors = super().encode(texts, progress, passages)
+        for row, text in enumerate(texts):
+            seed = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+            vectors[row] += 1e-3 * np.random.default_rng(seed).standard_normal(self.dimension).astype(np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)

@@ -21,7 +21,7 @@ from rag.qdrant_index import QdrantIndex, is_qdrant
 from rag.retriever import Retriever, open_index
 from rag.types import Document
 from tests.conftest import doc_by_title
-from tests.fakes import HashEmbedder
+from tests.fakes import TieFreeHashEmbedder
 
 pytest.importorskip("qdrant_client")
 
@@ -29,9 +29,19 @@ QUESTIONS = ["Who is the spokesman for Dostum's party?", "Who is the governor of
              "Which IMU leader was killed in a U.S. drone attack?", "Jamiat-e Islami Junbish alliance"]
 
 
+@pytest.fixture(scope="module")
+def tie_free_embedder() -> TieFreeHashEmbedder:
+    return TieFreeHashEmbedder()
+
+
+@pytest.fixture(scope="module")
+def folder_index(tie_free_embedder, corpus_docs) -> PassageIndex:
+    return PassageIndex.build(corpus_docs, tie_free_embedder)
+
+
 @pytest.fixture
-def qdrant(tmp_path, fake_embedder, corpus_docs):
-    with QdrantIndex.create(f"qdrant:{tmp_path}/q/news", fake_embedder, PassageIndex.build([], fake_embedder).chunking) as index:
+def qdrant(tmp_path, tie_free_embedder, corpus_docs):
+    with QdrantIndex.create(f"qdrant:{tmp_path}/q/news", tie_free_embedder, PassageIndex.build([], tie_free_embedder).chunking) as index:
         index.add(corpus_docs)
         yield index
 
@@ -45,9 +55,9 @@ def _same_hits(a, b, rel=0.0):
 
 @pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
 @pytest.mark.parametrize("fusion", ["convex", "rrf"])
-def test_searches_give_the_hits_of_the_folder_index(qdrant, fake_index, mode, fusion):
+def test_searches_give_the_hits_of_the_folder_index(qdrant, folder_index, mode, fusion):
     ours = Retriever(qdrant, mode=mode, fusion=fusion).search_batch(QUESTIONS, 8)
-    folder = Retriever(fake_index, mode=mode, fusion=fusion).search_batch(QUESTIONS, 8)
+    folder = Retriever(folder_index, mode=mode, fusion=fusion).search_batch(QUESTIONS, 8)
     for a, b in zip(ours, folder):
         assert a
         _same_hits(a, b)
@@ -59,10 +69,10 @@ def test_searches_give_the_hits_of_the_folder_index(qdrant, fake_index, mode, fu
     Filters(authors=("waheed orya",)),
     Filters(sources=("No Such Outlet",)),
 ])
-def test_filters_run_in_the_engine_as_they_do_on_a_folder(qdrant, fake_index, filters):
+def test_filters_run_in_the_engine_as_they_do_on_a_folder(qdrant, folder_index, filters):
     for mode in ("dense", "bm25", "hybrid"):
         _same_hits(Retriever(qdrant, mode=mode).search("Balkh governor alliance", 5, filters=filters),
-                   Retriever(fake_index, mode=mode).search("Balkh governor alliance", 5, filters=filters))
+                   Retriever(folder_index, mode=mode).search("Balkh governor alliance", 5, filters=filters))
 
 
 def test_a_document_filter_still_gets_k_hits(qdrant, corpus_docs):
@@ -71,25 +81,25 @@ def test_a_document_filter_still_gets_k_hits(qdrant, corpus_docs):
     assert len(hits) == 5 and {h.document.id for h in hits} == {doc.id}
 
 
-def test_the_collection_persists_and_reopens_with_its_settings(tmp_path, fake_embedder, corpus_docs, fake_index):
+def test_the_collection_persists_and_reopens_with_its_settings(tmp_path, tie_free_embedder, corpus_docs, folder_index):
     location = f"qdrant:{tmp_path}/q/news"
-    with QdrantIndex.create(location, fake_embedder, fake_index.chunking) as index:
-        assert index.add(corpus_docs) == len(fake_index.passages)
+    with QdrantIndex.create(location, tie_free_embedder, folder_index.chunking) as index:
+        assert index.add(corpus_docs) == len(folder_index.passages)
         assert index.add(corpus_docs) == 0  # every document is there already
-    with open_index(location, fake_embedder) as index:
-        assert len(index.documents) == len(corpus_docs) and len(index.passages) == len(fake_index.passages)
-        assert sorted(p.id for p in index.passages) == sorted(p.id for p in fake_index.passages)
-        assert index.chunking == fake_index.chunking
+    with open_index(location, tie_free_embedder) as index:
+        assert len(index.documents) == len(corpus_docs) and len(index.passages) == len(folder_index.passages)
+        assert sorted(p.id for p in index.passages) == sorted(p.id for p in folder_index.passages)
+        assert index.chunking == folder_index.chunking
         assert index.documents[corpus_docs[0].id] == corpus_docs[0]
 
 
-def test_removing_a_document_drops_its_passages_and_keeps_the_ranking(qdrant, fake_embedder, corpus_docs):
+def test_removing_a_document_drops_its_passages_and_keeps_the_ranking(qdrant, tie_free_embedder, corpus_docs):
     gone = doc_by_title(corpus_docs, "IMU")
     removed = qdrant.remove([gone.id])
     kept = [d for d in corpus_docs if d.id != gone.id]
     assert removed > 0 and len(qdrant.documents) == len(kept)
     assert all(p.doc_id != gone.id for p in qdrant.passages)
-    fresh = PassageIndex.build(kept, fake_embedder)
+    fresh = PassageIndex.build(kept, tie_free_embedder)
     _same_hits(Retriever(qdrant, mode="dense").search("Balkh governor", 5),
                Retriever(fresh, mode="dense").search("Balkh governor", 5))
     # idf follows the removal in the engine; the length norm keeps the mean length of the passages' own add
@@ -101,24 +111,24 @@ def test_removing_a_document_drops_its_passages_and_keeps_the_ranking(qdrant, fa
         qdrant.remove(gone.id)
 
 
-def test_bad_locations_and_mismatches_get_one_clear_error(tmp_path, fake_embedder, fake_index, qdrant):
+def test_bad_locations_and_mismatches_get_one_clear_error(tmp_path, tie_free_embedder, folder_index, qdrant):
     assert is_qdrant("qdrant://localhost:6333/news") and is_qdrant("qdrant:x/news") and not is_qdrant("qdrant-x/news")
     with pytest.raises(IndexNotFoundError, match="rag index ARTICLES --store"):
-        QdrantIndex.open(f"qdrant:{tmp_path}/empty/news", fake_embedder)
+        QdrantIndex.open(f"qdrant:{tmp_path}/empty/news", tie_free_embedder)
     with pytest.raises(InvalidInputError, match="qdrant://HOST:PORT/COLLECTION"):
-        QdrantIndex.open("qdrant://localhost:6333", fake_embedder)
+        QdrantIndex.open("qdrant://localhost:6333", tie_free_embedder)
     with pytest.raises(IndexNotFoundError, match="cannot reach the Qdrant server at 127.0.0.1:9"):
-        QdrantIndex.open("qdrant://127.0.0.1:9/news", fake_embedder)
+        QdrantIndex.open("qdrant://127.0.0.1:9/news", tie_free_embedder)
     with pytest.raises(IndexLockedError, match="open in another client"):
-        QdrantIndex.open(f"qdrant:{tmp_path}/q/news", fake_embedder)
+        QdrantIndex.open(f"qdrant:{tmp_path}/q/news", tie_free_embedder)
 
-    class OtherModel(HashEmbedder):
+    class OtherModel(TieFreeHashEmbedder):
         model_name = "another-model"
 
     qdrant.close()  # the local mode lets one client at a time open its folder
     with pytest.raises(InvalidInputError, match="exists"):
-        QdrantIndex.create(f"qdrant:{tmp_path}/q/news", fake_embedder, fake_index.chunking)
-    with pytest.raises(IndexMismatchError, match="fake-hash-embedder"):
+        QdrantIndex.create(f"qdrant:{tmp_path}/q/news", tie_free_embedder, folder_index.chunking)
+    with pytest.raises(IndexMismatchError, match="fake-tie-free-hash-embedder"):
         QdrantIndex.open(f"qdrant:{tmp_path}/q/news", OtherModel())
 
 
