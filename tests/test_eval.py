@@ -66,6 +66,7 @@ def test_rag_eval_writes_report_and_plot(tmp_path):
     assert len(report["records"]) == 12
     e2e = report["end_to_end"]
     assert 0 <= e2e["em"] <= e2e["f1"] <= 1
+    assert e2e["em"] <= e2e["em_at_3"] <= 1 and all(r["em"] <= r["em_at_3"] for r in report["records"])
     assert set(e2e["latency_seconds"]) == {"retrieve", "read", "total"}
     png = out.with_suffix(".png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000

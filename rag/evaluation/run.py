@@ -44,6 +44,7 @@ class Record:
     confidence: float
     em: float
     f1: float
+    em_at_3: float  # the best EM of the answer and its alternatives: the top 3 distinct answers
     cited_right: bool
     seconds: dict[str, float]
 
@@ -115,10 +116,11 @@ def evaluate_end_to_end(assistant: Assistant, gold: list[GoldQuestion], mode: st
         response = assistant.ask(g.question, mode=mode)
         total = time.perf_counter() - started
         em, f1 = best_over_gold(response.answer, g.answers)
+        em_at_3 = max([em, *(best_over_gold(a.answer, g.answers)[0] for a in response.alternatives[:2])])
         first = response.citations[0] if response.citations else None
         cited_right = (response.answer is not None and first is not None and g.answerable
                        and from_doc(first.document, g.doc) and holds_answer(first.passages[0].hit.passage.text, g.answers))
-        records.append(Record(g.id, g.kind, response.answer, response.confidence, em, f1, cited_right,
+        records.append(Record(g.id, g.kind, response.answer, response.confidence, em, f1, em_at_3, cited_right,
                               {"retrieve": response.timings["retrieve"], "read": response.timings["read"],
                                "total": total}))
     return records
@@ -139,6 +141,8 @@ def summarize(records: list[Record], gold: list[GoldQuestion]) -> dict:
         "questions": len(records),
         "em": statistics.mean(r.em for r in records),
         "f1": statistics.mean(r.f1 for r in records),
+        "em_at_3": statistics.mean(r.em_at_3 for r in records),
+        "em_at_3_answerable": statistics.mean(r.em_at_3 for r in on_answerable) if on_answerable else None,
         "em_answerable": statistics.mean(r.em for r in on_answerable) if on_answerable else None,
         "f1_answerable": statistics.mean(r.f1 for r in on_answerable) if on_answerable else None,
         "no_answer_precision": len(true_none) / len(predicted_none) if predicted_none else None,
@@ -165,6 +169,8 @@ def table(report: dict) -> str:
     lines += ["", f"end to end ({report['mode']}, k={report['k']})",
               f"  EM {_fmt(e['em'])}   F1 {_fmt(e['f1'])}   (answerable only: EM {_fmt(e['em_answerable'])}"
               f"   F1 {_fmt(e['f1_answerable'])})",
+              f"  EM@3 {_fmt(e['em_at_3'])}   (answerable only: {_fmt(e['em_at_3_answerable'])}; the gold answer among"
+              " the top 3 distinct answers)",
               f"  no-answer precision {_fmt(e['no_answer_precision'])}   recall {_fmt(e['no_answer_recall'])}",
               f"  citation accuracy {_fmt(e['citation_accuracy'])}"]
     for kind, k in e["by_kind"].items():
