@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 
 from rag.reader import Reader
 from rag.evaluation.squad import load_squad
-from rag.training.data import TrainSettings, build_pairs
+from rag.training.data import TrainSettings, build_pairs, names_in, swapped_question
 from rag.training.train import train
 
 pytestmark = pytest.mark.slow
@@ -41,6 +41,29 @@ def test_pairs_include_negatives_without_the_answer(data_dir):
     answer_of = {q.question: q.answers[0] for q in questions}
     for question, context, _, _ in negatives:
         assert answer_of[question] not in context
+
+
+def test_swapped_names_make_questions_the_paragraph_cannot_answer(tmp_path):
+    import random
+
+    assert names_in("Who is the governor of Balkh? Then the Taliban said General Dostum met him in Mazar-e Sharif.") == (
+        "Balkh", "Taliban", "General Dostum", "Mazar-e Sharif")  # not "Who" or "Then", which start sentences
+    context = "Mohammad Atta Noor, the governor of Balkh, met Dostum."
+    assert swapped_question("Who is the governor of Balkh?", context, ["Kunduz", "Dostum"], random.Random(0)) == \
+        "Who is the governor of Kunduz?"  # never a name the paragraph holds
+    assert swapped_question("Who is the governor?", context, ["Kunduz"], random.Random(0)) is None
+    paragraphs = [{"context": f"The {place} governor is Ahmad Khan number {i}. Kabul is far.",
+                   "qas": [{"id": f"q{i}", "question": f"Who governs {place}?",
+                            "answers": [{"text": f"Ahmad Khan number {i}", "answer_start": 4 + len(place) + 13}]}]}
+                  for i, place in enumerate(["Balkh", "Kunduz", "Takhar"])]
+    (tmp_path / "set.json").write_text(json.dumps({"data": [{"title": "North", "paragraphs": paragraphs}]}))
+    questions = load_squad(tmp_path / "set.json")
+    pairs = build_pairs(questions, negative_rate=0.0, rng=random.Random(0), swap_rate=1.0)
+    swapped = [(q, c) for q, c, start, answer in pairs if answer == ""]
+    assert len(swapped) == len(questions)
+    for question, context in swapped:
+        place = question.removeprefix("Who governs ").removesuffix("?")
+        assert place in {"Balkh", "Kunduz", "Takhar"} and place not in context
 
 
 def test_train_stops_resumes_and_saves_a_reader(data_dir, tmp_path):

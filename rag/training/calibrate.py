@@ -112,7 +112,8 @@ def calibrate(reader_dir: Path, data_dir: Path, mix: dict[str, float] | None = N
     reader = Reader(reader_dir, threshold=-np.inf, prior=SpanPrior(), trim_attribution=False)
     info["decoding"] = fit_decoding(reader, data_dir, mix, seed)
     logger.info("decoding: %s", info["decoding"]["held_out"]["chosen"])
-    sets = held_out_sets(data_dir, mix, training.get("negative_rate", defaults.negative_rate), seed)
+    sets = held_out_sets(data_dir, mix, training.get("negative_rate", defaults.negative_rate), seed,
+                         swap_rate=training.get("swap_rate", defaults.swap_rate))
     results = reader.read_batch([q for q, _, _ in sets], [list(texts) for _, _, texts in sets], top_k=1)
     margins, em_answered, f1_answered = [], [], []
     for (_, golds, _), answers in zip(sets, results):

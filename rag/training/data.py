@@ -6,8 +6,10 @@ their questions through here, so they agree on the mix, the negatives and the he
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +52,7 @@ class TrainSettings:
 
     mix: dict[str, float]
     negative_rate: float = 0.25
+    swap_rate: float = 0.0  # questions also asked with one of their names swapped for one the paragraph lacks
     max_length: int = 256
     stride: int = 96
     negative_windows: int = 1  # windows without the answer kept per long paragraph (COVID-QA's run to 60)
@@ -92,9 +95,47 @@ def _negative_context(question: SquadQuestion, pool: dict[tuple[str, str], list[
     return None
 
 
+_WORD = r"[A-Z][\w'-]*[a-z][\w'-]*"
+_NAME = re.compile(rf"\b(?!(?:The|A|An|In|On|At|Of|For|And|But|Its|His|Her|Their)\b){_WORD}(?: {_WORD})*")
+
+
+@functools.lru_cache(maxsize=100_000)  # a paragraph's names are asked for once per question of its article
+def names_in(text: str) -> tuple[str, ...]:
+    """Runs of capitalised words that do not start a sentence: names, roughly."""
+    names = []
+    for m in _NAME.finditer(text):
+        before = text[:m.start()].rstrip()
+        if before and before[-1] not in ".!?:;\"\u201c(":
+            names.append(m.group())
+    return tuple(names)
+
+
+def swapped_question(question: str, context: str, names: list[str], rng: random.Random) -> str | None:
+    """The question with a name it shares with its paragraph swapped for one the paragraph never mentions.
+
+    "Who is the governor of Balkh?" over a paragraph on Balkh's governor becomes "Who is the
+    governor of Kunduz?": the paragraph no longer answers it, though it still matches every
+    other word. That is the near miss a reader meets when the article it needs is not
+    indexed (as SQuAD 2.0's unanswerable questions teach). ``names`` are drawn from other
+    paragraphs of the same article first, so the swap stays on topic. None when the question
+    names nothing its paragraph does, or no name is left to swap in.
+    """
+    lowered = context.lower()
+    shared = [n for n in dict.fromkeys(names_in(question)) if n in context]
+    options = [n for n in dict.fromkeys(names) if n.lower() not in lowered and n.lower() not in question.lower()]
+    if not shared or not options:
+        return None
+    name = rng.choice(shared)
+    return question.replace(name, rng.choice(options[:50]), 1)
+
+
 def build_pairs(questions: list[SquadQuestion], negative_rate: float,
-                rng: random.Random) -> list[tuple[str, str, int, str]]:
-    """(question, context, answer_start, answer_text) pairs; answer_text is '' for no-answer pairs."""
+                rng: random.Random, swap_rate: float = 0.0) -> list[tuple[str, str, int, str]]:
+    """(question, context, answer_start, answer_text) pairs; answer_text is '' for no-answer pairs.
+
+    At ``negative_rate`` a question also comes with a paragraph that lacks its answer; at
+    ``swap_rate`` it also comes, with its own paragraph, with a name swapped (:func:`swapped_question`).
+    """
     pool: dict[tuple[str, str], list[str]] = {}
     by_file: dict[str, list[str]] = {}
     for q in questions:
@@ -113,8 +154,20 @@ def build_pairs(questions: list[SquadQuestion], negative_rate: float,
             negative = _negative_context(q, pool, by_file, rng)
             if negative is not None:
                 pairs.append((q.question, negative, -1, ""))
+        if swap_rate and rng.random() < swap_rate:
+            swapped = swapped_question(q.question, q.context, _names_nearby(q, pool, by_file, rng), rng)
+            if swapped is not None:
+                pairs.append((swapped, q.context, -1, ""))
     rng.shuffle(pairs)
     return pairs
+
+
+def _names_nearby(question: SquadQuestion, pool: dict[tuple[str, str], list[str]],
+                  by_file: dict[str, list[str]], rng: random.Random) -> list[str]:
+    """Names of the question's article's other paragraphs, then of a few of its file's."""
+    same_article = [c for c in pool[(question.source, question.title)] if c != question.context]
+    others = rng.sample(by_file[question.source], min(5, len(by_file[question.source])))
+    return [n for c in same_article + others for n in names_in(c)]
 
 
 def featurize(pairs: list[tuple[str, str, int, str]], tokenizer, max_length: int,
@@ -182,13 +235,15 @@ def collate(features: list[dict], pad_id: int, width: int | None = None) -> dict
 
 
 def held_out_sets(data_dir: Path, mix: dict[str, float], negative_rate: float, seed: int,
-                  distractors: int = 4) -> list[tuple[str, tuple[str, ...], list[str]]]:
+                  distractors: int = 4, swap_rate: float = 0.0) -> list[tuple[str, tuple[str, ...], list[str]]]:
     """Held-out questions as a retriever hands them to the reader: (question, gold answers, passages).
 
     Each question comes with its own paragraph and up to ``distractors`` others that do not
     hold its answer (its article's first, then its file's), shuffled. At ``negative_rate`` it
     also comes once more with distractors alone and no gold answers: there the reader should
-    abstain. Only held-out paragraphs are used, so none was trained on.
+    abstain. At ``swap_rate`` it comes once more with the same passages and a name swapped
+    (:func:`swapped_question`), and no gold answers. Only held-out paragraphs are used, so none
+    was trained on.
     """
     rng = random.Random(seed)
     questions = [q for name, fraction in mix.items() if fraction > 0
@@ -210,6 +265,11 @@ def held_out_sets(data_dir: Path, mix: dict[str, float], negative_rate: float, s
         sets.append((q.question, q.answers, passages))
         if rng.random() < negative_rate and others:
             sets.append((q.question, (), others[:distractors + 1]))
+        if swap_rate and rng.random() < swap_rate:
+            swapped = swapped_question(q.question, "\n".join(passages), _names_nearby(q, by_article, by_file, rng),
+                                       rng)
+            if swapped is not None:
+                sets.append((swapped, (), passages))
     return sets
 
 

@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 
 FROZEN = "bert.embeddings.word_embeddings.weight"
 PRECISIONS = ("bf16", "fp32")
-TUNABLE = ("negative_rate", "negative_windows", "max_length", "stride", "batch_size", "epochs", "lr", "warmup",
+TUNABLE = ("negative_rate", "swap_rate", "negative_windows", "max_length", "stride", "batch_size", "epochs", "lr", "warmup",
            "weight_decay", "seed")
 
 
@@ -106,7 +106,8 @@ def train(data_dir: Path, out: Path, settings: TrainSettings, checkpoint_every: 
     torch.manual_seed(settings.seed)
     rng = random.Random(settings.seed)
     tokenizer = AutoTokenizer.from_pretrained(MODEL_DIR)
-    pairs = build_pairs(sample_questions(data_dir, settings.mix, rng), settings.negative_rate, rng)
+    pairs = build_pairs(sample_questions(data_dir, settings.mix, rng), settings.negative_rate, rng,
+                        settings.swap_rate)
     features = featurize(pairs, tokenizer, settings.max_length, settings.stride, settings.negative_windows, rng)
     per_epoch = -(-len(features) // settings.batch_size)
     total_steps = int(per_epoch * settings.epochs)
