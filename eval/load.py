@@ -6,7 +6,11 @@ Starts `rag serve` on a copy of the bundled index on a free loopback port, warms
 then (1) one client asks every question used, one after another: the reference answers
 and the single-client throughput; (2) ``--clients`` clients ask ``--questions`` each, all
 at once. Reports errors, answers that differ from the single client's, p50/p95 latency
-and throughput relative to one client. Prints a table and writes JSON.
+and throughput relative to one client. Then, in this process, on the same index, the
+ceiling batching sets: the reading time per question of one question alone and of the
+server's batches of ``--clients`` (alternating, median of 5): past what batching saves,
+more clients gain only what overlapping per-request work (HTTP, JSON) hides. Prints a
+table and writes JSON.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -66,6 +71,27 @@ def _start_server(folder: Path, port: int) -> subprocess.Popen:
     raise SystemExit("rag serve did not start within 120 s")
 
 
+def reading_per_question(folder: Path, questions: list[str], batch: int, rounds: int = 5) -> dict:
+    """Seconds of reading per question, alone and in batches of ``batch`` as the server reads them (median)."""
+    from rag.library import Library
+
+    library = Library(folder)
+    questions = questions[:batch]
+    hits = library.retrieve(questions, [library.assistant.k] * len(questions), ["hybrid"] * len(questions))
+    library.answer(questions, hits)  # warm up
+    alone, together = [], []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for q, h in zip(questions, hits):
+            library.answer([q], [h])
+        alone.append((time.perf_counter() - started) / len(questions))
+        started = time.perf_counter()
+        library.answer(questions, hits)
+        together.append((time.perf_counter() - started) / len(questions))
+    return {"alone_s": statistics.median(alone), "batched_s": statistics.median(together), "batch": len(questions),
+            "saving": statistics.median(alone) / statistics.median(together)}
+
+
 def run(clients: int, per_client: int, warmup: int = 5) -> dict:
     from rag.bundled import default_index
 
@@ -91,6 +117,7 @@ def run(clients: int, per_client: int, warmup: int = 5) -> dict:
         finally:
             server.terminate()
             server.wait(timeout=30)
+        reading = reading_per_question(workdir / "index", distinct, clients)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results = [(q, r) for client in together for q, r in client]
@@ -104,6 +131,7 @@ def run(clients: int, per_client: int, warmup: int = 5) -> dict:
                        "differing_answers": sum(r[2] is None and r[1] != alone[q][1] for q, r in results),
                        "throughput_per_s": concurrent, "latency_s": latency_summary([r[0] for _, r in results])},
         "throughput_ratio": concurrent / single,
+        "reading_per_question": reading,
         "error_examples": sorted({r[2] for _, r in results if r[2]})[:3],
     }
 
@@ -116,6 +144,9 @@ def table(result: dict) -> str:
                      f"{r['throughput_per_s']:>8.1f}{1000 * r['latency_s']['p50']:>9.0f}{1000 * r['latency_s']['p95']:>9.0f}")
     lines.append(f"throughput, {result['clients']} clients / 1 client: {result['throughput_ratio']:.2f}x "
                  f"on {result['cpus']} CPUs")
+    r = result["reading_per_question"]
+    lines.append(f"reading per question in this process: {1000 * r['alone_s']:.0f} ms alone, "
+                 f"{1000 * r['batched_s']:.0f} ms in batches of {r['batch']} ({r['saving']:.2f}x)")
     return "\n".join(lines)
 
 
