@@ -49,15 +49,16 @@ def _haystack_reader(folder: Path, reader_dir: Path):
     return reader
 
 
-def compare(limit: int | None = None, k: int = 5, reader_dir: Path | None = None) -> dict:
+def compare(limit: int | None = None, k: int = 5, reader_dir: Path | None = None, backend: str = "torch") -> dict:
     from haystack import Document
 
+    from rag import fast_models
     from rag.assistant import Assistant
     from rag.reader import shipped_reader_dir
 
     reader_dir = reader_dir or shipped_reader_dir()
     gold = load_gold(BUNDLED_GOLD)[:limit]
-    ours = Assistant.default(reader=reader_dir, k=k)
+    ours = Assistant.default(reader=fast_models.reader(reader_dir, backend), k=k)
     with tempfile.TemporaryDirectory(prefix="rag-hf-reader-") as folder:
         haystack = _haystack_reader(Path(folder), reader_dir)
         rows = {"ours": [], "haystack": []}
@@ -76,7 +77,7 @@ def compare(limit: int | None = None, k: int = 5, reader_dir: Path | None = None
                 started = time.perf_counter()
                 answer = run()
                 rows[name].append((g, answer, time.perf_counter() - started))
-    report = {"questions": len(gold), "k": k, "reader": str(reader_dir),
+    report = {"questions": len(gold), "k": k, "reader": str(reader_dir), "backend": backend,
               "haystack_settings": "ExtractiveReader defaults (max_seq_length 384, stride 128, no_answer on)"}
     for name, results in rows.items():
         answerable = [(g, a) for g, a, _ in results if g.answerable]
@@ -99,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--questions", type=int, help="only the first N gold questions")
     parser.add_argument("-k", type=int, default=5, help="passages read per question")
     parser.add_argument("--reader", type=Path, help="a reader folder of this project (default: the shipped one)")
+    parser.add_argument("--backend", choices=("torch", "onnx", "int8"), default="torch",
+                        help="how this project's reader runs (default: torch, as `rag serve` runs it)")
     parser.add_argument("--out", type=Path, default=Path("eval-results/compare_haystack.json"))
     args = parser.parse_args(argv)
     configure_entry_point()
@@ -106,9 +109,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(args: argparse.Namespace) -> None:
-    result = compare(args.questions, args.k, args.reader)
+    result = compare(args.questions, args.k, args.reader, args.backend)
     write_json(args.out, result)
-    print(f"{result['questions']} bundled gold questions, the same {result['k']} passages each, the same weights")
+    print(f"{result['questions']} bundled gold questions, the same {result['k']} passages each, the same weights"
+          f" (ours on {result['backend']})")
     print(f"{'':<12}{'EM':>7}{'F1':>7}{'abstained right':>17}{'read p50 ms':>13}{'read p95 ms':>13}")
     for name in ("ours", "haystack"):
         r = result[name]

@@ -3,7 +3,7 @@
     python -m eval.latency [--questions 50] [--cold-runs 5]
 
 Warm: one Assistant per path over the bundled corpus (PyTorch fp32, PyTorch bf16 where the
-CPU has it, ONNX Runtime), the gold questions asked one at a time with the paths taking
+CPU has it, ONNX Runtime, ONNX Runtime with the int8 reader), the gold questions asked one at a time with the paths taking
 turns question by question, so every ratio is measured in one run on the same load; p50
 and p95 per stage (``rag.evaluation.metrics.latency_summary``, as ``rag eval``), and how
 many answers differ from PyTorch fp32's. Cold: `rag ask` as a fresh process per backend,
@@ -47,6 +47,7 @@ def _paths() -> dict:
     if cpu_has_bf16():
         paths["torch bf16"] = Assistant(Retriever(torch_index), Reader(precision="bf16"))
     paths["onnx"] = Assistant(Retriever(onnx_index), fast_models.reader(backend="onnx"))
+    paths["onnx, int8 reader (--backend int8)"] = Assistant(Retriever(onnx_index), fast_models.reader(backend="int8"))
     paths["serve (onnx query, bf16 read)"] = Assistant(Retriever(onnx_index), Reader())
     assert onnx_index.embedder.onnx_file is not None and DEFAULT_MODEL == onnx_index.embedder.model_name
     return paths

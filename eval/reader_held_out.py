@@ -1,6 +1,6 @@
 """A reader's held-out F1 on each training set: the evidence for the training mix.
 
-    python -m eval.reader_held_out --data ../shared/qa-train [--reader runs/reader]
+    python -m eval.reader_held_out --data ../shared/qa-train [--reader runs/reader] [--backend torch|onnx|int8]
 
 For every file of the training data, its held-out paragraphs (``rag.training.data.is_held_out``:
 never trained on; SQuAD dev is never used) are read one at a time: each question with its
@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from eval.results import write_json
+from rag import fast_models
 from rag.cli import run_guarded
 from rag.evaluation.metrics import best_over_gold
 from rag.reader import Reader
@@ -47,14 +48,14 @@ def score_set(reader: Reader, pairs: list[tuple[str, str, tuple[str, ...]]]) -> 
             "no_answer_recall": 100 * float((skipped & ~has_answer).sum() / max(1, (~has_answer).sum()))}
 
 
-def run(data_dir: Path, reader_dir: Path | None, seed: int) -> dict:
-    reader = Reader(reader_dir)
+def run(data_dir: Path, reader_dir: Path | None, seed: int, backend: str = "torch") -> dict:
+    reader = fast_models.reader(reader_dir, backend)
     sets = {}
     for path in sorted(data_dir.glob("*.json")):
         sets[path.stem] = score_set(reader, held_out_pairs(data_dir, {path.stem: 1.0}, 0.25, seed))
     answerable = sum(s["answerable"] for s in sets.values())
     macro = {k: float(np.mean([s[k] for s in sets.values()])) for k in ("em", "f1", "f1_with_abstention")}
-    return {"reader": reader.model_name, "precision": reader.precision, "threshold": reader.threshold,
+    return {"reader": reader.model_name, "backend": backend, "precision": reader.precision, "threshold": reader.threshold,
             "seed": seed, "answerable": answerable, "macro": macro, "sets": sets}
 
 
@@ -63,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="the training data folder (its held-out slice)")
     parser.add_argument("--reader", type=Path, default=None, help="reader folder (default: the shipped reader)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--backend", choices=("torch", "onnx", "int8"), default="torch",
+                        help="how the reader runs (onnx and int8 need the exports `rag index` makes)")
     parser.add_argument("--out", type=Path, default=Path("eval-results/reader_held_out.json"))
     args = parser.parse_args(argv)
     configure_entry_point()
@@ -70,9 +73,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(args: argparse.Namespace) -> None:
-    result = run(args.data, args.reader, args.seed)
+    result = run(args.data, args.reader, args.seed, args.backend)
     write_json(args.out, result)
-    print(f"held-out slices, reader {result['reader']} ({result['precision']}, threshold {result['threshold']:.2f})")
+    print(f"held-out slices, reader {result['reader']} ({result['backend']}, {result['precision']}, "
+          f"threshold {result['threshold']:.2f})")
     print(f"  {'set':<28}{'n':>6}{'EM':>7}{'F1':>7}{'F1+NA':>7}{'NA P':>7}{'NA R':>7}")
     for name, s in result["sets"].items():
         print(f"  {name:<28}{s['answerable']:>6}{s['em']:>7.1f}{s['f1']:>7.1f}{s['f1_with_abstention']:>7.1f}"

@@ -1,6 +1,6 @@
 """Benchmark the reader alone on SQuAD: each question read with its gold paragraph.
 
-    python -m eval.reader_squad --squad ../shared/squad/dev-v1.1.json [--sample 2000]
+    python -m eval.reader_squad --squad ../shared/squad/dev-v1.1.json [--sample 2000] [--backend torch|onnx|int8]
 
 EM and F1 use the official SQuAD v1.1 normalisation, max over the gold answers, on
 the reader's best span (the no-answer threshold is not applied: every v1.1 question
@@ -18,6 +18,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from eval.results import write_json
+from rag import fast_models
 from rag.cli import run_guarded
 from rag.evaluation.metrics import best_over_gold
 from rag.evaluation.squad import load_squad
@@ -59,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", type=int, help="a fixed random sample of this many questions")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reader", help="reader folder or model name (default: the shipped reader)")
+    parser.add_argument("--backend", choices=("torch", "onnx", "int8"), default="torch",
+                        help="how the reader runs (onnx and int8 need the exports `rag index` makes)")
     parser.add_argument("--out", type=Path, default=Path("eval-results/reader_squad.json"))
     args = parser.parse_args(argv)
     configure_entry_point()
@@ -66,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(args: argparse.Namespace) -> None:
-    result = benchmark(Reader(args.reader), args.squad, args.sample, args.seed)
+    result = benchmark(fast_models.reader(args.reader, args.backend), args.squad, args.sample, args.seed)
+    result["backend"] = args.backend
     write_json(args.out, result)
     print(f"{'reader':<22}{Path(result['reader']).name}")
     for key, label in (("questions", "questions"), ("em", "EM"), ("f1", "F1"),

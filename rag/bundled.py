@@ -2,8 +2,9 @@
 
 The index lives in a per-user cache folder (``RAG_CACHE_DIR`` overrides it) under a
 key made from the corpus files, the code that reads and splits them (``rag.ingest``,
-``rag.chunking``), the embedding model, the chunk settings and the index format, so a
-change to any of them builds a fresh index instead of reusing a stale one.
+``rag.chunking``) and exports the models (``rag.fast_models``), the embedding model, the
+chunk settings and the index format, so a change to any of them builds a fresh index (and
+the exports it lacks) instead of reusing a stale one.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ def _key(model: str, chunking: ChunkSettings) -> str:
     digest = hashlib.sha256()
     for path in iter_article_files([corpus_dir()]):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    code = [*sorted(Path(ingest.__file__).parent.glob("*.py")), Path(chunking_module.__file__)]
-    for path in code:  # the code that cleans and splits them
+    code = [*sorted(Path(ingest.__file__).parent.glob("*.py")), Path(chunking_module.__file__),
+            Path(fast_models.__file__)]
+    for path in code:  # the code that cleans and splits them, and exports the models
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     digest.update(json.dumps({"model": model, "chunking": asdict(chunking), "format": FORMAT_VERSION},
                              sort_keys=True).encode())

@@ -19,8 +19,9 @@ from rag.errors import InvalidInputError
 MODES: tuple[str, ...] = ("hybrid", "dense", "bm25")
 DEFAULT_MODE = MODES[0]
 DEFAULT_K = 5  # passages retrieved and read per question
-# How the models run (see rag.fast_models): ONNX Runtime where exported, PyTorch, or ONNX Runtime.
-BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx")
+# How the models run (see rag.fast_models): ONNX Runtime where exported, PyTorch, ONNX Runtime,
+# or ONNX Runtime with the reader quantized to int8.
+BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx", "int8")
 # How hybrid retrieval fuses the dense and BM25 rankings (see rag.fusion), the default first:
 # an even convex sum of min-max-normalised scores found the answer's passage first more often
 # than reciprocal rank fusion, on the bundled gold (86.4 % against 79.0) and on SQuADShifts

@@ -15,6 +15,7 @@ from rag.assistant import Assistant
 from rag.bundled import default_index
 from rag.errors import ModelLoadError
 from rag.evaluation.gold import BUNDLED_GOLD, load_gold
+from rag.evaluation.metrics import best_over_gold
 from rag.index import PassageIndex
 from embeddings.encoder import cpu_has_bf16
 from rag.reader import Reader
@@ -64,9 +65,26 @@ def test_onnx_gives_the_fp32_answers_on_all_gold_questions_and_bf16_all_but_one(
         assert max(abs(a.confidence - b.confidence) for a, b in zip(responses, reference)) < 0.02, name
 
 
-def test_a_question_on_the_onnx_path_imports_no_torch(exports):
+def test_the_int8_reader_is_checked_and_answers_as_well_as_fp32(exports, corpus_index):
+    reader = fast_models.reader(backend="int8")
+    check = json.loads(reader.onnx_file.with_suffix(".json").read_text())
+    assert check["quantized_from"] == exports[1].onnx_file.name and 0 < check["max_abs_difference_from_fp32"] < 2
+    gold = load_gold(BUNDLED_GOLD)
+    onnx_index = PassageIndex(corpus_index.segments, corpus_index.dense.dimension, exports[0], corpus_index.chunking)
+    retriever = Retriever(onnx_index)
+    hits = retriever.search_batch([g.question for g in gold], 5)
+    answers = {name: [r.answer for r in Assistant(retriever, r).answer_batch([g.question for g in gold], hits)]
+               for name, r in (("fp32", exports[1]), ("int8", reader))}
+    em = {name: sum(best_over_gold(a, g.answers)[0] for a, g in zip(found, gold)) for name, found in answers.items()}
+    assert em["int8"] >= em["fp32"] - 1  # 80.4 EM on both, on 2026-12-01
+    assert sum(a != b for a, b in zip(answers["int8"], answers["fp32"])) <= 10  # 7 of 102 differed
+
+
+@pytest.mark.parametrize("backend", ["onnx", "int8"])
+def test_a_question_on_the_onnx_path_imports_no_torch(exports, backend):
     default_index()  # built (and exported) already, as after a first `rag ask`
-    probe = ("import sys; from rag.cli import main; code = main(['ask', 'Who is Tohir Yuldosh?', '--backend', 'onnx']);"
+    probe = ("import sys; from rag.cli import main; code = main(['ask', 'Who is Tohir Yuldosh?', '--backend', "
+             f"'{backend}']);"
              " print([m for m in ('torch', 'transformers', 'sentence_transformers', 'sklearn') if m in sys.modules]);"
              " sys.exit(code)")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
@@ -81,4 +99,6 @@ def test_torch_backend_stays_available_and_onnx_without_export_says_how(tmp_path
     monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path))  # an empty cache: nothing exported
     with pytest.raises(ModelLoadError, match="no ONNX export of the reader.*`rag index` makes one"):
         fast_models.reader(backend="onnx")
+    with pytest.raises(ModelLoadError, match="no int8 export of the reader.*`rag index` makes one"):
+        fast_models.reader(backend="int8")
     assert isinstance(fast_models.embedder(DEFAULT_MODEL), Embedder)  # auto falls back to PyTorch
