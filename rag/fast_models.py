@@ -108,7 +108,8 @@ def export_missing(embedder: Embedder, reader_model: str | Path | None = None) -
         reader_model: the reader's folder or name; the shipped reader by default.
 
     Returns:
-        For each export made, the largest output difference from PyTorch.
+        For each export made, the largest output difference from what it was made from (PyTorch, or the
+        fp32 export for the int8 copy).
     """
     made = {}
     fp32 = _export_path("reader", _reader_folder(reader_model))
@@ -121,7 +122,7 @@ def export_missing(embedder: Embedder, reader_model: str | Path | None = None) -
             continue
         try:
             made[kind] = make(path)
-            logger.info("exported the %s to %s (largest difference from PyTorch %.2g)", kind, path, made[kind])
+            logger.info("exported the %s to %s (largest difference from its source %.2g)", kind, path, made[kind])
         except Exception as e:  # an exporter failure must not fail the indexing it follows
             logger.warning("could not export the %s to ONNX (%s); it will run with PyTorch", kind, e)
     return made
