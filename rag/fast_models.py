@@ -9,8 +9,8 @@ Measured on this project's 2-core CPU (``python -m eval.latency`` reports each f
   same on ONNX Runtime as on PyTorch fp32, and with reader v2 all but one under bf16;
 - importing torch and sentence-transformers takes about 5 s, onnxruntime and tokenizers 0.1 s;
 - reading with an int8 copy of the reader's export (``--backend int8``: MatMul weights int8
-  per output channel, see ``embeddings.onnx.quantize``) is 2.2x faster than ONNX Runtime fp32
-  and 3x faster than bf16 on an AMD EPYC with VNNI; it changes 7 of the 102 bundled gold
+  per output channel, see ``embeddings.onnx.quantize``) is 2.1x faster than ONNX Runtime fp32
+  and 1.6x faster than bf16 on an AMD EPYC with VNNI; it changes 7 of the 102 bundled gold
   answers (EM 80.4 either way, F1 85.5 against 84.6) and costs 0.3 held-out EM. Because it
   changes answers it is a choice, never the default.
 
