@@ -1,4 +1,5 @@
-"""The fast paths give the answers of the PyTorch fp32 path (the int8 reader as many right ones), and a one-off question skips torch."""
+"""The fast paths give the answers of the PyTorch fp32 path (the int8 reader as many right ones),
+and a one-off question skips torch."""
 
 from __future__ import annotations
 
