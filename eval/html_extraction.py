@@ -85,18 +85,19 @@ def ours(html: str) -> dict:
 EXTRACTORS = {"previous": previous, "trafilatura": trafilatura_alone, "rag": ours}
 
 
-def _has(text: str, phrase: str) -> bool:
+def holds(text: str, phrase: str) -> bool:
+    """Whether ``text`` holds ``phrase`` whole, up to whitespace (also what the fixture tests check)."""
     return " ".join(phrase.split()) in " ".join(text.split())
 
 
 def score(extracted: dict, expected: dict) -> dict:
     text = extracted["text"]
     facts = expected["facts"]
-    return {"article": statistics.mean(_has(text, s) for s in expected["article"]),
-            "facts": statistics.mean(_has(text, s) for s in facts.values()),
-            "facts_missed": [name for name, s in facts.items() if not _has(text, s)],
-            "furniture_dropped": statistics.mean(not _has(text, s) for s in expected["furniture"]),
-            "furniture_kept": [s for s in expected["furniture"] if _has(text, s)],
+    return {"article": statistics.mean(holds(text, s) for s in expected["article"]),
+            "facts": statistics.mean(holds(text, s) for s in facts.values()),
+            "facts_missed": [name for name, s in facts.items() if not holds(text, s)],
+            "furniture_dropped": statistics.mean(not holds(text, s) for s in expected["furniture"]),
+            "furniture_kept": [s for s in expected["furniture"] if holds(text, s)],
             "metadata": statistics.mean((extracted[k] or "")[:10 if k == "date" else None] == v
                                         for k, v in expected["metadata"].items())}
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from eval.html_extraction import PAGES, holds
 from rag.errors import IngestError
 from rag.ingest import read_documents, read_file
 from rag.types import CitedPassage, Hit, Passage
@@ -139,19 +140,14 @@ def test_a_file_that_is_no_warc_is_one_clear_error(tmp_path):
         read_file(tmp_path / "crawl.warc")
 
 
-PAGES = Path(__file__).parent / "fixtures" / "news_pages"
 EXPECTED = json.loads((PAGES / "expected.json").read_text(encoding="utf-8"))
-
-
-def _has(text: str, phrase: str) -> bool:
-    return " ".join(phrase.split()) in " ".join(text.split())
 
 
 @pytest.mark.parametrize("page", sorted(EXPECTED))
 def test_a_saved_news_page_keeps_its_article_and_facts_and_drops_the_furniture(page):
     doc, = read_file(PAGES / page)
     expected = EXPECTED[page]
-    assert [s for s in expected["article"] if not _has(doc.text, s)] == []
-    assert [name for name, s in expected["facts"].items() if not _has(doc.text, s)] == []
-    assert [s for s in expected["furniture"] if _has(doc.text, s)] == []
+    assert [s for s in expected["article"] if not holds(doc.text, s)] == []
+    assert [name for name, s in expected["facts"].items() if not holds(doc.text, s)] == []
+    assert [s for s in expected["furniture"] if holds(doc.text, s)] == []
     assert {"title": doc.title, "author": doc.author, "date": doc.date[:10], "outlet": doc.outlet} == expected["metadata"]
