@@ -28,7 +28,7 @@ def run(squad: Path, n_documents: int, rounds: int = 2) -> dict:
     from rag.bundled import corpus_dir
     from rag.chunking import Chunker, ChunkSettings
     from rag.evaluation.gold import BUNDLED_GOLD, load_gold, squad_corpus
-    from rag.evaluation.run import evaluate_retrieval
+    from rag.evaluation.run import convex_variant, evaluate_retrieval
     from rag.index import PassageIndex
     from rag.ingest import read_documents
     from rag.retriever import Retriever
@@ -59,9 +59,8 @@ def run(squad: Path, n_documents: int, rounds: int = 2) -> dict:
         for corpus, docs, gold in (("bundled", bundled, load_gold(BUNDLED_GOLD)), ("squad", documents, squad_gold)):
             retriever = Retriever(PassageIndex.build(docs, embedder))
             found = evaluate_retrieval(retriever, gold)
-            hybrid = f"hybrid, convex {retriever.dense_weight:g} dense"  # the default fusion
-            retrieval[f"{corpus}, {precision}"] = {"dense": 100 * found["dense"]["top5"],
-                                                   "hybrid": 100 * found[hybrid]["top5"]}
+            hybrid = found[convex_variant(retriever.dense_weight)]  # the default fusion
+            retrieval[f"{corpus}, {precision}"] = {"dense": 100 * found["dense"]["top5"], "hybrid": 100 * hybrid["top5"]}
     return {"documents": len(documents), "passages": len(texts), "passages_per_s": speed,
             "pipeline_to_encoder": ratios, "top5_retrieval": retrieval, "squad_questions": len(squad_gold)}
 

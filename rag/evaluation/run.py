@@ -52,14 +52,18 @@ class Record:
 CONVEX_WEIGHTS = (0.3, 0.5, 0.7)  # dense weights of convex fusion reported beside RRF
 
 
+def convex_variant(dense_weight: float) -> str:
+    """The name of hybrid retrieval with convex fusion at this dense weight, as reports list it."""
+    return f"hybrid, convex {dense_weight:g} dense"
+
+
 def retrieval_variants(retriever: Retriever) -> dict[str, tuple[Retriever, str]]:
     """Each mode and each fusion option, by name: (a retriever over the same index, its mode)."""
     index = retriever.index
     variants = {mode: (retriever, mode) for mode in MODES if mode != "hybrid"}
     variants["hybrid, rrf"] = (Retriever(index, fusion="rrf", rrf_k=retriever.rrf_k), "hybrid")
     for weight in CONVEX_WEIGHTS:
-        variants[f"hybrid, convex {weight:g} dense"] = (Retriever(index, fusion="convex", dense_weight=weight),
-                                                        "hybrid")
+        variants[convex_variant(weight)] = (Retriever(index, fusion="convex", dense_weight=weight), "hybrid")
     return variants
 
 
