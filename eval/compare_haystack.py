@@ -26,7 +26,7 @@ from rag.cli import run_guarded
 from rag.errors import RagError
 from rag.evaluation.gold import BUNDLED_GOLD, load_gold
 from rag.evaluation.metrics import best_over_gold, latency_summary
-from rag.settings import configure_entry_point
+from rag.settings import EXPLICIT_BACKENDS, configure_entry_point
 
 
 def _haystack_reader(folder: Path, reader_dir: Path):
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--questions", type=int, help="only the first N gold questions")
     parser.add_argument("-k", type=int, default=5, help="passages read per question")
     parser.add_argument("--reader", type=Path, help="a reader folder of this project (default: the shipped one)")
-    parser.add_argument("--backend", choices=("torch", "onnx", "int8"), default="torch",
+    parser.add_argument("--backend", choices=EXPLICIT_BACKENDS, default="torch",
                         help="how this project's reader runs (default: torch, as `rag serve` runs it)")
     parser.add_argument("--out", type=Path, default=Path("eval-results/compare_haystack.json"))
     args = parser.parse_args(argv)

@@ -33,7 +33,7 @@ from eval.results import write_json
 from rag.cli import run_guarded
 from rag.evaluation.gold import BUNDLED_GOLD, load_gold
 from rag.evaluation.metrics import latency_summary
-from rag.settings import configure_entry_point
+from rag.settings import DEFAULT_MODE, configure_entry_point
 
 
 def _free_port() -> int:
@@ -77,7 +77,7 @@ def reading_per_question(folder: Path, questions: list[str], batch: int, rounds:
 
     library = Library(folder)
     questions = questions[:batch]
-    hits = library.retrieve(questions, [library.assistant.k] * len(questions), ["hybrid"] * len(questions))
+    hits = library.retrieve(questions, [library.assistant.k] * len(questions), [DEFAULT_MODE] * len(questions))
     library.answer(questions, hits)  # warm up
     alone, together = [], []
     for _ in range(rounds):

@@ -22,7 +22,7 @@ from rag import fast_models
 from rag.cli import run_guarded
 from rag.evaluation.metrics import best_over_gold
 from rag.reader import Reader
-from rag.settings import configure_entry_point
+from rag.settings import EXPLICIT_BACKENDS, configure_entry_point
 from rag.training.data import held_out_pairs
 
 
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="the training data folder (its held-out slice)")
     parser.add_argument("--reader", type=Path, default=None, help="reader folder (default: the shipped reader)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--backend", choices=("torch", "onnx", "int8"), default="torch",
+    parser.add_argument("--backend", choices=EXPLICIT_BACKENDS, default="torch",
                         help="how the reader runs (onnx and int8 need the exports `rag index` makes)")
     parser.add_argument("--out", type=Path, default=Path("eval-results/reader_held_out.json"))
     args = parser.parse_args(argv)

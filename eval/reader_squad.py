@@ -23,7 +23,7 @@ from rag.cli import run_guarded
 from rag.evaluation.metrics import best_over_gold
 from rag.evaluation.squad import load_squad
 from rag.reader import Reader
-from rag.settings import configure_entry_point
+from rag.settings import EXPLICIT_BACKENDS, configure_entry_point
 
 
 def folder_megabytes(path: Path) -> float:
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", type=int, help="a fixed random sample of this many questions")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reader", help="reader folder or model name (default: the shipped reader)")
-    parser.add_argument("--backend", choices=("torch", "onnx", "int8"), default="torch",
+    parser.add_argument("--backend", choices=EXPLICIT_BACKENDS, default="torch",
                         help="how the reader runs (onnx and int8 need the exports `rag index` makes)")
     parser.add_argument("--out", type=Path, default=Path("eval-results/reader_squad.json"))
     args = parser.parse_args(argv)

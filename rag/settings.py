@@ -21,7 +21,8 @@ DEFAULT_MODE = MODES[0]
 DEFAULT_K = 5  # passages retrieved and read per question
 # How the models run (see rag.fast_models): ONNX Runtime where exported, PyTorch, ONNX Runtime,
 # or ONNX Runtime with the reader quantized to int8.
-BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx", "int8")
+EXPLICIT_BACKENDS: tuple[str, ...] = ("torch", "onnx", "int8")  # the runtimes "auto" chooses among
+BACKENDS: tuple[str, ...] = ("auto", *EXPLICIT_BACKENDS)
 # How hybrid retrieval fuses the dense and BM25 rankings (see rag.fusion), the default first:
 # an even convex sum of min-max-normalised scores found the answer's passage first more often
 # than reciprocal rank fusion, on the bundled gold (86.4 % against 79.0) and on SQuADShifts
