@@ -88,12 +88,17 @@ def best_spans(start_logits: np.ndarray, end_logits: np.ndarray, context: np.nda
     if positions.size == 0 or top_n < 1:
         return []
     null = float(start_logits[0] + end_logits[0])
-    starts = start_logits[positions].astype(np.float64)
-    ends = end_logits[positions].astype(np.float64)
-    scores = starts[:, None] + ends[None, :]
-    # Valid: end at or after start, within the length limit (in token positions, so that
-    # a gap in the context mask never lets a span jump over question tokens).
-    length = positions[None, :] - positions[:, None]
+    # Only the band of spans that start at context token r and end at one of the next
+    # max_answer_tokens context tokens can be valid: an n x width table, not n x n.
+    n = positions.size
+    rows = np.arange(n)[:, None]
+    cols = rows + np.arange(min(max_answer_tokens, n))[None, :]
+    inside = cols < n
+    cols = np.minimum(cols, n - 1)
+    scores = start_logits[positions].astype(np.float64)[:, None] + end_logits[positions].astype(np.float64)[cols]
+    # Lengths in token positions, so that a gap in the context mask never lets a span jump
+    # over question tokens.
+    length = positions[cols] - positions[rows]
     if prior is not None and prior.length_log_prior:
         table = np.zeros(max(max_answer_tokens, len(prior.length_log_prior)))
         table[:len(prior.length_log_prior)] = prior.length_log_prior
@@ -101,17 +106,20 @@ def best_spans(start_logits: np.ndarray, end_logits: np.ndarray, context: np.nda
     if prior is not None and prior.crossing_penalty and sentence_end is not None:
         ends = sentence_end[positions].astype(np.int64)
         before = np.cumsum(ends) - ends  # sentence ends strictly before each position
-        scores -= prior.crossing_penalty * ((before[None, :] - before[:, None]) > 0)
-    scores[(length < 0) | (length >= max_answer_tokens)] = -np.inf
-    flat = scores.ravel()
-    n = min(top_n, int(np.isfinite(flat).sum()))
-    if n == 0:
+        scores -= prior.crossing_penalty * ((before[cols] - before[rows]) > 0)
+    scores[~inside | (length >= max_answer_tokens)] = -np.inf
+    flat = scores.ravel()  # in (start, end) order
+    k = min(top_n, int(np.isfinite(flat).sum()))
+    if k == 0:
         return []
-    best = np.argpartition(-flat, n - 1)[:n]
-    best = best[np.argsort(-flat[best], kind="stable")]
-    rows, cols = np.unravel_index(best, scores.shape)
-    return [SpanCandidate(float(flat[b]) - null, int(positions[r]), int(positions[c]))
-            for b, r, c in zip(best, rows, cols)]
+    # The k best, exact ties going to the earlier span: every entry that reaches the k-th
+    # score, sorted by score and then by place.
+    kth = np.partition(flat, flat.size - k)[flat.size - k]
+    tied = np.flatnonzero(flat >= kth)
+    best = tied[np.lexsort((tied, -flat[tied]))][:k]
+    first, offset = np.unravel_index(best, scores.shape)
+    return [SpanCandidate(float(flat[b]) - null, int(positions[r]), int(positions[r + d]))
+            for b, r, d in zip(best, first, offset)]
 
 
 def snap_to_words(start: int, end: int, context: np.ndarray, word_ids: list[int | None]) -> tuple[int, int]:

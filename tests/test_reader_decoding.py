@@ -5,6 +5,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from transformers import AutoTokenizer
 
 from embeddings import default_model_path
@@ -141,6 +143,39 @@ def test_best_spans_on_raw_logits():
     assert best_spans(start, end, np.zeros(7, dtype=bool), 3, 3) == []
     with pytest.raises(ValueError):
         best_spans(start, end, context, 0, 3)
+
+
+def _every_span(start, end, context, max_answer_tokens, prior, sentence_end):
+    """The spec best_spans must meet, by brute force: every valid (i, j), best first, ties by place."""
+    null = start[0] + end[0]
+    table = list(prior.length_log_prior) + [0.0] * 64
+    spans = []
+    for i in np.flatnonzero(context):
+        for j in np.flatnonzero(context):
+            if i <= j < i + max_answer_tokens:
+                score = float(start[i]) + float(end[j]) + table[min(j - i, len(table) - 1)]
+                if prior.crossing_penalty and (sentence_end & context)[i:j].any():  # a context token ends a sentence
+                    score -= prior.crossing_penalty
+                spans.append((score, int(i), int(j)))
+    spans.sort(key=lambda s: (-s[0], s[1], s[2]))
+    return [(score - null, i, j) for score, i, j in spans]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_best_spans_equals_brute_force(data):
+    n = data.draw(st.integers(1, 40))
+    logits = st.lists(st.sampled_from([-2.0, 0.0, 0.5, 1.0, 3.0]), min_size=n, max_size=n)  # few values: many ties
+    start, end = np.array(data.draw(logits)), np.array(data.draw(logits))
+    context = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    sentence_end = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    prior = SpanPrior(tuple(data.draw(st.lists(st.sampled_from([0.0, -0.5, -1.0]), max_size=6))),
+                      data.draw(st.sampled_from([0.0, 1.0])))
+    max_tokens, top_n = data.draw(st.integers(1, 8)), data.draw(st.integers(1, 12))
+    got = [(s.score, s.start, s.end) for s in best_spans(start, end, context, max_tokens, top_n, prior, sentence_end)]
+    expected = _every_span(start, end, context, max_tokens, prior, sentence_end)[:top_n]
+    assert [(i, j) for _, i, j in got] == [(i, j) for _, i, j in expected]
+    assert [s for s, _, _ in got] == pytest.approx([s for s, _, _ in expected])
 
 
 def test_questions_without_passages_get_no_answer(tokenizer):
