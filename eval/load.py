@@ -1,6 +1,6 @@
 """Load benchmark: many clients asking `rag serve` at once over HTTP, against one client, in one run.
 
-    python -m eval.load [--clients 16] [--questions 10]
+    python -m eval.load [--clients 16] [--questions 10] [--backend int8]
 
 Starts `rag serve` on a copy of the bundled index on a free loopback port, warms it up,
 then (1) one client asks every question used, one after another: the reference answers
@@ -33,7 +33,7 @@ from eval.results import write_json
 from rag.cli import run_guarded
 from rag.evaluation.gold import BUNDLED_GOLD, load_gold
 from rag.evaluation.metrics import latency_summary
-from rag.settings import DEFAULT_MODE, configure_entry_point
+from rag.settings import BACKENDS, DEFAULT_MODE, configure_entry_point
 
 
 def _free_port() -> int:
@@ -55,8 +55,9 @@ def _ask(url: str, question: str) -> tuple[float, str | None, str | None]:
         return time.perf_counter() - started, None, f"{type(e).__name__}: {e}"
 
 
-def _start_server(folder: Path, port: int) -> subprocess.Popen:
-    server = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--index", str(folder), "--port", str(port)],
+def _start_server(folder: Path, port: int, backend: str) -> subprocess.Popen:
+    server = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--index", str(folder), "--port", str(port),
+                               "--backend", backend],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -71,11 +72,11 @@ def _start_server(folder: Path, port: int) -> subprocess.Popen:
     raise SystemExit("rag serve did not start within 120 s")
 
 
-def reading_per_question(folder: Path, questions: list[str], batch: int, rounds: int = 5) -> dict:
+def reading_per_question(folder: Path, questions: list[str], batch: int, backend: str, rounds: int = 5) -> dict:
     """Seconds of reading per question, alone and in batches of ``batch`` as the server reads them (median)."""
     from rag.library import Library
 
-    library = Library(folder)
+    library = Library(folder, backend=backend)
     questions = questions[:batch]
     hits = library.retrieve(questions, [library.assistant.k] * len(questions), [DEFAULT_MODE] * len(questions))
     library.answer(questions, hits)  # warm up
@@ -92,7 +93,7 @@ def reading_per_question(folder: Path, questions: list[str], batch: int, rounds:
             "saving": statistics.median(alone) / statistics.median(together)}
 
 
-def run(clients: int, per_client: int, warmup: int = 5) -> dict:
+def run(clients: int, per_client: int, backend: str = "auto", warmup: int = 5) -> dict:
     from rag.bundled import default_index
 
     gold = [g.question for g in load_gold(BUNDLED_GOLD)]
@@ -102,7 +103,7 @@ def run(clients: int, per_client: int, warmup: int = 5) -> dict:
     try:
         default_index().save(workdir / "index")
         port = _free_port()
-        server = _start_server(workdir / "index", port)
+        server = _start_server(workdir / "index", port, backend)
         url = f"http://127.0.0.1:{port}"
         try:
             for q in distinct[:warmup]:
@@ -117,14 +118,14 @@ def run(clients: int, per_client: int, warmup: int = 5) -> dict:
         finally:
             server.terminate()
             server.wait(timeout=30)
-        reading = reading_per_question(workdir / "index", distinct, clients)
+        reading = reading_per_question(workdir / "index", distinct, clients, backend)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results = [(q, r) for client in together for q, r in client]
     single = len(distinct) / alone_seconds
     concurrent = len(results) / together_seconds
     return {
-        "clients": clients, "questions_per_client": per_client, "distinct_questions": len(distinct), "cpus": os.cpu_count(),
+        "backend": backend, "clients": clients, "questions_per_client": per_client, "distinct_questions": len(distinct), "cpus": os.cpu_count(),
         "single_client": {"requests": len(distinct), "errors": sum(r[2] is not None for r in alone.values()),
                           "throughput_per_s": single, "latency_s": latency_summary([r[0] for r in alone.values()])},
         "concurrent": {"requests": len(results), "errors": sum(r[2] is not None for _, r in results),
@@ -137,7 +138,7 @@ def run(clients: int, per_client: int, warmup: int = 5) -> dict:
 
 
 def table(result: dict) -> str:
-    lines = [f"{'':<26}{'requests':>9}{'errors':>8}{'differ':>8}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}"]
+    lines = [f"rag serve --backend {result['backend']}", f"{'':<26}{'requests':>9}{'errors':>8}{'differ':>8}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}"]
     for name, key in (("1 client", "single_client"), (f"{result['clients']} clients", "concurrent")):
         r = result[key]
         lines.append(f"{name:<26}{r['requests']:>9}{r['errors']:>8}{r.get('differing_answers', 0):>8}"
@@ -154,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--questions", type=int, default=10, help="questions per client")
+    parser.add_argument("--backend", choices=BACKENDS, default="auto", help="the server's --backend (see rag serve --help)")
     parser.add_argument("--out", type=Path, default=Path("eval-results/load.json"))
     args = parser.parse_args(argv)
     configure_entry_point()
@@ -161,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(args: argparse.Namespace) -> None:
-    result = run(args.clients, args.questions)
+    result = run(args.clients, args.questions, args.backend)
     write_json(args.out, result)
     print(table(result))
     print(f"\nwrote {args.out}")

@@ -335,7 +335,7 @@ def cmd_ask(args: argparse.Namespace) -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     from rag.ui import serve
 
-    serve(args.host, args.port, args.index, args.read_only)
+    serve(args.host, args.port, args.index, args.read_only, args.backend)
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -429,6 +429,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="index folder to serve, and to add uploads to (default: your own library, "
                         "first filled with the bundled articles)")
     p.add_argument("--read-only", action="store_true", help="turn uploads and removal off")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="how the models run: auto (default) embeds questions with ONNX Runtime and reads with "
+                        "PyTorch, bf16 where the CPU has it: the most answers per second that match torch fp32's; "
+                        "int8 reads with the quantized reader: 1.6x the answers per second under load (python -m eval.load), "
+                        "a few answers differ from fp32's; "
+                        "torch or onnx for all models")
     p.set_defaults(run=cmd_serve)
 
     p = sub.add_parser("eval", help="score against gold questions, stage by stage (see eval/README.md)")

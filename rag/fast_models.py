@@ -91,7 +91,7 @@ def reader(model: str | Path | None = None, backend: str = "auto") -> Reader:
     kind = "reader-int8" if _check_backend(backend) == "int8" else "reader"
     path = _export_path(kind, _reader_folder(model)) if backend != "torch" else None
     if path is not None and path.is_file():
-        return Reader(model, onnx_file=path)
+        return Reader(model, onnx_file=path, isolate_questions=kind == "reader-int8")
     if backend in ("onnx", "int8"):
         what = "int8 export" if backend == "int8" else "ONNX export"
         raise ModelLoadError(f"no {what} of the reader {str(model or 'shipped')!r}; `rag index` makes one")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rag import fast_models
 from rag.assistant import Assistant
 from rag.errors import ReadOnlyError
 from rag.filters import Filters
@@ -90,17 +91,22 @@ class Library:
         reader: the reader, a model path or name; the shipped reader by default.
         read_only: refuse uploads and removals.
         k: passages read per question.
+        backend: how the models run when ``reader`` is not a Reader (see ``rag.fast_models``):
+            "auto" embeds questions with ONNX Runtime where the export exists and reads with
+            PyTorch (bf16 where the CPU has it natively), the fastest exact reader for batches;
+            "torch", "onnx" or "int8" as for ``rag ask``.
     """
 
     def __init__(self, folder: str | Path, reader: Reader | str | Path | None = None, read_only: bool = False,
-                 k: int = DEFAULT_K) -> None:
+                 k: int = DEFAULT_K, backend: str = "auto") -> None:
         self.folder = Path(folder)
         self.read_only = read_only
         self.compute = threading.RLock()
-        index = PassageIndex.load(self.folder)
+        if not isinstance(reader, Reader):
+            reader = Reader(reader) if backend == "auto" else fast_models.reader(reader, backend)
+        index = PassageIndex.load(self.folder, backend=backend)
         self._embedder = _TakingTurns(index.embedder, self.compute)
         index.embedder = self._embedder
-        reader = reader if isinstance(reader, Reader) else Reader(reader)
         self.assistant = Assistant(Retriever(index, mode=DEFAULT_MODE), reader, k=k)
 
     @classmethod

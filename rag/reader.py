@@ -7,6 +7,7 @@ The default model is the project's own reader, shipped in ``rag/models/reader`` 
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -92,6 +93,11 @@ class Reader:
             for the model (``reader.json``'s "decoding"), else none.
         trim_attribution: cut "..., the spokesman said" tails off answers; by default as
             fitted for the model, else off.
+        isolate_questions: read each question's windows in batches of their own, never with
+            another question's. Needed where a batch's numbers depend on all its rows, as
+            with dynamic int8 quantization, whose activation scales are per batch: a question
+            then gets the same answer whoever else is asking (14 of 160 answers changed
+            under load without it, ``python -m eval.load --backend int8``).
 
     Both backends tokenize the same way (``tokenizers``, as transformers' fast tokenizers do
     underneath), so they read the very same windows; only the forward pass differs.
@@ -100,7 +106,8 @@ class Reader:
     def __init__(self, model: str | Path | None = None, *, max_length: int | None = None, stride: int | None = None,
                  max_answer_tokens: int = 30, batch_size: int = 32, threshold: float | None = None,
                  device: str = "cpu", precision: str = "auto", onnx_file: str | Path | None = None,
-                 prior: SpanPrior | None = None, trim_attribution: bool | None = None) -> None:
+                 prior: SpanPrior | None = None, trim_attribution: bool | None = None,
+                 isolate_questions: bool = False) -> None:
         self.model_name = str(model) if model is not None else str(shipped_reader_dir())
         local = Path(self.model_name).expanduser()
         if not local.exists() and (local.is_absolute() or self.model_name.startswith((".", "~"))):
@@ -131,6 +138,7 @@ class Reader:
             raise InvalidInputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.precision = precision
         self.onnx_file = Path(onnx_file) if onnx_file is not None else None
+        self.isolate_questions = isolate_questions
         self._model = None  # a torch module, or an onnxruntime session
         self._pairs = None  # tokenizers.Tokenizer cutting (question, passage) pairs into windows
         self._plain = None  # the same, without truncation or special tokens
@@ -283,7 +291,12 @@ class Reader:
         lists = [[p if isinstance(p, Passage) else Passage(f"passage-{i}", "", p, 0, len(p)) for i, p in enumerate(ps)]
                  for ps in passages]
         windows = self.windows([(question, p.text) for question, ps in zip(questions, lists) for p in ps])
-        return self.decode(lists, windows, self.logits([w for _, w in windows]), top_k)
+        if not self.isolate_questions:
+            return self.decode(lists, windows, self.logits([w for _, w in windows]), top_k)
+        owner = [qi for qi, ps in enumerate(lists) for _ in ps]  # the question of each pair
+        logits = [out for _, group in itertools.groupby(windows, key=lambda pw: owner[pw[0]])
+                  for out in self.logits([w for _, w in group])]
+        return self.decode(lists, windows, logits, top_k)
 
     def decode(self, passages: Sequence[Sequence[Passage]], windows: Sequence[tuple[int, Encoding]],
                logits: Sequence[tuple[np.ndarray, np.ndarray]], top_k: int = 3) -> list[Reading]:

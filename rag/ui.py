@@ -213,7 +213,8 @@ def mount(app, library: Library):
     return gr.mount_gradio_app(app, build_app(library), path="/", css=CSS, max_file_size=UPLOAD_MAX_BYTES)
 
 
-def serve(host: str = "127.0.0.1", port: int = 7860, index: Path | None = None, read_only: bool = False) -> None:
+def serve(host: str = "127.0.0.1", port: int = 7860, index: Path | None = None, read_only: bool = False,
+          backend: str = "auto") -> None:
     """Load the models once, then serve the chat and the JSON API until interrupted.
 
     Args:
@@ -221,6 +222,7 @@ def serve(host: str = "127.0.0.1", port: int = 7860, index: Path | None = None, 
         port: the port.
         index: the index folder to serve and add to; the user's own library by default.
         read_only: turn uploads and removal off.
+        backend: how the models run (see :class:`rag.library.Library`).
 
     Raises:
         RagError: the port is taken (checked before the models load).
@@ -234,7 +236,7 @@ def serve(host: str = "127.0.0.1", port: int = 7860, index: Path | None = None, 
             probe.bind((host, port))
         except OSError as e:
             raise RagError(f"cannot serve on {host}:{port}: {e.strerror or e} (pass another --port)") from e
-    library = Library.open(index, read_only=read_only)
+    library = Library.open(index, read_only=read_only, backend=backend)
     # Load the models and let the kernels meet the common window shapes before the first user does.
     library.ask(EXAMPLES, [library.assistant.k] * len(EXAMPLES), [library.assistant.retriever.mode] * len(EXAMPLES))
     print(f"serving {len(library.index.documents)} articles from {library.folder} on http://{host}:{port} "

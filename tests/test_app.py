@@ -174,6 +174,21 @@ def test_a_batch_split_across_threads_answers_as_each_question_alone(served):
     assert [r.confidence for r in together] == [r.confidence for r in alone]
 
 
+def test_an_int8_library_answers_a_batch_as_each_question_alone(library_folder):
+    from embeddings import DEFAULT_MODEL, Embedder
+    from rag import fast_models
+
+    fast_models.export_missing(Embedder(DEFAULT_MODEL))  # cached after the first build
+    library = Library(library_folder, backend="int8")  # as `rag serve --backend int8` opens it
+    assert library.assistant.reader.onnx_file.name.startswith("reader-int8") and library.assistant.reader.isolate_questions
+    questions = [SPOKESMAN, "Who is the governor of Balkh?", "Which IMU leader was killed in a U.S. drone attack?",
+                 "Who won the 2014 FIFA World Cup?", "What did Dostum and Noor form?"]
+    together = library.ask(questions, [5] * 5, ["hybrid"] * 5)
+    alone = [library.ask([q], [5], ["hybrid"])[0] for q in questions]
+    assert [(r.answer, r.confidence) for r in together] == [(r.answer, r.confidence) for r in alone]
+    assert together[1].answer == "Mohammad Atta Noor"
+
+
 def test_a_fresh_library_can_start_with_a_split_batch(library_folder):
     # The first batch loads the reader: once, before the two halves start (they would both import it).
     library = Library(library_folder)
