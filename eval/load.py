@@ -125,7 +125,8 @@ def run(clients: int, per_client: int, backend: str = "auto", warmup: int = 5) -
     single = len(distinct) / alone_seconds
     concurrent = len(results) / together_seconds
     return {
-        "backend": backend, "clients": clients, "questions_per_client": per_client, "distinct_questions": len(distinct), "cpus": os.cpu_count(),
+        "backend": backend, "clients": clients, "questions_per_client": per_client,
+        "distinct_questions": len(distinct), "cpus": os.cpu_count(),
         "single_client": {"requests": len(distinct), "errors": sum(r[2] is not None for r in alone.values()),
                           "throughput_per_s": single, "latency_s": latency_summary([r[0] for r in alone.values()])},
         "concurrent": {"requests": len(results), "errors": sum(r[2] is not None for _, r in results),
@@ -138,7 +139,8 @@ def run(clients: int, per_client: int, backend: str = "auto", warmup: int = 5) -
 
 
 def table(result: dict) -> str:
-    lines = [f"rag serve --backend {result['backend']}", f"{'':<26}{'requests':>9}{'errors':>8}{'differ':>8}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}"]
+    lines = [f"rag serve --backend {result['backend']}",
+             f"{'':<26}{'requests':>9}{'errors':>8}{'differ':>8}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}"]
     for name, key in (("1 client", "single_client"), (f"{result['clients']} clients", "concurrent")):
         r = result[key]
         lines.append(f"{name:<26}{r['requests']:>9}{r['errors']:>8}{r.get('differing_answers', 0):>8}"
@@ -155,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--questions", type=int, default=10, help="questions per client")
-    parser.add_argument("--backend", choices=BACKENDS, default="auto", help="the server's --backend (see rag serve --help)")
+    parser.add_argument("--backend", choices=BACKENDS, default="auto",
+                        help="the server's --backend (see rag serve --help)")
     parser.add_argument("--out", type=Path, default=Path("eval-results/load.json"))
     args = parser.parse_args(argv)
     configure_entry_point()

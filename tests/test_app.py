@@ -180,7 +180,8 @@ def test_an_int8_library_answers_a_batch_as_each_question_alone(library_folder):
 
     fast_models.export_missing(Embedder(DEFAULT_MODEL))  # cached after the first build
     library = Library(library_folder, backend="int8")  # as `rag serve --backend int8` opens it
-    assert library.assistant.reader.onnx_file.name.startswith("reader-int8") and library.assistant.reader.isolate_questions
+    reader = library.assistant.reader
+    assert reader.onnx_file.name.startswith("reader-int8") and reader.isolate_questions
     questions = [SPOKESMAN, "Who is the governor of Balkh?", "Which IMU leader was killed in a U.S. drone attack?",
                  "Who won the 2014 FIFA World Cup?", "What did Dostum and Noor form?"]
     together = library.ask(questions, [5] * 5, ["hybrid"] * 5)
