@@ -431,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--read-only", action="store_true", help="turn uploads and removal off")
     p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="how the models run: auto (default) embeds questions with ONNX Runtime and reads with "
-                        "PyTorch, bf16 where the CPU has it: the most answers per second that match torch fp32's; "
+                        "PyTorch, bf16 where the CPU has it (there the fastest reading that keeps fp32's answers); "
                         "int8 reads with the quantized reader: 1.6x the answers per second under load "
                         "(python -m eval.load), a few answers differ from fp32's; torch or onnx for all models")
     p.set_defaults(run=cmd_serve)

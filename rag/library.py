@@ -93,8 +93,8 @@ class Library:
         k: passages read per question.
         backend: how the models run when ``reader`` is not a Reader (see ``rag.fast_models``):
             "auto" embeds questions with ONNX Runtime where the export exists and reads with
-            PyTorch (bf16 where the CPU has it natively), the fastest exact reader for batches;
-            "torch", "onnx" or "int8" as for ``rag ask``.
+            PyTorch, in bf16 where the CPU has it natively (there the fastest reader that keeps
+            fp32's answers; ``python -m eval.latency``); "torch", "onnx" or "int8" as for ``rag ask``.
     """
 
     def __init__(self, folder: str | Path, reader: Reader | str | Path | None = None, read_only: bool = False,
