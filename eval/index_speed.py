@@ -60,7 +60,8 @@ def run(squad: Path, n_documents: int, rounds: int = 2) -> dict:
             retriever = Retriever(PassageIndex.build(docs, embedder))
             found = evaluate_retrieval(retriever, gold)
             hybrid = found[convex_variant(retriever.dense_weight)]  # the default fusion
-            retrieval[f"{corpus}, {precision}"] = {"dense": 100 * found["dense"]["top5"], "hybrid": 100 * hybrid["top5"]}
+            retrieval[f"{corpus}, {precision}"] = {"dense": 100 * found["dense"]["top5"],
+                                                   "hybrid": 100 * hybrid["top5"]}
     return {"documents": len(documents), "passages": len(texts), "passages_per_s": speed,
             "pipeline_to_encoder": ratios, "top5_retrieval": retrieval, "squad_questions": len(squad_gold)}
 

@@ -3,12 +3,12 @@
     python -m eval.latency [--questions 50] [--cold-runs 5]
 
 Warm: one Assistant per path over the bundled corpus (PyTorch fp32, PyTorch bf16 where the
-CPU has it, ONNX Runtime, ONNX Runtime with the int8 reader), the gold questions asked one at a time with the paths taking
-turns question by question, so every ratio is measured in one run on the same load; p50
-and p95 per stage (``rag.evaluation.metrics.latency_summary``, as ``rag eval``), and how
-many answers differ from PyTorch fp32's. Cold: `rag ask` as a fresh process per backend,
-index and model exports cached, median of ``--cold-runs``; and the ten slowest imports of
-one such start, from ``python -X importtime``.
+CPU has it, ONNX Runtime, ONNX Runtime with the int8 reader), the gold questions asked one
+at a time with the paths taking turns question by question, so every ratio is measured in
+one run on the same load; p50 and p95 per stage (``rag.evaluation.metrics.latency_summary``,
+as ``rag eval``), and how many answers differ from PyTorch fp32's. Cold: `rag ask` as a
+fresh process per backend, index and model exports cached, median of ``--cold-runs``; and
+the ten slowest imports of one such start, from ``python -X importtime``.
 """
 
 from __future__ import annotations

@@ -55,8 +55,8 @@ def run(data_dir: Path, reader_dir: Path | None, seed: int, backend: str = "torc
         sets[path.stem] = score_set(reader, held_out_pairs(data_dir, {path.stem: 1.0}, 0.25, seed))
     answerable = sum(s["answerable"] for s in sets.values())
     macro = {k: float(np.mean([s[k] for s in sets.values()])) for k in ("em", "f1", "f1_with_abstention")}
-    return {"reader": reader.model_name, "backend": backend, "precision": reader.precision, "threshold": reader.threshold,
-            "seed": seed, "answerable": answerable, "macro": macro, "sets": sets}
+    return {"reader": reader.model_name, "backend": backend, "precision": reader.precision,
+            "threshold": reader.threshold, "seed": seed, "answerable": answerable, "macro": macro, "sets": sets}
 
 
 def main(argv: list[str] | None = None) -> int:

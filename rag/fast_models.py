@@ -11,7 +11,7 @@ Measured on this project's 2-core CPU (``python -m eval.latency`` reports each f
 - reading with an int8 copy of the reader's export (``--backend int8``: MatMul weights int8
   per output channel, see ``embeddings.onnx.quantize``) is 2.1x faster than ONNX Runtime fp32
   and 1.6x faster than bf16 on an AMD EPYC with VNNI; it changes 7 of the 102 bundled gold
-  answers (EM 80.4 either way, F1 85.5 against 84.6) and costs 0.3 held-out EM. Because it
+  answers (EM 80.4 either way, F1 85.5 against 84.6) and costs 0.3-0.6 held-out EM. Because it
   changes answers it is a choice, never the default.
 
 So queries are always embedded with ONNX Runtime once an export exists. A process that

@@ -50,8 +50,8 @@ logger = logging.getLogger(__name__)
 
 FROZEN = "bert.embeddings.word_embeddings.weight"
 PRECISIONS = ("bf16", "fp32")
-TUNABLE = ("negative_rate", "swap_rate", "negative_windows", "max_length", "stride", "batch_size", "epochs", "lr", "warmup",
-           "weight_decay", "seed")
+TUNABLE = ("negative_rate", "swap_rate", "negative_windows", "max_length", "stride", "batch_size", "epochs", "lr",
+           "warmup", "weight_decay", "seed")
 
 
 def build_model(base_dir: str, init: str | None = None):
