@@ -81,7 +81,8 @@ def test_the_int8_reader_is_checked_and_answers_as_well_as_fp32(exports, corpus_
     assert sum(a != b for a, b in zip(answers["int8"], answers["fp32"])) <= 10  # 7 of 102 differed
     # Its activation scales are per batch, so each question is read in batches of its own: the
     # answers of all 102 read together are those of each question read alone.
-    alone = [Assistant(retriever, reader).answer_batch([g.question], [h])[0].answer for g, h in zip(gold, hits)]
+    int8 = Assistant(retriever, reader)
+    alone = [int8.answer_batch([g.question], [h])[0].answer for g, h in zip(gold, hits)]
     assert alone == answers["int8"]
 
 
