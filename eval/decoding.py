@@ -29,10 +29,10 @@ import numpy as np
 from eval.results import write_json
 from rag.cli import run_guarded
 from rag.evaluation.metrics import best_over_gold
-from rag.normalize import normalize_answer
-from rag.reader import Reader
+from rag.read.normalize import normalize_answer
+from rag.read.reader import Reader
 from rag.settings import configure_entry_point
-from rag.span_decoding import best_spans
+from rag.read.span_decoding import best_spans
 from rag.training.data import DEFAULT_MIX, held_out_sets
 
 NEAR_TIES = (0.1, 0.25, 0.5, 1.0)  # margins within which support across passages breaks a near-tie

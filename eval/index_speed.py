@@ -25,13 +25,13 @@ from rag.settings import configure_entry_point
 def run(squad: Path, n_documents: int, rounds: int = 2) -> dict:
     from embeddings import Embedder
     from embeddings.encoder import cpu_has_bf16
-    from rag.bundled import corpus_dir
-    from rag.chunking import Chunker, ChunkSettings
+    from rag.indexing.bundled import corpus_dir
+    from rag.indexing.chunking import Chunker, ChunkSettings
     from rag.evaluation.gold import BUNDLED_GOLD, load_gold, squad_corpus
     from rag.evaluation.run import convex_variant, evaluate_retrieval
-    from rag.index import PassageIndex
+    from rag.index.folder import PassageIndex
     from rag.ingest import read_documents
-    from rag.retriever import Retriever
+    from rag.search.retriever import Retriever
 
     documents, squad_gold = squad_corpus(squad)
     documents = documents[:n_documents]

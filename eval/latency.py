@@ -33,11 +33,11 @@ def _paths() -> dict:
     """The assistants to compare, by name, over one index of the bundled corpus."""
     from embeddings import DEFAULT_MODEL, Embedder
     from embeddings.encoder import cpu_has_bf16
-    from rag import fast_models
-    from rag.assistant import Assistant
-    from rag.bundled import default_index
-    from rag.reader import Reader
-    from rag.retriever import Retriever
+    from rag.read import runtime as fast_models
+    from rag.answer.assistant import Assistant
+    from rag.indexing.bundled import default_index
+    from rag.read.reader import Reader
+    from rag.search.retriever import Retriever
 
     default_index()  # built, and the models exported, before anything is timed
     fast_models.export_missing(Embedder(DEFAULT_MODEL))

@@ -74,7 +74,7 @@ def _start_server(folder: Path, port: int, backend: str) -> subprocess.Popen:
 
 def reading_per_question(folder: Path, questions: list[str], batch: int, backend: str, rounds: int = 5) -> dict:
     """Seconds of reading per question, alone and in batches of ``batch`` as the server reads them (median)."""
-    from rag.library import Library
+    from rag.serve.library import Library
 
     library = Library(folder, backend=backend)
     questions = questions[:batch]
@@ -94,7 +94,7 @@ def reading_per_question(folder: Path, questions: list[str], batch: int, backend
 
 
 def run(clients: int, per_client: int, backend: str = "auto", warmup: int = 5) -> dict:
-    from rag.bundled import default_index
+    from rag.indexing.bundled import default_index
 
     gold = [g.question for g in load_gold(BUNDLED_GOLD)]
     plan = [[gold[(c * per_client + i) % len(gold)] for i in range(per_client)] for c in range(clients)]

@@ -18,11 +18,11 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from eval.results import write_json
-from rag import fast_models
+from rag.read import runtime as fast_models
 from rag.cli import run_guarded
 from rag.evaluation.metrics import best_over_gold
 from rag.evaluation.squad import load_squad
-from rag.reader import Reader
+from rag.read.reader import Reader
 from rag.settings import EXPLICIT_BACKENDS, configure_entry_point
 
 

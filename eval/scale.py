@@ -132,7 +132,7 @@ def measure_load(folder: Path) -> dict:
 
 
 def load_only(folder: Path) -> None:
-    from rag.index import PassageIndex
+    from rag.index.folder import PassageIndex
 
     started = time.perf_counter()
     index = PassageIndex.load(folder)
@@ -146,13 +146,13 @@ def run_size(n: int, paragraphs: list[str], base: np.ndarray, questions: list[st
              noise: float) -> dict:
     import faiss
 
-    from rag.bm25 import Postings
-    from rag.chunking import ChunkSettings
-    from rag.dense import choose_kind, new_faiss_index
-    from rag.filters import Filters
-    from rag.index import PassageIndex
-    from rag.retriever import Retriever
-    from rag.segment import Segment
+    from rag.index.bm25 import Postings
+    from rag.indexing.chunking import ChunkSettings
+    from rag.index.dense import choose_kind, new_faiss_index
+    from rag.index.filters import Filters
+    from rag.index.folder import PassageIndex
+    from rag.search.retriever import Retriever
+    from rag.index.segment import Segment
     from rag.settings import DenseSettings
 
     rng = np.random.default_rng(n)
@@ -222,7 +222,7 @@ def crossover(sizes: list[int], base: np.ndarray, queries: np.ndarray, noise: fl
     """Exact against HNSW search at each size and efSearch, alternating query by query: where HNSW pays."""
     import faiss
 
-    from rag.dense import new_faiss_index
+    from rag.index.dense import new_faiss_index
     from rag.settings import DenseSettings
 
     rows = []
@@ -255,7 +255,7 @@ def run(sizes: list[int], crossover_sizes: list[int], shared: Path, n_questions:
     """Each size's results go to ``out`` as soon as they are measured; a rerun with the same
     settings keeps the sizes already there and measures only the others."""
     from embeddings import DEFAULT_MODEL
-    from rag import fast_models
+    from rag.read import runtime as fast_models
     from rag.training.data import DEFAULT_MIX, held_out_sets
 
     paragraphs = base_paragraphs(shared)

@@ -47,12 +47,12 @@ def worker(path: str, questions: int) -> None:
 
     Both runtimes take their thread count from ``OMP_NUM_THREADS``, set by the caller.
     """
-    from rag import fast_models
-    from rag.assistant import Assistant
-    from rag.bundled import default_index
+    from rag.read import runtime as fast_models
+    from rag.answer.assistant import Assistant
+    from rag.indexing.bundled import default_index
     from rag.evaluation.gold import BUNDLED_GOLD, load_gold
-    from rag.reader import Reader
-    from rag.retriever import Retriever
+    from rag.read.reader import Reader
+    from rag.search.retriever import Retriever
 
     gold = [g.question for g in load_gold(BUNDLED_GOLD)]
     reader = fast_models.reader(backend="onnx") if path == "onnx" else Reader()
@@ -69,11 +69,11 @@ def worker(path: str, questions: int) -> None:
 
 def competitor() -> None:
     """Ask the gold questions in a loop, with the default settings, until killed."""
-    from rag.assistant import Assistant
-    from rag.bundled import default_index
+    from rag.answer.assistant import Assistant
+    from rag.indexing.bundled import default_index
     from rag.evaluation.gold import BUNDLED_GOLD, load_gold
-    from rag.reader import Reader
-    from rag.retriever import Retriever
+    from rag.read.reader import Reader
+    from rag.search.retriever import Retriever
 
     gold = [g.question for g in load_gold(BUNDLED_GOLD)]
     assistant = Assistant(Retriever(default_index(backend="onnx")), Reader())
@@ -93,8 +93,8 @@ def _run_setting(setting: dict, questions: int) -> list[float]:
 
 def run(questions: int, rounds: int) -> dict:
     from embeddings import DEFAULT_MODEL, Embedder
-    from rag import fast_models
-    from rag.bundled import default_index
+    from rag.read import runtime as fast_models
+    from rag.indexing.bundled import default_index
     from rag.evaluation.metrics import latency_summary
 
     default_index()  # built, and the ONNX exports made, before anything is timed

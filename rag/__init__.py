@@ -13,11 +13,11 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 _EXPORTS = {
-    "Assistant": "rag.assistant",
-    "PassageIndex": "rag.index",
+    "Assistant": "rag.answer.assistant",
+    "PassageIndex": "rag.index.folder",
     "read_documents": "rag.ingest",
-    "Reader": "rag.reader",
-    "Retriever": "rag.retriever",
+    "Reader": "rag.read.reader",
+    "Retriever": "rag.search.retriever",
     **dict.fromkeys(("Answer", "Citation", "Document", "Hit", "NoAnswer", "Passage", "Reading", "Response"), "rag.types"),
     **dict.fromkeys(("DocumentNotFoundError", "EmptyCorpusError", "IndexLockedError", "IndexMismatchError",
                      "IndexNotFoundError", "IndexWriteError", "IngestError", "InvalidInputError", "ModelLoadError",
@@ -26,7 +26,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from rag.assistant import Assistant
+    from rag.answer.assistant import Assistant
     from rag.errors import (
         DocumentNotFoundError,
         EmptyCorpusError,
@@ -41,10 +41,10 @@ if TYPE_CHECKING:
         RagError,
         ReadOnlyError,
     )
-    from rag.index import PassageIndex
+    from rag.index.folder import PassageIndex
     from rag.ingest import read_documents
-    from rag.reader import Reader
-    from rag.retriever import Retriever
+    from rag.read.reader import Reader
+    from rag.search.retriever import Retriever
     from rag.types import Answer, Citation, Document, Hit, NoAnswer, Passage, Reading, Response
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from embeddings import DEFAULT_MODEL
-from rag.chunking import ChunkSettings
+from rag.indexing.chunking import ChunkSettings
 from rag.errors import RagError
 from rag.ingest import DEFAULT_MAX_FILE_BYTES
 from rag.settings import (
@@ -71,13 +71,13 @@ def _non_negative_int(text: str) -> int:
 
 def _location(text: str) -> str | Path:
     """An index folder, or a Qdrant collection named by URI (kept as written: a Path would fold its //)."""
-    from rag.qdrant_index import is_qdrant
+    from rag.index.qdrant import is_qdrant
 
     return text if is_qdrant(text) else Path(text)
 
 
 def _served_folder(text: str) -> Path:
-    from rag.qdrant_index import is_qdrant
+    from rag.index.qdrant import is_qdrant
 
     if is_qdrant(text):
         raise argparse.ArgumentTypeError("rag serve serves an index folder; a Qdrant collection is searched with "
@@ -86,7 +86,7 @@ def _served_folder(text: str) -> Path:
 
 
 def _store(text: str) -> str:
-    from rag.qdrant_index import is_qdrant
+    from rag.index.qdrant import is_qdrant
 
     if not is_qdrant(text):
         raise argparse.ArgumentTypeError(f"{text!r} is no store; name one as qdrant://HOST:PORT/COLLECTION "
@@ -105,7 +105,7 @@ def cmd_index(args: argparse.Namespace) -> None:
 
     started = time.perf_counter()
     if args.out is not None:
-        from rag.store import IndexFolder
+        from rag.index.generations import IndexFolder
 
         IndexFolder(args.out).check_target()  # before any work: never write into a folder of someone's files
     skipped: list[str] = []
@@ -125,7 +125,7 @@ def cmd_index(args: argparse.Namespace) -> None:
         embedder, documents, passages, new = (_index_into_store if args.store else _index_into_folder)(args, docs,
                                                                                                         pipeline)
     if args.out is not None:
-        from rag import fast_models
+        from rag.read import runtime as fast_models
 
         fast_models.export_missing(embedder)  # once per model: later questions skip torch
     print(f"indexed {documents} documents, {passages} passages ({new} new) in "
@@ -135,7 +135,7 @@ def cmd_index(args: argparse.Namespace) -> None:
 
 def _ray_pipeline(args: argparse.Namespace):
     try:
-        from rag.ray_pipeline import RayPipeline
+        from rag.indexing.ray import RayPipeline
     except ImportError as e:
         raise RagError(f"--ray needs Ray: pip install -e \".[cluster]\" ({e})") from None
     where = f"the Ray cluster at {args.ray}" if args.ray else f"a local Ray of {args.ray_workers} workers"
@@ -154,7 +154,7 @@ def _add(index, docs, pipeline) -> int:
         return 0
     index.check_embedder()
     if pipeline is None:
-        from rag.segment import chunk_and_embed
+        from rag.index.segment import chunk_and_embed
 
         return index.add_embedded(new, *chunk_and_embed(new, index.embedder, index.chunking, progress=True))
     return index.add_embedded(new, *pipeline.chunk_and_embed(new, index.embedder, index.chunking))
@@ -168,8 +168,8 @@ def _new_chunking(args: argparse.Namespace) -> ChunkSettings:
 
 def _index_into_folder(args: argparse.Namespace, docs, pipeline):
     from embeddings import Embedder
-    from rag.index import PassageIndex
-    from rag.store import IndexFolder
+    from rag.index.folder import PassageIndex
+    from rag.index.generations import IndexFolder
 
     folder = IndexFolder(args.out)
     folder.check_writable()
@@ -191,7 +191,7 @@ def _index_into_folder(args: argparse.Namespace, docs, pipeline):
 
 def _index_into_store(args: argparse.Namespace, docs, pipeline):
     from embeddings import Embedder
-    from rag.qdrant_index import QdrantIndex
+    from rag.index.qdrant import QdrantIndex
 
     if args.kind or args.hnsw_m or args.ef_construction or args.ef_search:
         raise RagError("--dense, --hnsw-m, --ef-construction and --ef-search set the FAISS index of a folder; "
@@ -227,15 +227,15 @@ def _check_same_chunking(args: argparse.Namespace, chunking: ChunkSettings, dens
 
 
 def cmd_remove(args: argparse.Namespace) -> None:
-    from rag.qdrant_index import QdrantIndex, is_qdrant
+    from rag.index.qdrant import QdrantIndex, is_qdrant
 
     if is_qdrant(args.index):
         with QdrantIndex.open(args.index) as index:
             removed = index.remove(args.doc_ids)
             left = len(index.passages)
     else:
-        from rag.index import PassageIndex
-        from rag.store import IndexFolder
+        from rag.index.folder import PassageIndex
+        from rag.index.generations import IndexFolder
 
         folder = IndexFolder(args.index)
         folder.open()  # a clear error before locking a folder that is no index
@@ -248,7 +248,7 @@ def cmd_remove(args: argparse.Namespace) -> None:
 
 
 def _retriever(args: argparse.Namespace):
-    from rag.retriever import Retriever
+    from rag.search.retriever import Retriever
 
     settings = {"fusion": args.fusion}
     if args.index:
@@ -257,7 +257,7 @@ def _retriever(args: argparse.Namespace):
 
 
 def _filters(args: argparse.Namespace):
-    from rag.filters import Filters
+    from rag.index.filters import Filters
 
     return Filters(args.since, args.until, tuple(args.source), tuple(args.author), tuple(args.doc_id))
 
@@ -316,8 +316,8 @@ def _print_response(response) -> None:
 
 
 def cmd_ask(args: argparse.Namespace) -> None:
-    from rag import fast_models
-    from rag.assistant import Assistant
+    from rag.read import runtime as fast_models
+    from rag.answer.assistant import Assistant
 
     questions = _read_questions(args)
     filters = _filters(args)
@@ -333,7 +333,7 @@ def cmd_ask(args: argparse.Namespace) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    from rag.ui import serve
+    from rag.serve.ui import serve
 
     serve(args.host, args.port, args.index, args.read_only, args.backend)
 

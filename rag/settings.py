@@ -19,11 +19,11 @@ from rag.errors import InvalidInputError
 MODES: tuple[str, ...] = ("hybrid", "dense", "bm25")
 DEFAULT_MODE = MODES[0]
 DEFAULT_K = 5  # passages retrieved and read per question
-# How the models run (see rag.fast_models): ONNX Runtime where exported, PyTorch, ONNX Runtime,
+# How the models run (see rag.read.runtime): ONNX Runtime where exported, PyTorch, ONNX Runtime,
 # or ONNX Runtime with the reader quantized to int8.
 EXPLICIT_BACKENDS: tuple[str, ...] = ("torch", "onnx", "int8")  # the runtimes "auto" chooses among
 BACKENDS: tuple[str, ...] = ("auto", *EXPLICIT_BACKENDS)
-# How hybrid retrieval fuses the dense and BM25 rankings (see rag.fusion), the default first:
+# How hybrid retrieval fuses the dense and BM25 rankings (see rag.index.fusion), the default first:
 # an even convex sum of min-max-normalised scores found the answer's passage first more often
 # than reciprocal rank fusion, on the bundled gold (86.4 % against 79.0) and on SQuADShifts
 # New Wiki as a corpus (84.5 against 80.8; eval/README.md, "Fusion").
@@ -32,7 +32,7 @@ DEFAULT_FUSION = FUSIONS[0]
 # Words for a calibrated confidence (the probability that the answer is right): at least
 # 0.75 is "high", at least 0.5 "medium", below that "low", shown as a possible answer.
 CONFIDENCE_LEVELS: tuple[tuple[float, str], ...] = ((0.75, "high"), (0.5, "medium"), (0.0, "low"))
-# The FAISS index of rag.dense: exact (flat), approximate (HNSW), or chosen by size.
+# The FAISS index of rag.index.dense: exact (flat), approximate (HNSW), or chosen by size.
 DENSE_KINDS: tuple[str, ...] = ("auto", "flat", "hnsw")
 # From this many passages HNSW: exact search then takes 22 ms a question on one core, HNSW
 # 2.8 ms at recall@10 0.96 (efSearch 1024; eval/README.md, "Where HNSW starts to pay").

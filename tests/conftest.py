@@ -8,11 +8,11 @@ from __future__ import annotations
 import pytest
 
 from embeddings import Embedder
-from rag.bundled import corpus_dir
-from rag.index import PassageIndex
+from rag.indexing.bundled import corpus_dir
+from rag.index.folder import PassageIndex
 from rag.ingest import read_documents
-from rag.reader import Reader
-from rag.retriever import Retriever
+from rag.read.reader import Reader
+from rag.search.retriever import Retriever
 from tests.fakes import HashEmbedder
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rag import about_articles
-from rag.assistant import Assistant
-from rag.reader import Reader
+from rag.answer import about_articles
+from rag.answer.assistant import Assistant
+from rag.read.reader import Reader
 from rag.types import Document, Hit, Passage
 from tests.conftest import doc_by_title
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.api import create_app
-from rag.library import Library
-from rag.ui import mount
+from rag.serve.api import create_app
+from rag.serve.library import Library
+from rag.serve.ui import mount
 
 pytestmark = pytest.mark.slow
 CHROMIUM = "/usr/bin/chromium"
@@ -176,7 +176,7 @@ def test_a_batch_split_across_threads_answers_as_each_question_alone(served):
 
 def test_an_int8_library_answers_a_batch_as_each_question_alone(library_folder):
     from embeddings import DEFAULT_MODEL, Embedder
-    from rag import fast_models
+    from rag.read import runtime as fast_models
 
     fast_models.export_missing(Embedder(DEFAULT_MODEL))  # cached after the first build
     library = Library(library_folder, backend="int8")  # as `rag serve --backend int8` opens it

@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from rag.assistant import Assistant
+from rag.answer.assistant import Assistant
 from rag.cli import main
-from rag.index import PassageIndex
-from rag.reader import Reader
-from rag.retriever import Retriever
+from rag.index.folder import PassageIndex
+from rag.read.reader import Reader
+from rag.search.retriever import Retriever
 from rag.types import Answer
 from tests.conftest import doc_by_title
 

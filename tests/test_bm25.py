@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import Stemmer
 
-from rag.bm25 import SETTINGS, BM25Index, Postings
-from rag.chunking import Chunker
+from rag.index.bm25 import SETTINGS, BM25Index, Postings
+from rag.indexing.chunking import Chunker
 
 QUESTIONS = ["Which IMU leader was killed in a U.S. drone attack?", "Who is the governor of Balkh?",
              "Dostum militia Jowzjan", "the the the"]

@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.chunking import Chunker, ChunkSettings
+from rag.indexing.chunking import Chunker, ChunkSettings
 from rag.types import Document
 
 texts = st.text(alphabet=st.sampled_from(list("abc XYZ.!?\n\n\t,;'\"é—0123")), max_size=600)

@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 
 from embeddings import DEFAULT_MODEL, Embedder
-from rag import fast_models
-from rag.assistant import Assistant
-from rag.bundled import default_index
+from rag.read import runtime as fast_models
+from rag.answer.assistant import Assistant
+from rag.indexing.bundled import default_index
 from rag.errors import ModelLoadError
 from rag.evaluation.gold import BUNDLED_GOLD, load_gold
 from rag.evaluation.metrics import best_over_gold
-from rag.index import PassageIndex
+from rag.index.folder import PassageIndex
 from embeddings.encoder import cpu_has_bf16
-from rag.reader import Reader
-from rag.retriever import Retriever
+from rag.read.reader import Reader
+from rag.search.retriever import Retriever
 
 pytestmark = pytest.mark.slow
 

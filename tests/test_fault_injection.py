@@ -24,10 +24,10 @@ from pathlib import Path
 import pytest
 
 import embeddings
-from rag import fast_models
+from rag.read import runtime as fast_models
 from rag.cli import main
 from rag.errors import IndexWriteError, InvalidInputError, RagError
-from rag.index import PassageIndex
+from rag.index.folder import PassageIndex
 from rag.types import Document
 from tests.fakes import HashEmbedder
 
@@ -128,7 +128,7 @@ WRITER = textwrap.dedent("""
     import sys
     sys.path.insert(0, sys.argv[1])
     import embeddings
-    from rag import fast_models
+    from rag.read import runtime as fast_models
     from tests.fakes import HashEmbedder
     embeddings.Embedder = fast_models.embedder = lambda *a, **k: HashEmbedder()
     fast_models.export_missing = lambda *a, **k: {}
@@ -149,7 +149,7 @@ def test_concurrent_updates_keep_every_document(tmp_path, base, trial):
     shutil.copytree(base, folder)
     batches = [_articles(f"writer{w}-trial{trial}", 10) for w in range(2)]
     sources = [_write_articles(tmp_path / f"w{w}", docs) for w, docs in enumerate(batches)]
-    from rag.store import IndexFolder
+    from rag.index.generations import IndexFolder
 
     with IndexFolder(folder).writer():  # both writers start while the lock is held, so they must contend
         writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(ROOT), "index", str(src), "--out", str(folder),
@@ -170,7 +170,7 @@ def test_a_second_writer_with_no_wait_fails_clearly(tmp_path, base, fake_models,
     folder = tmp_path / "idx"
     shutil.copytree(base, folder)
     src = _write_articles(tmp_path / "src", _articles("late", 2))
-    from rag.store import IndexFolder
+    from rag.index.generations import IndexFolder
 
     with IndexFolder(folder).writer():
         holder = subprocess.run([sys.executable, "-c", WRITER, str(ROOT), "index", str(src), "--out", str(folder),
@@ -291,10 +291,10 @@ def test_library_errors_are_rag_errors_and_value_errors(fake_index):
         index.remove("abc")
     with pytest.raises(InvalidInputError, match="no document with id 'nope'"):
         index.remove(["nope"])
-    from rag.chunking import ChunkSettings
+    from rag.indexing.chunking import ChunkSettings
     from rag.ingest import read_documents
-    from rag.reader import Reader
-    from rag.retriever import Retriever
+    from rag.read.reader import Reader
+    from rag.search.retriever import Retriever
 
     for call in (lambda: Retriever(index).search(""), lambda: Retriever(index).search("q", k=0),
                  lambda: Retriever(index, mode="nope"), lambda: ChunkSettings(max_tokens=2),

@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rag.errors import InvalidInputError
-from rag.filters import DocumentColumns, Filters, authors_of
-from rag.index import PassageIndex
-from rag.retriever import Retriever
+from rag.index.filters import DocumentColumns, Filters, authors_of
+from rag.index.folder import PassageIndex
+from rag.search.retriever import Retriever
 from rag.types import Document
 
 OUTLETS = ["Reuters", "RFE/RL", "Afghanistan Today", None]

@@ -9,11 +9,11 @@ import faiss
 import pytest
 
 from embeddings import Embedder
-from rag import index as index_module
+from rag.index import folder as index_module
 from rag.errors import IndexMismatchError, IndexNotFoundError, InvalidInputError
-from rag.index import PassageIndex
+from rag.index.folder import PassageIndex
 from rag.ingest import document_id
-from rag.retriever import Retriever
+from rag.search.retriever import Retriever
 from rag.types import Document
 from tests.conftest import doc_by_title
 

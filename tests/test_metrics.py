@@ -3,7 +3,7 @@
 import pytest
 
 from rag.evaluation.metrics import best_over_gold, exact_match, f1_score, latency_summary
-from rag.normalize import normalize_answer
+from rag.read.normalize import normalize_answer
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -12,13 +12,13 @@ from datetime import date
 
 import pytest
 
-from rag.bundled import corpus_dir
+from rag.indexing.bundled import corpus_dir
 from rag.cli import main
 from rag.errors import DocumentNotFoundError, IndexLockedError, IndexMismatchError, IndexNotFoundError, InvalidInputError
-from rag.filters import Filters
-from rag.index import PassageIndex
-from rag.qdrant_index import QdrantIndex, is_qdrant
-from rag.retriever import Retriever, open_index
+from rag.index.filters import Filters
+from rag.index.folder import PassageIndex
+from rag.index.qdrant import QdrantIndex, is_qdrant
+from rag.search.retriever import Retriever, open_index
 from rag.types import Document
 from tests.conftest import doc_by_title
 from tests.fakes import TieFreeHashEmbedder

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from embeddings import Embedder
-from rag.bundled import corpus_dir
-from rag.chunking import ChunkSettings
+from rag.indexing.bundled import corpus_dir
+from rag.indexing.chunking import ChunkSettings
 from rag.cli import main
-from rag.index import PassageIndex
+from rag.index.folder import PassageIndex
 from rag.ingest import read_documents, read_or_skip
-from rag.segment import chunk_and_embed
+from rag.index.segment import chunk_and_embed
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def pipeline():
-    from rag.ray_pipeline import RayPipeline
+    from rag.indexing.ray import RayPipeline
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the failing reader below, on the workers
     with RayPipeline(workers=2) as started:

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from transformers import AutoTokenizer
 
 from embeddings import default_model_path
-from rag.reader import Reader
-from rag.span_decoding import SpanPrior, best_spans, sentence_ends, snap_to_words, trim_attribution, trim_edges
+from rag.read.reader import Reader
+from rag.read.span_decoding import SpanPrior, best_spans, sentence_ends, snap_to_words, trim_attribution, trim_edges
 from rag.types import Answer, NoAnswer, Passage, Reading
 
 

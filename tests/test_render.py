@@ -5,7 +5,7 @@ from html.parser import HTMLParser
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.render import escape, response_html, source_name
+from rag.serve.render import escape, response_html, source_name
 from rag.types import Alternative, Citation, CitedPassage, Document, Hit, Passage, Response
 
 TAGS = {"div", "p", "span", "b", "a", "mark", "blockquote", "details", "summary", "ul", "li", "small", "br"}

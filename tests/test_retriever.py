@@ -2,10 +2,10 @@
 
 import pytest
 
-from rag.bundled import default_index
-from rag.chunking import ChunkSettings
+from rag.indexing.bundled import default_index
+from rag.indexing.chunking import ChunkSettings
 from rag.errors import InvalidInputError
-from rag.retriever import Retriever
+from rag.search.retriever import Retriever
 
 
 def _first(retriever, question, mode="hybrid"):

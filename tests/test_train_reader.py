@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from rag.reader import Reader
+from rag.read.reader import Reader
 from rag.evaluation.squad import load_squad
 from rag.training.data import TrainSettings, build_pairs, names_in, swapped_question
 from rag.training.train import train
@@ -91,7 +91,7 @@ def test_train_stops_resumes_and_saves_a_reader(data_dir, tmp_path):
 def test_calibration_fits_decoding_and_threshold_on_held_out_sets_of_five(tmp_path):
     import shutil
 
-    from rag.reader import shipped_reader_dir
+    from rag.read.reader import shipped_reader_dir
     from rag.training.calibrate import calibrate
     from rag.training.data import is_held_out
 

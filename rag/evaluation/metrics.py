@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rag.normalize import normalize_answer
+from rag.read.normalize import normalize_answer
 
 
 def exact_match(prediction: str, gold: str) -> float:

@@ -20,14 +20,14 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from rag import about_articles
-from rag.assistant import Assistant
-from rag.bundled import default_index
+from rag.answer import about_articles
+from rag.answer.assistant import Assistant
+from rag.indexing.bundled import default_index
 from rag.evaluation.gold import BUNDLED_GOLD, GoldQuestion, doc_names, from_doc, holds_answer, load_gold, squad_corpus
 from rag.evaluation.metrics import best_over_gold, latency_summary
-from rag.index import PassageIndex
-from rag.reader import Reader
-from rag.retriever import Retriever, open_index
+from rag.index.folder import PassageIndex
+from rag.read.reader import Reader
+from rag.search.retriever import Retriever, open_index
 from rag.settings import DEFAULT_K, DEFAULT_MODE, MODES
 from rag.types import Passage
 
@@ -87,7 +87,7 @@ def evaluate_retrieval(retriever: Retriever, gold: list[GoldQuestion], batch_siz
 def evaluate_reader(reader: Reader, retriever: Retriever, gold: list[GoldQuestion]) -> dict:
     """EM/F1 of the reader's best span on the gold passage (its threshold ignored: span quality alone).
 
-    Questions about the articles themselves (``rag.about_articles``) are left out: the reader does not answer them.
+    Questions about the articles themselves (``rag.answer.about_articles``) are left out: the reader does not answer them.
     """
     index = retriever.index
     # Passages by every name of their document, built once: a scan of the whole index per
@@ -228,7 +228,7 @@ def evaluate(gold_file: Path | None = None, squad: Path | None = None, index_dir
     Args:
         gold_file: gold JSONL; the bundled gold set by default.
         squad: SQuAD JSON instead of ``gold_file``: its paragraphs become the corpus.
-        index_dir: an index folder or Qdrant collection (``rag.retriever.open_index``); by default the
+        index_dir: an index folder or Qdrant collection (``rag.search.retriever.open_index``); by default the
             bundled index, or one built from ``squad``.
         sample: score a fixed random sample of this many questions.
         seed: the seed of ``sample``.

@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from rag.evaluation.metrics import best_over_gold
-from rag.reader import Reader
+from rag.read.reader import Reader
 from rag.settings import configure_entry_point
-from rag.span_decoding import SpanPrior
+from rag.read.span_decoding import SpanPrior
 from rag.training.data import DEFAULT_MIX, TrainSettings, held_out_sets
 from rag.types import Passage
 

@@ -33,7 +33,7 @@ from transformers import (
     get_linear_schedule_with_warmup,
 )
 
-from rag.reader import load_project_reader
+from rag.read.reader import load_project_reader
 from rag.settings import configure_entry_point
 from rag.training.calibrate import calibrate
 from rag.training.data import (

@@ -4,7 +4,7 @@ Layout::
 
     DIR/
       CURRENT            one line: the name of the live generation, e.g. "gen-000007"
-      gen-000007/        the live index: manifest.json and its segments (see rag.index)
+      gen-000007/        the live index: manifest.json and its segments (see rag.index.folder)
       gen-000006/        the one before, kept so a reader that opened it a moment ago can finish
       .writer.lock       held by the one process that may write (filelock)
 
@@ -56,7 +56,7 @@ from rag.errors import (
 logger = logging.getLogger(__name__)
 
 MARKER = "rag-news-qa index"
-FORMAT_VERSION = 4  # 4: segments (rag.segment); 3: passages and documents in SQLite (rag.passage_store)
+FORMAT_VERSION = 4  # 4: segments (rag.index.segment); 3: passages and documents in SQLite (rag.index.passage_store)
 READABLE_VERSIONS = (2, 3, 4)  # 2 kept them in JSONL, 3 in one segment; both are read, and the next save writes 4
 POINTER = "CURRENT"
 LOCK = ".writer.lock"

@@ -8,10 +8,10 @@ from typing import Literal
 
 from embeddings import Embedder
 from rag.errors import InvalidInputError
-from rag.filters import Filters
-from rag.fusion import Ranking, convex, rrf
-from rag.index import PassageIndex
-from rag.qdrant_index import QdrantIndex, is_qdrant
+from rag.index.filters import Filters
+from rag.index.fusion import Ranking, convex, rrf
+from rag.index.folder import PassageIndex
+from rag.index.qdrant import QdrantIndex, is_qdrant
 from rag.settings import (
     DEFAULT_FUSION,
     DEFAULT_K,
@@ -29,12 +29,12 @@ Mode = Literal["hybrid", "dense", "bm25"]  # rag.settings.MODES
 def open_index(location: str | Path, embedder: Embedder | None = None,
                backend: str = "auto") -> PassageIndex | QdrantIndex:
     """The index at ``location``: a folder written by ``rag index --out``, or a Qdrant collection
-    (``qdrant://HOST:PORT/COLLECTION``, ``qdrant:FOLDER/COLLECTION``; see ``rag.qdrant_index``).
+    (``qdrant://HOST:PORT/COLLECTION``, ``qdrant:FOLDER/COLLECTION``; see ``rag.index.qdrant``).
 
     Args:
         location: where the index is.
         embedder: the query encoder; by default the model the index names.
-        backend: how that default runs (see ``rag.fast_models``): "auto", "torch" or "onnx".
+        backend: how that default runs (see ``rag.read.runtime``): "auto", "torch" or "onnx".
     """
     if is_qdrant(location):
         return QdrantIndex.open(str(location), embedder, backend)
@@ -46,7 +46,7 @@ class Retriever:
 
     It composes the index's parts, each searched the same way (``search_batch(questions, k,
     allowed)``): the dense index, the sparse (BM25) index, and a fusion function of
-    ``rag.fusion``.
+    ``rag.index.fusion``.
 
     Args:
         index: the passages to search.
@@ -81,7 +81,7 @@ class Retriever:
     @classmethod
     def default(cls, backend: str = "auto", **settings) -> Retriever:
         """A retriever over the bundled sample corpus, its index built on first use."""
-        from rag.bundled import default_index
+        from rag.indexing.bundled import default_index
 
         return cls(default_index(backend=backend), **settings)
 

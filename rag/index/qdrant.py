@@ -9,11 +9,11 @@ Qdrant keeps, per passage point, the passage's dense vector, its BM25 document w
 as a sparse vector, and as payload the passage and the document fields that filters
 read. Both searches and every filter run inside the engine:
 
-- dense: inner product of normalised vectors, as ``rag.dense`` (HNSW on a server);
+- dense: inner product of normalised vectors, as ``rag.index.dense`` (HNSW on a server);
 - BM25: the engine multiplies each query term's count by the passage's weight for it,
   ``tf / (tf + k1 (1 - b + b len / mean len))``, and by Lucene's idf, which Qdrant
   keeps up to date itself as passages come and go (``Modifier.IDF``). Terms are those
-  of ``rag.bm25.tokenize``, so a collection indexed in one go scores exactly as an
+  of ``rag.index.bm25.tokenize``, so a collection indexed in one go scores exactly as an
   index folder does. The mean length is the collection's when a batch is added; passages
   added earlier keep the mean of their time, as in other engines that store BM25
   weights per document. Terms are stored as 32-bit hashes (``term_id``);
@@ -36,10 +36,10 @@ from datetime import date
 import numpy as np
 
 from embeddings import Embedder
-from rag import fast_models
-from rag.bm25 import SETTINGS as BM25_SETTINGS
-from rag.bm25 import tokenize
-from rag.chunking import ChunkSettings
+from rag.read import runtime as fast_models
+from rag.index.bm25 import SETTINGS as BM25_SETTINGS
+from rag.index.bm25 import tokenize
+from rag.indexing.chunking import ChunkSettings
 from rag.errors import (
     DocumentNotFoundError,
     IndexLockedError,
@@ -48,10 +48,10 @@ from rag.errors import (
     IndexWriteError,
     InvalidInputError,
 )
-from rag.filters import Filters, authors_of
-from rag.fusion import Ranking
+from rag.index.filters import Filters, authors_of
+from rag.index.fusion import Ranking
 from rag.ingest import near_duplicates
-from rag.segment import chunk_and_embed
+from rag.index.segment import chunk_and_embed
 from rag.types import Document, Hit, Passage
 
 SCHEMES = ("qdrant:", "qdrants:")

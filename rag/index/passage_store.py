@@ -1,6 +1,6 @@
 """Passages and documents in SQLite, read by row when needed, never loaded whole.
 
-One file, ``passages.sqlite``, in each generation of an index folder (see ``rag.store``):
+One file, ``passages.sqlite``, in each generation of an index folder (see ``rag.index.generations``):
 
     documents(id, title, text, source, author, date, url, outlet, publisher, crawled, source_map, pages, copies)
     passages(row, id, doc_id, start, end)      row i is row i of the dense and sparse indexes
@@ -39,7 +39,7 @@ def write(path: Path, documents: Iterable[Document], passages: Iterable[Passage]
 
     Raises:
         OSError: the disk is full (``errno.ENOSPC``) or the file cannot be written, as for
-            any other file of a generation, so ``rag.store`` reports it the same way.
+            any other file of a generation, so ``rag.index.generations`` reports it the same way.
     """
     db = sqlite3.connect(path)
     try:

@@ -23,7 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from rag.batching import MicroBatcher
+from rag.serve.batching import MicroBatcher
 from rag.errors import (
     DocumentNotFoundError,
     IndexWriteError,
@@ -31,8 +31,8 @@ from rag.errors import (
     RagError,
     ReadOnlyError,
 )
-from rag.filters import Filters
-from rag.library import UPLOAD_MAX_BYTES, Library
+from rag.index.filters import Filters
+from rag.serve.library import UPLOAD_MAX_BYTES, Library
 from rag.settings import DEFAULT_K, DEFAULT_MODE, check_mode, check_positive_int, check_questions
 from rag.types import Response
 
@@ -59,7 +59,7 @@ def _checked(query: Query) -> tuple[str, int, str, Filters]:
 
 
 def create_app(library: Library) -> FastAPI:
-    """The API over ``library``; mount the chat on it with :func:`rag.ui.mount`."""
+    """The API over ``library``; mount the chat on it with :func:`rag.serve.ui.mount`."""
     try:
         release = version("rag-news-qa")
     except PackageNotFoundError:

@@ -22,17 +22,17 @@ from pathlib import Path
 
 import numpy as np
 
-from rag import fast_models
-from rag.assistant import Assistant
+from rag.read import runtime as fast_models
+from rag.answer.assistant import Assistant
 from rag.errors import ReadOnlyError
-from rag.filters import Filters
-from rag.index import PassageIndex
+from rag.index.filters import Filters
+from rag.index.folder import PassageIndex
 from rag.ingest import near_duplicates, read_or_skip
-from rag.reader import Reader
-from rag.render import source_name
-from rag.retriever import Retriever
+from rag.read.reader import Reader
+from rag.serve.render import source_name
+from rag.search.retriever import Retriever
 from rag.settings import DEFAULT_K, DEFAULT_MODE
-from rag.store import IndexFolder
+from rag.index.generations import IndexFolder
 from rag.types import Document, Hit, Response
 
 UPLOAD_MAX_BYTES = 5_000_000  # per file, for the chat and the API
@@ -91,7 +91,7 @@ class Library:
         reader: the reader, a model path or name; the shipped reader by default.
         read_only: refuse uploads and removals.
         k: passages read per question.
-        backend: how the models run when ``reader`` is not a Reader (see ``rag.fast_models``):
+        backend: how the models run when ``reader`` is not a Reader (see ``rag.read.runtime``):
             "auto" embeds questions with ONNX Runtime where the export exists and reads with
             PyTorch, in bf16 where the CPU has it natively (there the fastest reader that keeps
             fp32's answers; ``python -m eval.latency``); "torch", "onnx" or "int8" as for ``rag ask``.
@@ -115,7 +115,7 @@ class Library:
         if folder is None:
             folder = default_library_dir()
             if not IndexFolder(folder).is_index():
-                from rag.bundled import default_index
+                from rag.indexing.bundled import default_index
 
                 default_index().save(folder)
         return cls(folder, **settings)

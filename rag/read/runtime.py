@@ -31,7 +31,7 @@ from pathlib import Path
 
 from embeddings import Embedder
 from rag.errors import InvalidInputError, ModelLoadError
-from rag.reader import Reader, shipped_reader_dir
+from rag.read.reader import Reader, shipped_reader_dir
 from rag.settings import BACKENDS, cache_dir
 
 logger = logging.getLogger(__name__)

@@ -1,10 +1,10 @@
 """A passage index: dense vectors and BM25 over the passages of a set of documents, in segments.
 
-The index is a list of segments (``rag.segment``), each one batch of documents with their
+The index is a list of segments (``rag.index.segment``), each one batch of documents with their
 passages, vectors and BM25 lists, written once. Rows are numbered across segments, one
 after the other. Adding documents adds a segment; removing one marks it deleted. Either
 costs in proportion to the change, and so does saving: each saved generation of an index
-folder (see ``rag.store`` for the crash-safe layout) holds
+folder (see ``rag.index.generations`` for the crash-safe layout) holds
 
     seg-…/            each segment, hard-linked from the generation before when unchanged
     manifest.json     embedding model, dimension, chunking, counts, versions, the segments
@@ -27,28 +27,29 @@ from pathlib import Path
 import numpy as np
 
 from embeddings import Embedder, EmbeddingModelError
-from rag import fast_models, passage_store
-from rag.bm25 import SETTINGS as BM25_SETTINGS
-from rag.bm25 import BM25Index, Postings
-from rag.chunking import ChunkSettings
-from rag.dense import DenseIndex, read_faiss
+from rag.read import runtime as fast_models
+from rag.index import passage_store
+from rag.index.bm25 import SETTINGS as BM25_SETTINGS
+from rag.index.bm25 import BM25Index, Postings
+from rag.indexing.chunking import ChunkSettings
+from rag.index.dense import DenseIndex, read_faiss
 from rag.errors import (
     DocumentNotFoundError,
     IndexMismatchError,
     InvalidInputError,
     ModelLoadError,
 )
-from rag.filters import Filters
+from rag.index.filters import Filters
 from rag.ingest import near_duplicates
-from rag.passage_store import PassageStore, StoredDocuments, StoredPassages
-from rag.segment import Segment, chunk_and_embed, merge, merge_plan
+from rag.index.passage_store import PassageStore, StoredDocuments, StoredPassages
+from rag.index.segment import Segment, chunk_and_embed, merge, merge_plan
 from rag.settings import DenseSettings
-from rag.store import IndexFolder
+from rag.index.generations import IndexFolder
 from rag.types import Document, Hit, Passage
 
 logger = logging.getLogger(__name__)
 
-# More segments than this are merged at a save, smallest first (see rag.segment.merge_plan).
+# More segments than this are merged at a save, smallest first (see rag.index.segment.merge_plan).
 MOST_SEGMENTS = 10
 
 
@@ -232,7 +233,7 @@ class PassageIndex:
         return [d for d in unique if d not in found]
 
     def add_embedded(self, documents: Sequence[Document], passages: Sequence[Passage], vectors: np.ndarray) -> int:
-        """Add documents already chunked and encoded elsewhere (see ``rag.ray_pipeline``), as a new segment.
+        """Add documents already chunked and encoded elsewhere (see ``rag.indexing.ray``), as a new segment.
 
         Args:
             documents: new documents (see :meth:`new_documents`).
@@ -302,7 +303,7 @@ class PassageIndex:
         return 4 * text + passages * (self.dense.dimension * 4 + 300) + (1 << 20)
 
     def save(self, path: str | Path) -> Path:
-        """Write the index as a new generation of the folder ``path``, crash-safe; see ``rag.store``.
+        """Write the index as a new generation of the folder ``path``, crash-safe; see ``rag.index.generations``.
 
         Segments read from disk are hard-linked, new ones written; small and mostly-deleted
         segments are merged first (see :data:`MOST_SEGMENTS`). The folder must be missing,
@@ -342,7 +343,7 @@ class PassageIndex:
         Args:
             path: the index folder.
             embedder: the query encoder; by default the model the manifest names.
-            backend: how that default runs (see ``rag.fast_models``): "auto", "torch" or "onnx".
+            backend: how that default runs (see ``rag.read.runtime``): "auto", "torch" or "onnx".
 
         Raises:
             IndexNotFoundError: no index at ``path``.

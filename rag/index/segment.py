@@ -1,14 +1,14 @@
 """A segment: one batch of documents with their passages, vectors and BM25 lists, written once.
 
-An index is a list of segments (``rag.index``), the way Lucene and tantivy keep theirs.
+An index is a list of segments (``rag.index.folder``), the way Lucene and tantivy keep theirs.
 Adding documents adds a segment; nothing already written changes. Removing a document
 marks it deleted in the generation's manifest (a tombstone), and searches skip its rows.
 Each saved generation of the folder holds its segments as subfolders::
 
     seg-3f9a0c1b2d4e/
-      index.faiss        the segment's vectors (flat, or HNSW when it is large; rag.dense)
-      passages.sqlite    its documents and passages (rag.passage_store)
-      bm25/              its inverted lists (rag.bm25)
+      index.faiss        the segment's vectors (flat, or HNSW when it is large; rag.index.dense)
+      passages.sqlite    its documents and passages (rag.index.passage_store)
+      bm25/              its inverted lists (rag.index.bm25)
 
 A segment already on disk is hard-linked into the next generation, not copied (copied
 only where the file system has no hard links), and its checksums are carried over, so
@@ -32,14 +32,14 @@ import faiss
 import numpy as np
 
 from embeddings import Embedder
-from rag import passage_store
-from rag.bm25 import Postings
-from rag.chunking import Chunker, ChunkSettings
-from rag.dense import choose_kind, new_faiss_index, read_faiss
-from rag.filters import DocumentColumns
-from rag.passage_store import PassageStore, StoredDocuments, StoredPassages
+from rag.index import passage_store
+from rag.index.bm25 import Postings
+from rag.indexing.chunking import Chunker, ChunkSettings
+from rag.index.dense import choose_kind, new_faiss_index, read_faiss
+from rag.index.filters import DocumentColumns
+from rag.index.passage_store import PassageStore, StoredDocuments, StoredPassages
 from rag.settings import DenseSettings
-from rag.store import write_file
+from rag.index.generations import write_file
 from rag.types import Copy, Document, Passage
 
 logger = logging.getLogger(__name__)
@@ -188,7 +188,7 @@ class Segment:
 
         A saved segment is hard-linked (or, where links are impossible, copied) with its
         checksums carried over; a new one, or one whose files have gone from where it was
-        saved, is written, and ``rag.store`` checksums it.
+        saved, is written, and ``rag.index.generations`` checksums it.
         """
         if self._linkable():
             for path in self.files:
@@ -210,7 +210,7 @@ class Segment:
 
 def chunk_and_embed(documents: Sequence[Document], embedder: Embedder, chunking: ChunkSettings,
                     progress: bool | None = None) -> tuple[list[Passage], np.ndarray]:
-    """Split documents into passages and encode them, here in this process; rag.ray_pipeline does it on a cluster."""
+    """Split documents into passages and encode them, here in this process; rag.indexing.ray does it on a cluster."""
     passages = Chunker(chunking, embedder.count_tokens).chunk_all(documents, progress=bool(progress))
     if not passages:
         return [], np.zeros((0, embedder.dimension), dtype=np.float32)

@@ -23,7 +23,7 @@ from embeddings.offline import downloads_allowed, load_failure
 from embeddings.onnx import padded
 from rag.errors import InvalidInputError, ModelLoadError
 from rag.settings import check_positive_int, check_questions
-from rag.span_decoding import SpanPrior, best_spans, sentence_ends, snap_to_words, trim_attribution, trim_edges
+from rag.read.span_decoding import SpanPrior, best_spans, sentence_ends, snap_to_words, trim_attribution, trim_edges
 from rag.types import Answer, NoAnswer, Passage, Reading
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ class Reader:
             (AVX-512 BF16 or AMX), where it reads 1.7x faster and changed none of the 93
             bundled gold answers (``python -m eval.latency`` measures both), else fp32.
         onnx_file: run the model with ONNX Runtime (fp32) from this export instead of
-            PyTorch (see ``rag.fast_models``): the same answers, and no torch import.
+            PyTorch (see ``rag.read.runtime``): the same answers, and no torch import.
         prior: the span length prior and sentence-crossing penalty; by default those fitted
             for the model (``reader.json``'s "decoding"), else none.
         trim_attribution: cut "..., the spokesman said" tails off answers; by default as

@@ -33,10 +33,10 @@ from pathlib import Path
 import numpy as np
 
 from embeddings import Embedder
-from rag.chunking import ChunkSettings
+from rag.indexing.chunking import ChunkSettings
 from rag.errors import EmptyCorpusError
 from rag.ingest import DEFAULT_MAX_FILE_BYTES, iter_article_files, near_duplicates, read_or_skip
-from rag.segment import chunk_and_embed
+from rag.index.segment import chunk_and_embed
 from rag.types import DOCUMENT_FIELDS, Document, Passage
 
 logger = logging.getLogger(__name__)
@@ -165,7 +165,7 @@ class RayPipeline:
 
     def chunk_and_embed(self, documents: Sequence[Document], embedder: Embedder,
                         chunking: ChunkSettings) -> tuple[list[Passage], np.ndarray]:
-        """As ``rag.segment.chunk_and_embed``, on the workers: passages in document order, and their vectors.
+        """As ``rag.index.segment.chunk_and_embed``, on the workers: passages in document order, and their vectors.
 
         Each worker loads ``embedder``'s model (by name) with its precision.
         """

@@ -2,7 +2,7 @@
 
 The index lives in a per-user cache folder (``RAG_CACHE_DIR`` overrides it) under a
 key made from the corpus files, the code that reads and splits them (``rag.ingest``,
-``rag.chunking``) and exports the models (``rag.fast_models``), the embedding model, the
+``rag.indexing.chunking``) and exports the models (``rag.read.runtime``), the embedding model, the
 chunk settings and the index format, so a change to any of them builds a fresh index (and
 the exports it lacks) instead of reusing a stale one.
 """
@@ -18,13 +18,14 @@ from importlib.resources import files
 from pathlib import Path
 
 from embeddings import DEFAULT_MODEL, Embedder
-from rag import fast_models, ingest
-from rag import chunking as chunking_module
-from rag.chunking import ChunkSettings
-from rag.index import PassageIndex
+from rag import ingest
+from rag.read import runtime as fast_models
+from rag.indexing import chunking as chunking_module
+from rag.indexing.chunking import ChunkSettings
+from rag.index.folder import PassageIndex
 from rag.ingest import iter_article_files, read_documents
 from rag.settings import cache_dir
-from rag.store import FORMAT_VERSION, IndexFolder
+from rag.index.generations import FORMAT_VERSION, IndexFolder
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def default_index(embedder: Embedder | None = None, chunking: ChunkSettings | No
                   backend: str = "auto") -> PassageIndex:
     """The index of the bundled corpus: loaded from the cache, or built and cached on first use.
 
-    The first build also exports the models to ONNX (see ``rag.fast_models``), so that later
+    The first build also exports the models to ONNX (see ``rag.read.runtime``), so that later
     questions can skip torch. ``backend`` is how the default query embedder runs.
     """
     chunking = chunking if chunking is not None else ChunkSettings()

@@ -1,6 +1,6 @@
 """BM25 over passages kept in segments, scored with the statistics of the whole index.
 
-Each segment of an index (see ``rag.segment``) holds its own inverted lists
+Each segment of an index (see ``rag.index.segment``) holds its own inverted lists
 (:class:`Postings`): for every term, the rows that contain it and how often, plus each
 row's length. Nothing in them depends on the rest of the index, so a segment is written
 once and never changed. What BM25 needs from the whole collection (how many passages hold
@@ -22,7 +22,7 @@ import numpy as np
 import Stemmer
 from scipy import sparse
 
-from rag.fusion import Ranking
+from rag.index.fusion import Ranking
 
 logger = logging.getLogger(__name__)
 # bm25s sets its own logger to DEBUG when imported; put it back to the default so its

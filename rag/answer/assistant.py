@@ -6,11 +6,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from rag import about_articles
-from rag.filters import Filters
-from rag.normalize import normalize_answer
-from rag.reader import Reader
-from rag.retriever import Mode, Retriever
+from rag.answer import about_articles
+from rag.index.filters import Filters
+from rag.read.normalize import normalize_answer
+from rag.read.reader import Reader
+from rag.search.retriever import Mode, Retriever
 from rag.settings import DEFAULT_K, DEFAULT_MODE, check_positive_int
 from rag.types import Alternative, Answer, Citation, CitedPassage, Hit, Reading, Response
 
@@ -44,7 +44,7 @@ class Assistant:
     @classmethod
     def load(cls, index_dir: str | Path, reader: Reader | str | Path | None = None, mode: Mode = DEFAULT_MODE,
              **settings) -> Assistant:
-        """An assistant over an index folder or a Qdrant collection (``rag.retriever.open_index``);
+        """An assistant over an index folder or a Qdrant collection (``rag.search.retriever.open_index``);
         ``reader`` is a Reader, a model path or name."""
         return cls(Retriever.load(index_dir, mode=mode), _reader(reader), **settings)
 
@@ -134,7 +134,7 @@ class Assistant:
 
 
 def _respond_about(question: str, hits: list[Hit], name: str, timings: dict[str, float]) -> Response:
-    """A question about the articles themselves (``rag.about_articles``): the field, its paragraph cited first."""
+    """A question about the articles themselves (``rag.answer.about_articles``): the field, its paragraph cited first."""
     found = about_articles.answer(name, hits, question)
     if found is None:
         return Response(question, None, 1.0, _cite(hits, None, {}), (), timings)

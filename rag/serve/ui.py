@@ -1,7 +1,7 @@
 """The chat, served with the JSON API by ``rag serve`` (or ``python app.py``).
 
-Only wiring lives here: answering is ``rag.assistant``, the library on disk ``rag.library``,
-the HTML ``rag.render``, the HTTP API ``rag.api``.
+Only wiring lives here: answering is ``rag.answer.assistant``, the library on disk ``rag.serve.library``,
+the HTML ``rag.serve.render``, the HTTP API ``rag.serve.api``.
 
 A question goes through three events, so the user sees each step as it happens: the
 question and "Searching N passages…" appear at once; retrieval and then reading run as
@@ -23,9 +23,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no teleme
 import gradio as gr  # noqa: E402
 
 from rag.errors import InvalidInputError, RagError  # noqa: E402
-from rag.filters import Filters  # noqa: E402
-from rag.library import UPLOAD_MAX_BYTES, Library  # noqa: E402
-from rag.render import escape, response_html  # noqa: E402
+from rag.index.filters import Filters  # noqa: E402
+from rag.serve.library import UPLOAD_MAX_BYTES, Library  # noqa: E402
+from rag.serve.render import escape, response_html  # noqa: E402
 from rag.settings import MODES  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -222,14 +222,14 @@ def serve(host: str = "127.0.0.1", port: int = 7860, index: Path | None = None, 
         port: the port.
         index: the index folder to serve and add to; the user's own library by default.
         read_only: turn uploads and removal off.
-        backend: how the models run (see :class:`rag.library.Library`).
+        backend: how the models run (see :class:`rag.serve.library.Library`).
 
     Raises:
         RagError: the port is taken (checked before the models load).
     """
     import uvicorn
 
-    from rag.api import create_app
+    from rag.serve.api import create_app
 
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         try:

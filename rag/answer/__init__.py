@@ -1,0 +1,1 @@
+"""Answering: retrieve, read, and answer with numbered citations."""

@@ -1,0 +1,1 @@
+"""Search: the retriever over an index, dense, BM25 or both fused, within filters."""
