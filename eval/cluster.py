@@ -38,7 +38,7 @@ import numpy as np
 
 from eval.results import write_json
 from eval.scale import base_paragraphs, corpus, near
-from rag.cli import run_guarded
+from rag.errors import run_guarded
 from rag.settings import configure_entry_point
 
 MODES = ("dense", "bm25", "hybrid")
@@ -53,17 +53,17 @@ def _write_articles(folder: Path, documents) -> None:
 def indexing(name: str, articles: Path) -> dict:
     """Passages per second of read + clean + chunk + embed: one process, Ray with 1 and 2 workers."""
     from embeddings import Embedder
-    from rag.indexing.chunking import ChunkSettings
+    from rag.settings import ChunkSettings
     from rag.ingest import read_documents
+    from rag.indexing.local import LocalPipeline
     from rag.indexing.ray import RayPipeline
-    from rag.index.segment import chunk_and_embed
 
     embedder = Embedder()
     embedder.encode(["warm up"], passages=True)
     row: dict = {"corpus": name}
     started = time.perf_counter()
     documents = read_documents([articles])
-    passages, _ = chunk_and_embed(documents, embedder, ChunkSettings())
+    passages, _ = LocalPipeline().chunk_and_embed(documents, embedder, ChunkSettings())
     seconds = time.perf_counter() - started
     row["passages"] = len(passages)
     row["one process"] = {"seconds": seconds, "passages_per_s": len(passages) / seconds}
@@ -96,13 +96,12 @@ def agreement(hits, truth) -> float:
 
 def search(name: str, documents, passages, vectors: np.ndarray, questions: list[str], embedder, work: Path) -> dict:
     """Latency and agreement of a Qdrant collection (local mode) against an index folder of the same vectors."""
-    from rag.indexing.chunking import ChunkSettings
     from rag.index.folder import PassageIndex
     from rag.index.qdrant import QdrantIndex
     from rag.search.retriever import Retriever
-    from rag.settings import DenseSettings
+    from rag.settings import ChunkSettings, DenseSettings
 
-    folder = PassageIndex([], vectors.shape[1], embedder, ChunkSettings(), DenseSettings(kind="flat"))
+    folder = PassageIndex.create(None, embedder, ChunkSettings(), DenseSettings(kind="flat"))
     folder.add_embedded(documents, passages, vectors)
     shutil.rmtree(work / "qdrant", ignore_errors=True)
     started = time.perf_counter()
@@ -131,7 +130,7 @@ def search(name: str, documents, passages, vectors: np.ndarray, questions: list[
 
 def run(shared: Path, n_passages: int, index_passages: int, n_questions: int, work: Path, out: Path) -> dict:
     from embeddings import DEFAULT_MODEL
-    from rag.read import runtime as fast_models
+    from rag import exports
     from rag.indexing.bundled import corpus_dir, default_index
     from rag.training.data import DEFAULT_MIX, held_out_sets
 
@@ -147,7 +146,7 @@ def run(shared: Path, n_passages: int, index_passages: int, n_questions: int, wo
         result["indexing"].append(indexing(name, folder))
         write_json(out, result)
 
-    real = fast_models.embedder(DEFAULT_MODEL, "auto")
+    real = exports.embedder(DEFAULT_MODEL, "auto")
     bundled = default_index()
     rows = np.arange(bundled.rows)
     bundled_vectors = np.vstack([bundled.dense.parts[0].reconstruct(int(r)) for r in rows]) if bundled.rows else None

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from eval.results import write_json
-from rag.cli import run_guarded
+from rag.errors import run_guarded
 from rag.errors import RagError
 from rag.evaluation.gold import BUNDLED_GOLD, load_gold
 from rag.evaluation.metrics import best_over_gold, latency_summary
@@ -52,13 +52,13 @@ def _haystack_reader(folder: Path, reader_dir: Path):
 def compare(limit: int | None = None, k: int = 5, reader_dir: Path | None = None, backend: str = "torch") -> dict:
     from haystack import Document
 
-    from rag.read import runtime as fast_models
+    from rag.read import runtime
     from rag.answer.assistant import Assistant
     from rag.read.reader import shipped_reader_dir
 
     reader_dir = reader_dir or shipped_reader_dir()
     gold = load_gold(BUNDLED_GOLD)[:limit]
-    ours = Assistant.default(reader=fast_models.reader(reader_dir, backend), k=k)
+    ours = Assistant.default(reader=runtime.reader(reader_dir, backend), k=k)
     with tempfile.TemporaryDirectory(prefix="rag-hf-reader-") as folder:
         haystack = _haystack_reader(Path(folder), reader_dir)
         rows = {"ours": [], "haystack": []}

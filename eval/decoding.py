@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from eval.results import write_json
-from rag.cli import run_guarded
+from rag.errors import run_guarded
 from rag.evaluation.metrics import best_over_gold
 from rag.read.normalize import normalize_answer
 from rag.read.reader import Reader

@@ -31,7 +31,7 @@ import sys
 from pathlib import Path
 
 from eval.results import write_json
-from rag.cli import run_guarded
+from rag.errors import run_guarded
 from rag.ingest.cleaning import clean, find_date
 
 PAGES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "news_pages"

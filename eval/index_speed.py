@@ -4,7 +4,7 @@
 
 Takes SQuAD dev paragraphs as documents (only as text to index; no question is asked), cuts
 them into passages once, then times, with the variants taking turns: the encoder alone on
-those passages, and ``PassageIndex.build`` on the documents (chunking, encoding, BM25),
+those passages, and ``rag.indexing.workflow.build_index`` on the documents (chunking, encoding, BM25),
 each in fp32 and, on a CPU with native bf16, in bf16. Then checks that bf16
 passage vectors keep retrieval: top-5 accuracy of dense and hybrid search on the bundled
 gold set and on the SQuAD questions about these documents. Prints a table, writes JSON.
@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from eval.results import write_json
-from rag.cli import run_guarded
+from rag.errors import run_guarded
 from rag.settings import configure_entry_point
 
 
@@ -26,12 +26,13 @@ def run(squad: Path, n_documents: int, rounds: int = 2) -> dict:
     from embeddings import Embedder
     from embeddings.encoder import cpu_has_bf16
     from rag.indexing.bundled import corpus_dir
-    from rag.indexing.chunking import Chunker, ChunkSettings
     from rag.evaluation.gold import BUNDLED_GOLD, load_gold, squad_corpus
     from rag.evaluation.run import convex_variant, evaluate_retrieval
-    from rag.index.folder import PassageIndex
+    from rag.indexing.chunking import Chunker
+    from rag.indexing.workflow import build_index
     from rag.ingest import read_documents
     from rag.search.retriever import Retriever
+    from rag.settings import ChunkSettings
 
     documents, squad_gold = squad_corpus(squad)
     documents = documents[:n_documents]
@@ -49,7 +50,7 @@ def run(squad: Path, n_documents: int, rounds: int = 2) -> dict:
             embedder.encode(texts, progress=False, passages=True)
             seconds.setdefault(f"encoder alone, {precision}", []).append(time.perf_counter() - started)
             started = time.perf_counter()
-            PassageIndex.build(documents, embedder)
+            build_index(documents, embedder)
             seconds.setdefault(f"rag index pipeline, {precision}", []).append(time.perf_counter() - started)
     speed = {name: len(texts) / min(times) for name, times in seconds.items()}
     ratios = {p: speed[f"rag index pipeline, {p}"] / speed[f"encoder alone, {p}"] for p in precisions}
@@ -57,7 +58,7 @@ def run(squad: Path, n_documents: int, rounds: int = 2) -> dict:
     bundled = read_documents([corpus_dir()])
     for precision, embedder in embedders.items():
         for corpus, docs, gold in (("bundled", bundled, load_gold(BUNDLED_GOLD)), ("squad", documents, squad_gold)):
-            retriever = Retriever(PassageIndex.build(docs, embedder))
+            retriever = Retriever(build_index(docs, embedder))
             found = evaluate_retrieval(retriever, gold)
             hybrid = found[convex_variant(retriever.dense_weight)]  # the default fusion
             retrieval[f"{corpus}, {precision}"] = {"dense": 100 * found["dense"]["top5"],

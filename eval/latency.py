@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from eval.results import write_json
-from rag.cli import run_guarded
+from rag.errors import run_guarded
 from rag.evaluation.gold import BUNDLED_GOLD, load_gold
 from rag.evaluation.metrics import latency_summary
 from rag.settings import configure_entry_point
@@ -33,21 +33,22 @@ def _paths() -> dict:
     """The assistants to compare, by name, over one index of the bundled corpus."""
     from embeddings import DEFAULT_MODEL, Embedder
     from embeddings.encoder import cpu_has_bf16
-    from rag.read import runtime as fast_models
     from rag.answer.assistant import Assistant
     from rag.indexing.bundled import default_index
+    from rag.indexing.workflow import export_models
+    from rag.read import runtime
     from rag.read.reader import Reader
     from rag.search.retriever import Retriever
 
     default_index()  # built, and the models exported, before anything is timed
-    fast_models.export_missing(Embedder(DEFAULT_MODEL))
+    export_models(Embedder(DEFAULT_MODEL))
     torch_index = default_index(backend="torch")
     onnx_index = default_index(backend="onnx")
     paths = {"torch fp32": Assistant(Retriever(torch_index), Reader(precision="fp32"))}
     if cpu_has_bf16():
         paths["torch bf16"] = Assistant(Retriever(torch_index), Reader(precision="bf16"))
-    paths["onnx"] = Assistant(Retriever(onnx_index), fast_models.reader(backend="onnx"))
-    paths["onnx, int8 reader (--backend int8)"] = Assistant(Retriever(onnx_index), fast_models.reader(backend="int8"))
+    paths["onnx"] = Assistant(Retriever(onnx_index), runtime.reader(backend="onnx"))
+    paths["onnx, int8 reader (--backend int8)"] = Assistant(Retriever(onnx_index), runtime.reader(backend="int8"))
     paths["serve (onnx query, bf16 read)"] = Assistant(Retriever(onnx_index), Reader())
     assert onnx_index.embedder.onnx_file is not None and DEFAULT_MODEL == onnx_index.embedder.model_name
     return paths

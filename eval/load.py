@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from eval.results import write_json
-from rag.cli import run_guarded
+from rag.errors import run_guarded
 from rag.evaluation.gold import BUNDLED_GOLD, load_gold
 from rag.evaluation.metrics import latency_summary
 from rag.settings import BACKENDS, DEFAULT_MODE, configure_entry_point

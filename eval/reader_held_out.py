@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from eval.results import write_json
-from rag.read import runtime as fast_models
-from rag.cli import run_guarded
+from rag.read import runtime
+from rag.errors import run_guarded
 from rag.evaluation.metrics import best_over_gold
 from rag.read.reader import Reader
 from rag.settings import EXPLICIT_BACKENDS, configure_entry_point
@@ -49,7 +49,7 @@ def score_set(reader: Reader, pairs: list[tuple[str, str, tuple[str, ...]]]) -> 
 
 
 def run(data_dir: Path, reader_dir: Path | None, seed: int, backend: str = "torch") -> dict:
-    reader = fast_models.reader(reader_dir, backend)
+    reader = runtime.reader(reader_dir, backend)
     sets = {}
     for path in sorted(data_dir.glob("*.json")):
         sets[path.stem] = score_set(reader, held_out_pairs(data_dir, {path.stem: 1.0}, 0.25, seed))

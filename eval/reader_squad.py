@@ -18,8 +18,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from eval.results import write_json
-from rag.read import runtime as fast_models
-from rag.cli import run_guarded
+from rag.read import runtime
+from rag.errors import run_guarded
 from rag.evaluation.metrics import best_over_gold
 from rag.evaluation.squad import load_squad
 from rag.read.reader import Reader
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(args: argparse.Namespace) -> None:
-    result = benchmark(fast_models.reader(args.reader, args.backend), args.squad, args.sample, args.seed)
+    result = benchmark(runtime.reader(args.reader, args.backend), args.squad, args.sample, args.seed)
     result["backend"] = args.backend
     write_json(args.out, result)
     print(f"{'reader':<22}{Path(result['reader']).name}")

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from eval.results import write_json
-from rag.cli import run_guarded
+from rag.errors import run_guarded
 from rag.settings import configure_entry_point
 
 OUTLETS = ("Reuters", "AP", "RFE/RL", "Afghanistan Today", "BBC", "Al Jazeera", "Le Monde", "Dawn")
@@ -135,7 +135,7 @@ def load_only(folder: Path) -> None:
     from rag.index.folder import PassageIndex
 
     started = time.perf_counter()
-    index = PassageIndex.load(folder)
+    index = PassageIndex.open(folder)
     seconds = time.perf_counter() - started
     rss = int(next(line for line in Path("/proc/self/status").read_text().splitlines()
                    if line.startswith("VmRSS")).split()[1]) / 1024
@@ -147,13 +147,13 @@ def run_size(n: int, paragraphs: list[str], base: np.ndarray, questions: list[st
     import faiss
 
     from rag.index.bm25 import Postings
-    from rag.indexing.chunking import ChunkSettings
     from rag.index.dense import choose_kind, new_faiss_index
-    from rag.index.filters import Filters
     from rag.index.folder import PassageIndex
-    from rag.search.retriever import Retriever
     from rag.index.segment import Segment
-    from rag.settings import DenseSettings
+    from rag.indexing.workflow import add_documents
+    from rag.search.retriever import Retriever
+    from rag.settings import ChunkSettings, DenseSettings
+    from rag.types import Filters
 
     rng = np.random.default_rng(n)
     documents, passages = corpus(paragraphs, n)
@@ -176,7 +176,7 @@ def run_size(n: int, paragraphs: list[str], base: np.ndarray, questions: list[st
     index.save(folder)
     result["save_s"] = time.perf_counter() - started
     result.update(measure_load(folder))
-    index = PassageIndex.load(folder, embedder)  # as a user's update does: the saved segments are linked
+    index = PassageIndex.open(folder, embedder)  # as a user's update does: the saved segments are linked
 
     queries = real.encode(questions)
     exact = faiss.IndexFlatIP(vectors.shape[1])
@@ -200,7 +200,7 @@ def run_size(n: int, paragraphs: list[str], base: np.ndarray, questions: list[st
 
     new_documents, _ = corpus(paragraphs, 1000, start=n + PER_DOCUMENT, fresh=True)
     started = time.perf_counter()
-    added = index.add(new_documents)
+    added = add_documents(index, new_documents).passages
     index.save(folder)
     result["add_1000_s"] = time.perf_counter() - started
     result["added_passages"] = added
@@ -255,11 +255,11 @@ def run(sizes: list[int], crossover_sizes: list[int], shared: Path, n_questions:
     """Each size's results go to ``out`` as soon as they are measured; a rerun with the same
     settings keeps the sizes already there and measures only the others."""
     from embeddings import DEFAULT_MODEL
-    from rag.read import runtime as fast_models
+    from rag import exports
     from rag.training.data import DEFAULT_MIX, held_out_sets
 
     paragraphs = base_paragraphs(shared)
-    real = fast_models.embedder(DEFAULT_MODEL, "auto")
+    real = exports.embedder(DEFAULT_MODEL, "auto")
     base = real.encode(paragraphs[:n_real], passages=True)
     questions = [q for q, _, _ in held_out_sets(shared / "qa-train", DEFAULT_MIX, 0.0, seed=0)][:n_questions]
     work.mkdir(parents=True, exist_ok=True)

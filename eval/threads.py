@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from eval.results import write_json
-from rag.cli import run_guarded
+from rag.errors import run_guarded
 from rag.settings import configure_entry_point
 
 SETTINGS = {  # the OpenMP variables each setting runs with (libgomp's; 300000 is its own spin count)
@@ -47,15 +47,15 @@ def worker(path: str, questions: int) -> None:
 
     Both runtimes take their thread count from ``OMP_NUM_THREADS``, set by the caller.
     """
-    from rag.read import runtime as fast_models
     from rag.answer.assistant import Assistant
-    from rag.indexing.bundled import default_index
     from rag.evaluation.gold import BUNDLED_GOLD, load_gold
+    from rag.indexing.bundled import default_index
+    from rag.read import runtime
     from rag.read.reader import Reader
     from rag.search.retriever import Retriever
 
     gold = [g.question for g in load_gold(BUNDLED_GOLD)]
-    reader = fast_models.reader(backend="onnx") if path == "onnx" else Reader()
+    reader = runtime.reader(backend="onnx") if path == "onnx" else Reader()
     assistant = Assistant(Retriever(default_index(backend="onnx")), reader)
     for q in gold[:5]:
         assistant.ask(q)
@@ -93,12 +93,12 @@ def _run_setting(setting: dict, questions: int) -> list[float]:
 
 def run(questions: int, rounds: int) -> dict:
     from embeddings import DEFAULT_MODEL, Embedder
-    from rag.read import runtime as fast_models
-    from rag.indexing.bundled import default_index
     from rag.evaluation.metrics import latency_summary
+    from rag.indexing.bundled import default_index
+    from rag.indexing.workflow import export_models
 
     default_index()  # built, and the ONNX exports made, before anything is timed
-    fast_models.export_missing(Embedder(DEFAULT_MODEL))
+    export_models(Embedder(DEFAULT_MODEL))
     seconds: dict[str, dict[str, list[float]]] = {name: {"quiet": [], "loaded": []} for name in SETTINGS}
     names = list(SETTINGS)
     for r in range(rounds):

@@ -2,7 +2,9 @@
 
 Only the parser is built at start-up; each command imports what it needs when it runs,
 so ``rag --help`` answers at once. Every error a user can cause is a ``RagError``:
-:func:`run_guarded` prints it as one line and exits 2.
+``rag.errors.run_guarded`` prints it as one line and exits 2. Each command is a short
+printer over the library: ``rag index`` over ``rag.indexing.workflow``, ``rag ask`` over
+``rag.answer.assistant``.
 """
 
 from __future__ import annotations
@@ -12,43 +14,33 @@ import json
 import sys
 import textwrap
 import time
-from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from embeddings import DEFAULT_MODEL
-from rag.indexing.chunking import ChunkSettings
-from rag.errors import RagError
-from rag.ingest import DEFAULT_MAX_FILE_BYTES
+from rag.errors import RagError, run_guarded
 from rag.settings import (
     BACKENDS,
     DEFAULT_FUSION,
     DEFAULT_K,
+    DEFAULT_MAX_FILE_BYTES,
     DEFAULT_MODE,
     DENSE_KINDS,
     FUSIONS,
     HNSW_FROM,
     MODES,
+    SUPPORTED_SUFFIXES,
+    ChunkSettings,
     DenseSettings,
     check_positive_int,
     configure_entry_point,
 )
 
+if TYPE_CHECKING:
+    from rag.protocols import Pipeline
 
-def run_guarded(command: Callable[..., object], *args: object) -> int:
-    """Run an entry point's body: 0 on success, 2 with a one-line message on a user's error.
-
-    Args:
-        command: the body to run.
-        *args: its arguments.
-    """
-    try:
-        command(*args)
-    except RagError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    return 0
+T = TypeVar("T")
 
 
 BACKEND_HELP = ("how the models run: onnx (ONNX Runtime, no torch import: the fastest start), torch, "
@@ -70,27 +62,26 @@ def _non_negative_int(text: str) -> int:
 
 
 def _location(text: str) -> str | Path:
-    """An index folder, or a Qdrant collection named by URI (kept as written: a Path would fold its //)."""
-    from rag.index.qdrant import is_qdrant
+    from rag.index.open import as_location
 
-    return text if is_qdrant(text) else Path(text)
+    return as_location(text)
 
 
 def _served_folder(text: str) -> Path:
-    from rag.index.qdrant import is_qdrant
+    from rag.index.open import is_uri
 
-    if is_qdrant(text):
+    if is_uri(text):
         raise argparse.ArgumentTypeError("rag serve serves an index folder; a Qdrant collection is searched with "
                                          "rag search, ask and eval, or Retriever.load, for now")
     return Path(text)
 
 
 def _store(text: str) -> str:
-    from rag.index.qdrant import is_qdrant
+    from rag.index.open import SCHEMES, is_uri
 
-    if not is_qdrant(text):
+    if not is_uri(text):
         raise argparse.ArgumentTypeError(f"{text!r} is no store; name one as qdrant://HOST:PORT/COLLECTION "
-                                         "or qdrant:FOLDER/COLLECTION")
+                                         f"or qdrant:FOLDER/COLLECTION (schemes: {', '.join(SCHEMES)})")
     return text
 
 
@@ -101,39 +92,37 @@ def _question(text: str) -> str:
 
 
 def cmd_index(args: argparse.Namespace) -> None:
-    from contextlib import nullcontext
+    from rag.indexing.workflow import index_articles
 
-    started = time.perf_counter()
-    if args.out is not None:
-        from rag.index.generations import IndexFolder
+    def skipped(message: str) -> None:
+        print(f"skipped {message}", file=sys.stderr)
 
-        IndexFolder(args.out).check_target()  # before any work: never write into a folder of someone's files
-    skipped: list[str] = []
-    max_file_bytes = int(args.max_file_mb * 1_000_000)
-    with _ray_pipeline(args) if args.ray is not None else nullcontext() as pipeline:
-        if pipeline is None:
-            from rag.ingest import read_documents
-
-            docs = read_documents(args.paths, on_skip=skipped.append, progress=True, max_file_bytes=max_file_bytes)
-        else:
-            docs = pipeline.read(args.paths, skipped.append, max_file_bytes)
-        merged = sum(len(d.copies) for d in docs)
-        print(f"read {len(docs)} documents" + (f" ({merged} duplicates merged into them)" if merged else "")
-              + (f"; skipped {len(skipped)}:" if skipped else ""), file=sys.stderr)
-        for message in skipped:
-            print(f"  {message}", file=sys.stderr)
-        embedder, documents, passages, new = (_index_into_store if args.store else _index_into_folder)(args, docs,
-                                                                                                        pipeline)
-    if args.out is not None:
-        from rag.read import runtime as fast_models
-
-        fast_models.export_missing(embedder)  # once per model: later questions skip torch
-    print(f"indexed {documents} documents, {passages} passages ({new} new) in "
-          f"{time.perf_counter() - started:.1f} s -> {args.out or args.store}"
-          + (f"; merged {merged} duplicates" if merged else "") + (f"; skipped {len(skipped)}" if skipped else ""))
+    chunking = {"max_tokens": args.max_tokens, "overlap_sentences": args.overlap}
+    dense = {name: getattr(args, name) for name in ("kind", "hnsw_m", "ef_construction", "ef_search")}
+    with _pipeline(args) as pipeline:
+        report = index_articles(
+            args.out or args.store, args.paths, pipeline=pipeline, max_file_bytes=int(args.max_file_mb * 1_000_000),
+            on_skip=skipped, update=args.update, model=args.model, wait=not args.no_wait,
+            chunking=_settings(ChunkSettings, chunking), dense=_settings(DenseSettings, dense))
+    added = report.added
+    print(f"indexed {report.documents} documents, {report.passages} passages ({added.passages} new) in "
+          f"{report.seconds:.1f} s -> {report.location}"
+          + (f"; merged {report.merged} duplicates" if report.merged else "")
+          + (f"; {len(added.copies)} copies of indexed articles recorded as their copies" if added.copies else "")
+          + (f"; skipped {len(report.skipped)}" if report.skipped else ""))
 
 
-def _ray_pipeline(args: argparse.Namespace):
+def _settings(kind: type[T], asked: dict[str, object]) -> T | None:
+    """Settings with what was asked on the command line, the defaults elsewhere; None if nothing was asked."""
+    given = {name: value for name, value in asked.items() if value is not None}
+    return kind(**given) if given else None
+
+
+def _pipeline(args: argparse.Namespace) -> AbstractContextManager[Pipeline]:
+    from rag.indexing.local import LocalPipeline
+
+    if args.ray is None:
+        return nullcontext(LocalPipeline(progress=True))
     try:
         from rag.indexing.ray import RayPipeline
     except ImportError as e:
@@ -143,108 +132,12 @@ def _ray_pipeline(args: argparse.Namespace):
     return RayPipeline(args.ray or None, args.ray_workers)
 
 
-def _add(index, docs, pipeline) -> int:
-    """Chunk, embed and add the documents the index lacks, here or on Ray; returns how many passages were added."""
-    indexed = sum(d.id in index.documents for d in docs)
-    new = index.new_documents(docs)
-    if len(docs) - indexed - len(new):
-        print(f"{len(docs) - indexed - len(new)} of them are copies of articles already indexed: "
-              "recorded as their copies", file=sys.stderr)
-    if not new:
-        return 0
-    index.check_embedder()
-    if pipeline is None:
-        from rag.index.segment import chunk_and_embed
-
-        return index.add_embedded(new, *chunk_and_embed(new, index.embedder, index.chunking, progress=True))
-    return index.add_embedded(new, *pipeline.chunk_and_embed(new, index.embedder, index.chunking))
-
-
-def _new_chunking(args: argparse.Namespace) -> ChunkSettings:
-    defaults = ChunkSettings()
-    return ChunkSettings(defaults.max_tokens if args.max_tokens is None else args.max_tokens,
-                         defaults.overlap_sentences if args.overlap is None else args.overlap)
-
-
-def _index_into_folder(args: argparse.Namespace, docs, pipeline):
-    from embeddings import Embedder
-    from rag.index.folder import PassageIndex
-    from rag.index.generations import IndexFolder
-
-    folder = IndexFolder(args.out)
-    folder.check_writable()
-    with folder.writer(wait=not args.no_wait):
-        if args.update and folder.is_index():
-            index = PassageIndex.load(args.out, Embedder(args.model) if args.model else None)
-            _check_same_chunking(args, index.chunking, index.dense.settings)
-        else:
-            if args.update:
-                print(f"no index at {args.out} yet: building a new one", file=sys.stderr)
-            print(f"loading the embedding model {args.model or DEFAULT_MODEL}", file=sys.stderr)
-            index = PassageIndex.build([], Embedder(args.model or DEFAULT_MODEL), _new_chunking(args),
-                                       dense_settings=_dense_settings(args))
-        folder.check_space(index.estimated_bytes(docs))
-        new = _add(index, docs, pipeline)
-        index.save(args.out)
-    return index.embedder, len(index.documents), len(index.passages), new
-
-
-def _index_into_store(args: argparse.Namespace, docs, pipeline):
-    from embeddings import Embedder
-    from rag.index.qdrant import QdrantIndex
-
-    if args.kind or args.hnsw_m or args.ef_construction or args.ef_search:
-        raise RagError("--dense, --hnsw-m, --ef-construction and --ef-search set the FAISS index of a folder; "
-                       "a Qdrant collection keeps the engine's own HNSW settings")
-    if args.update:
-        index = QdrantIndex.open(args.store, Embedder(args.model) if args.model else None)
-        _check_same_chunking(args, index.chunking, None)
-    else:
-        print(f"loading the embedding model {args.model or DEFAULT_MODEL}", file=sys.stderr)
-        index = QdrantIndex.create(args.store, Embedder(args.model or DEFAULT_MODEL), _new_chunking(args))
-    with index:
-        new = _add(index, docs, pipeline)
-        return index.embedder, len(index.documents), len(index.passages), new
-
-
-def _dense_settings(args: argparse.Namespace) -> DenseSettings:
-    defaults = DenseSettings()
-    return DenseSettings(**{name: getattr(defaults, name) if getattr(args, name) is None else getattr(args, name)
-                            for name in ("kind", "hnsw_m", "ef_construction", "ef_search")})
-
-
-def _check_same_chunking(args: argparse.Namespace, chunking: ChunkSettings, dense: DenseSettings | None) -> None:
-    """--update keeps the index's passage and dense settings; asking for others is an error, not a silent no-op."""
-    kept = [("--max-tokens", args.max_tokens, chunking.max_tokens), ("--overlap", args.overlap, chunking.overlap_sentences)]
-    if dense is not None:
-        kept += [("--dense", args.kind, dense.kind), ("--hnsw-m", args.hnsw_m, dense.hnsw_m),
-                 ("--ef-construction", args.ef_construction, dense.ef_construction),
-                 ("--ef-search", args.ef_search, dense.ef_search)]
-    for option, asked, value in kept:
-        if asked is not None and asked != value:
-            raise RagError(f"the index at {args.out or args.store} was built with {option} {value}; --update keeps "
-                           f"it (rebuild into a new folder or collection, without --update, to change it)")
-
-
 def cmd_remove(args: argparse.Namespace) -> None:
-    from rag.index.qdrant import QdrantIndex, is_qdrant
+    from rag.indexing.workflow import remove_documents
 
-    if is_qdrant(args.index):
-        with QdrantIndex.open(args.index) as index:
-            removed = index.remove(args.doc_ids)
-            left = len(index.passages)
-    else:
-        from rag.index.folder import PassageIndex
-        from rag.index.generations import IndexFolder
-
-        folder = IndexFolder(args.index)
-        folder.open()  # a clear error before locking a folder that is no index
-        with folder.writer(wait=not args.no_wait):
-            index = PassageIndex.load(args.index)
-            removed = index.remove(args.doc_ids)
-            index.save(args.index)
-        left = len(index.passages)
-    print(f"removed {len(args.doc_ids)} documents, {removed} passages; {left} passages left")
+    report = remove_documents(args.index, args.doc_ids, wait=not args.no_wait)
+    print(f"removed {report.documents_removed} documents, {report.passages_removed} passages; "
+          f"{report.passages} passages left")
 
 
 def _retriever(args: argparse.Namespace):
@@ -257,7 +150,7 @@ def _retriever(args: argparse.Namespace):
 
 
 def _filters(args: argparse.Namespace):
-    from rag.index.filters import Filters
+    from rag.types import Filters
 
     return Filters(args.since, args.until, tuple(args.source), tuple(args.author), tuple(args.doc_id))
 
@@ -316,12 +209,12 @@ def _print_response(response) -> None:
 
 
 def cmd_ask(args: argparse.Namespace) -> None:
-    from rag.read import runtime as fast_models
     from rag.answer.assistant import Assistant
+    from rag.read import runtime
 
     questions = _read_questions(args)
     filters = _filters(args)
-    reader = fast_models.reader(args.reader, args.backend)  # a bad path fails before the index loads
+    reader = runtime.reader(args.reader, args.backend)  # a bad path fails before the index loads
     assistant = Assistant(_retriever(args), reader, k=args.k)
     for response in assistant.ask_batch(questions, mode=args.mode, filters=filters):
         if args.json:
@@ -364,12 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     chunking = ChunkSettings()
 
-    p = sub.add_parser("index", help="index articles (.txt .md .html .jsonl, files or folders)")
+    p = sub.add_parser("index", help=f"index articles, files or folders ({' '.join(SUPPORTED_SUFFIXES)})")
     p.add_argument("paths", nargs="+", type=Path, help="article files or folders")
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--out", type=Path, help="index folder to write")
-    target.add_argument("--store", type=_store, metavar="qdrant://HOST:PORT/COLLECTION",
-                        help="write to a Qdrant collection instead (qdrant:FOLDER/COLLECTION: Qdrant's local mode)")
+    target.add_argument("--store", type=_store, metavar="URI",
+                        help="write to a collection on a server instead: qdrant://HOST:PORT/COLLECTION "
+                             "(qdrant:FOLDER/COLLECTION: Qdrant's local mode)")
     p.add_argument("--update", action="store_true", help="add new articles to the index at --out or --store")
     p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
                    help="read and embed on Ray: a local Ray, or the cluster at ADDRESS (needs the [cluster] extra)")

@@ -1,8 +1,13 @@
 """The project's exceptions: one base class, so callers can catch everything we raise.
 
 Errors about a value the caller passed also derive from ``ValueError``, so code written
-against plain ``except ValueError`` keeps working.
+against plain ``except ValueError`` keeps working. An entry point (the ``rag`` command, a
+benchmark script) runs its body through :func:`run_guarded`, which prints a user's error
+as one line.
 """
+
+import sys
+from collections.abc import Callable
 
 
 class RagError(Exception):
@@ -51,3 +56,20 @@ class IndexMismatchError(RagError):
 
 class ModelLoadError(RagError):
     """A model folder or name could not be loaded."""
+
+
+def run_guarded(command: Callable[..., object], *args: object) -> int:
+    """Run an entry point's body: 0 on success, 2 with a one-line message on a user's error, 130 on Ctrl-C.
+
+    Args:
+        command: the body to run.
+        *args: its arguments.
+    """
+    try:
+        command(*args)
+    except RagError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0

@@ -11,23 +11,33 @@ import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal, cast, get_args
 
 from embeddings.offline import downloads_allowed
 from rag.errors import InvalidInputError
 
+# The article files ``rag.ingest`` reads, by kind; every list of supported types is derived from this one.
+FORMATS: dict[str, tuple[str, ...]] = {
+    "text": (".txt",), "markdown": (".md", ".markdown"), "html": (".html", ".htm"), "jsonl": (".jsonl",),
+    "pdf": (".pdf",), "feed": (".rss", ".atom", ".xml"), "warc": (".warc", ".warc.gz")}
+SUPPORTED_SUFFIXES: tuple[str, ...] = tuple(suffix for suffixes in FORMATS.values() for suffix in suffixes)
+DEFAULT_MAX_FILE_BYTES = 20_000_000  # a news article is kilobytes; a larger file is a dump, not an article
 # Retrieval modes, the default first: dense and BM25 fused, or either alone.
-MODES: tuple[str, ...] = ("hybrid", "dense", "bm25")
+Mode = Literal["hybrid", "dense", "bm25"]
+MODES: tuple[Mode, ...] = get_args(Mode)
 DEFAULT_MODE = MODES[0]
 DEFAULT_K = 5  # passages retrieved and read per question
 # How the models run (see rag.read.runtime): ONNX Runtime where exported, PyTorch, ONNX Runtime,
 # or ONNX Runtime with the reader quantized to int8.
-EXPLICIT_BACKENDS: tuple[str, ...] = ("torch", "onnx", "int8")  # the runtimes "auto" chooses among
-BACKENDS: tuple[str, ...] = ("auto", *EXPLICIT_BACKENDS)
-# How hybrid retrieval fuses the dense and BM25 rankings (see rag.index.fusion), the default first:
+Backend = Literal["auto", "torch", "onnx", "int8"]
+BACKENDS: tuple[Backend, ...] = get_args(Backend)
+EXPLICIT_BACKENDS: tuple[Backend, ...] = BACKENDS[1:]  # the runtimes "auto" chooses among
+# How hybrid retrieval fuses the dense and BM25 rankings (see rag.search.fusion), the default first:
 # an even convex sum of min-max-normalised scores found the answer's passage first more often
 # than reciprocal rank fusion, on the bundled gold (86.4 % against 79.0) and on SQuADShifts
 # New Wiki as a corpus (84.5 against 80.8; eval/README.md, "Fusion").
-FUSIONS: tuple[str, ...] = ("convex", "rrf")
+Fusion = Literal["convex", "rrf"]
+FUSIONS: tuple[Fusion, ...] = get_args(Fusion)
 DEFAULT_FUSION = FUSIONS[0]
 # Words for a calibrated confidence (the probability that the answer is right): at least
 # 0.75 is "high", at least 0.5 "medium", below that "low", shown as a possible answer.
@@ -37,6 +47,20 @@ DENSE_KINDS: tuple[str, ...] = ("auto", "flat", "hnsw")
 # From this many passages HNSW: exact search then takes 22 ms a question on one core, HNSW
 # 2.8 ms at recall@10 0.96 (efSearch 1024; eval/README.md, "Where HNSW starts to pay").
 HNSW_FROM = 200_000
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    """How documents are cut into passages (``rag.indexing.chunking``); recorded with every index."""
+
+    max_tokens: int = 160
+    overlap_sentences: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_tokens, int) or self.max_tokens < 8:
+            raise InvalidInputError(f"max_tokens must be an integer >= 8, got {self.max_tokens!r}")
+        if not isinstance(self.overlap_sentences, int) or self.overlap_sentences < 0:
+            raise InvalidInputError(f"overlap_sentences must be an integer >= 0, got {self.overlap_sentences!r}")
 
 
 @dataclass(frozen=True)
@@ -92,11 +116,11 @@ def check_positive_int(name: str, value: object) -> int:
     return value
 
 
-def check_mode(mode: str) -> str:
+def check_mode(mode: str) -> Mode:
     """Return ``mode`` if it is one of :data:`MODES`, else raise quoting it."""
     if mode not in MODES:
         raise InvalidInputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    return mode
+    return cast(Mode, mode)
 
 
 def check_questions(questions: Sequence[str]) -> None:

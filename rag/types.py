@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import bisect
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
+from datetime import date
 from typing import Literal
 
+from rag.errors import InvalidInputError
 from rag.source_map import to_source
 
 Copy = tuple[str, "str | None", "str | None"]  # (source, outlet, url) of a near-duplicate stored as one document
+# An article's head: its first lines (paragraphs of the cleaned text), which hold the headline,
+# byline, dateline and masthead. Ingestion reads metadata there; answers about an article cite it there.
+HEAD_LINES = 12
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,12 @@ class Document:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def authors(self) -> list[str]:
+        """The byline's names: "A and B" or "A, B" name two authors."""
+        if not self.author:
+            return []
+        return [a.strip() for part in self.author.split(" and ") for a in part.split(",") if a.strip()]
+
     def to_record(self) -> dict[str, str | None]:
         """Every field as text or None (the tuples as JSON): a row for SQLite or Arrow."""
         return {f.name: json.dumps(getattr(self, f.name), separators=(",", ":")) if f.name in _JSON_FIELDS
@@ -79,6 +91,61 @@ class Passage:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _day(value: str | date | None, what: str) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value)[:10])
+    except ValueError:
+        raise InvalidInputError(f"{what} must be a date written YYYY-MM-DD, got {value!r}") from None
+
+
+def _names(values: Iterable[str] | str | None, what: str) -> tuple[str, ...]:
+    if values is None:
+        return ()
+    values = [values] if isinstance(values, str) else list(values)
+    if any(not isinstance(v, str) or not v.strip() for v in values):
+        raise InvalidInputError(f"{what} must be non-empty names, got {values!r}")
+    return tuple(v.strip() for v in values)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Limits on the documents a search returns; each given limit must hold, an empty one allows all.
+
+    Plain data: each index turns it into its own form (a mask over rows, a Qdrant filter, SQL)
+    and applies it inside retrieval, so a filtered query still gets ``k`` hits when ``k``
+    passages pass.
+
+    Args:
+        since, until: the document's date lies in this range, both ends included
+            (``date`` objects or ``YYYY-MM-DD`` strings). A document without a date fails a date limit.
+        sources: the document's outlet is one of these (compared without case).
+        authors: one of these is among the document's authors (compared without case).
+        doc_ids: the document is one of these.
+
+    Raises:
+        InvalidInputError: a date that is not ``YYYY-MM-DD``, an empty name, or ``since`` after ``until``.
+    """
+
+    since: date | None = None
+    until: date | None = None
+    sources: tuple[str, ...] = ()
+    authors: tuple[str, ...] = ()
+    doc_ids: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "since", _day(self.since, "since"))
+        object.__setattr__(self, "until", _day(self.until, "until"))
+        for name in ("sources", "authors", "doc_ids"):
+            object.__setattr__(self, name, _names(getattr(self, name), name))
+        if self.since and self.until and self.since > self.until:
+            raise InvalidInputError(f"since ({self.since}) is after until ({self.until})")
+
+    def __bool__(self) -> bool:
+        return any((self.since, self.until, self.sources, self.authors, self.doc_ids))
 
 
 @dataclass(frozen=True)

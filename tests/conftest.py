@@ -13,6 +13,7 @@ from rag.index.folder import PassageIndex
 from rag.ingest import read_documents
 from rag.read.reader import Reader
 from rag.search.retriever import Retriever
+from rag.indexing.workflow import build_index
 from tests.fakes import HashEmbedder
 
 
@@ -57,12 +58,12 @@ def corpus_docs():
 
 @pytest.fixture(scope="session")
 def corpus_index(embedder, corpus_docs) -> PassageIndex:
-    return PassageIndex.build(corpus_docs, embedder)
+    return build_index(corpus_docs, embedder)
 
 
 @pytest.fixture(scope="session")
 def fake_index(fake_embedder, corpus_docs) -> PassageIndex:
-    return PassageIndex.build(corpus_docs, fake_embedder)
+    return build_index(corpus_docs, fake_embedder)
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ class HashEmbedder:
 
     model_name = "fake-hash-embedder"
     dimension = 64
+    precision = "fp32"
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(_WORD.findall(t)) for t in texts]
@@ -51,3 +52,24 @@ class TieFreeHashEmbedder(HashEmbedder):
             seed = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
             vectors[row] += 1e-3 * np.random.default_rng(seed).standard_normal(self.dimension).astype(np.float32)
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+class HashEmbedderClass(HashEmbedder):
+    """A HashEmbedder made as ``Embedder(model, ...)`` is: whatever model is named, the fake one."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+
+def use_fake_models(setattr) -> None:
+    """Make the indexing workflow and every index opened load the HashEmbedder, and export no model.
+
+    Args:
+        setattr: ``monkeypatch.setattr`` in a test, the builtin in a subprocess.
+    """
+    from rag import exports
+    from rag.indexing import workflow
+
+    setattr(workflow, "Embedder", HashEmbedderClass)
+    setattr(workflow, "export_models", lambda *args, **kwargs: None)
+    setattr(exports, "embedder", lambda *args, **kwargs: HashEmbedder())

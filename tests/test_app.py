@@ -176,9 +176,9 @@ def test_a_batch_split_across_threads_answers_as_each_question_alone(served):
 
 def test_an_int8_library_answers_a_batch_as_each_question_alone(library_folder):
     from embeddings import DEFAULT_MODEL, Embedder
-    from rag.read import runtime as fast_models
+    from rag.indexing.workflow import export_models
 
-    fast_models.export_missing(Embedder(DEFAULT_MODEL))  # cached after the first build
+    export_models(Embedder(DEFAULT_MODEL))  # cached after the first build
     library = Library(library_folder, backend="int8")  # as `rag serve --backend int8` opens it
     reader = library.assistant.reader
     assert reader.onnx_file.name.startswith("reader-int8") and reader.isolate_questions

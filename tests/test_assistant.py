@@ -44,7 +44,7 @@ def test_the_governor_of_balkh_is_named_while_his_article_is_indexed(corpus_inde
 def test_without_his_article_the_governor_of_balkh_gets_no_answer(tmp_path, corpus_index, corpus_docs, reader):
     question = "Who is the governor of Balkh?"
     corpus_index.save(tmp_path / "idx")
-    index = PassageIndex.load(tmp_path / "idx", corpus_index.embedder)
+    index = PassageIndex.open(tmp_path / "idx", corpus_index.embedder)
     index.remove([doc_by_title(corpus_docs, "Dostum and Noor").id])
     response = Assistant(Retriever(index), reader).ask(question)
     assert response.answer is None, f"answered {response.answer!r} ({response.confidence:.0%})"

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 from embeddings import DEFAULT_MODEL, Embedder
-from rag.read import runtime as fast_models
+from rag import exports
+from rag.indexing.workflow import export_models
+from rag.read import runtime
 from rag.answer.assistant import Assistant
 from rag.indexing.bundled import default_index
 from rag.errors import ModelLoadError
@@ -26,23 +28,23 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def exports():
-    fast_models.export_missing(Embedder(DEFAULT_MODEL))
-    embedder, reader = fast_models.embedder(DEFAULT_MODEL, "onnx"), fast_models.reader(backend="onnx")
+def exported():
+    export_models(Embedder(DEFAULT_MODEL))
+    embedder, reader = exports.embedder(DEFAULT_MODEL, "onnx"), runtime.reader(backend="onnx")
     return embedder, reader
 
 
-def test_exports_are_checked_against_pytorch(exports):
-    embedder, reader = exports
+def test_exports_are_checked_against_pytorch(exported):
+    embedder, reader = exported
     for onnx_file in (embedder.onnx_file, reader.onnx_file):
         check = json.loads(onnx_file.with_suffix(".json").read_text())
         assert check["max_abs_difference"] < 1e-3 and check["torch"] and check["onnxruntime"]
 
 
-def test_onnx_embeds_as_pytorch_does(exports, embedder):
+def test_onnx_embeds_as_pytorch_does(exported, embedder):
     texts = ["Who is the governor of Balkh?", "Noor and Dostum announced an alliance. " * 40, "Taliban"]
-    assert np.abs(exports[0].encode(texts) - embedder.encode(texts)).max() < 1e-4
-    assert exports[0].count_tokens(texts) == embedder.count_tokens(texts) and exports[0].dimension == 384
+    assert np.abs(exported[0].encode(texts) - embedder.encode(texts)).max() < 1e-4
+    assert exported[0].count_tokens(texts) == embedder.count_tokens(texts) and exported[0].dimension == 384
 
 
 # Reader v2 under bf16 autocast answers one of the 93 gold questions differently from fp32
@@ -50,11 +52,11 @@ def test_onnx_embeds_as_pytorch_does(exports, embedder):
 DIFFERING_ALLOWED = {"onnx": 0, "torch bf16": 1}
 
 
-def test_onnx_gives_the_fp32_answers_on_all_gold_questions_and_bf16_all_but_one(exports, corpus_index):
+def test_onnx_gives_the_fp32_answers_on_all_gold_questions_and_bf16_all_but_one(exported, corpus_index):
     questions = [g.question for g in load_gold(BUNDLED_GOLD)]
     reference = Assistant(Retriever(corpus_index), Reader(precision="fp32")).ask_batch(questions)
-    onnx_index = PassageIndex(corpus_index.segments, corpus_index.dense.dimension, exports[0], corpus_index.chunking)
-    paths = {"onnx": Assistant(Retriever(onnx_index), exports[1])}
+    onnx_index = PassageIndex(corpus_index.segments, corpus_index.dense.dimension, exported[0], corpus_index.chunking)
+    paths = {"onnx": Assistant(Retriever(onnx_index), exported[1])}
     if cpu_has_bf16():
         paths["torch bf16"] = Assistant(Retriever(corpus_index), Reader(precision="bf16"))
     for name, assistant in paths.items():
@@ -66,16 +68,16 @@ def test_onnx_gives_the_fp32_answers_on_all_gold_questions_and_bf16_all_but_one(
         assert max(abs(a.confidence - b.confidence) for a, b in zip(responses, reference)) < 0.02, name
 
 
-def test_the_int8_reader_is_checked_and_answers_as_well_as_fp32(exports, corpus_index):
-    reader = fast_models.reader(backend="int8")
+def test_the_int8_reader_is_checked_and_answers_as_well_as_fp32(exported, corpus_index):
+    reader = runtime.reader(backend="int8")
     check = json.loads(reader.onnx_file.with_suffix(".json").read_text())
-    assert check["quantized_from"] == exports[1].onnx_file.name and 0 < check["max_abs_difference_from_fp32"] < 2
+    assert check["quantized_from"] == exported[1].onnx_file.name and 0 < check["max_abs_difference_from_fp32"] < 2
     gold = load_gold(BUNDLED_GOLD)
-    onnx_index = PassageIndex(corpus_index.segments, corpus_index.dense.dimension, exports[0], corpus_index.chunking)
+    onnx_index = PassageIndex(corpus_index.segments, corpus_index.dense.dimension, exported[0], corpus_index.chunking)
     retriever = Retriever(onnx_index)
     hits = retriever.search_batch([g.question for g in gold], 5)
     answers = {name: [r.answer for r in Assistant(retriever, r).answer_batch([g.question for g in gold], hits)]
-               for name, r in (("fp32", exports[1]), ("int8", reader))}
+               for name, r in (("fp32", exported[1]), ("int8", reader))}
     em = {name: sum(best_over_gold(a, g.answers)[0] for a, g in zip(found, gold)) for name, found in answers.items()}
     assert em["int8"] >= em["fp32"] - 1  # 80.4 EM on both, on 2026-12-01
     assert sum(a != b for a, b in zip(answers["int8"], answers["fp32"])) <= 10  # 7 of 102 differed
@@ -87,7 +89,7 @@ def test_the_int8_reader_is_checked_and_answers_as_well_as_fp32(exports, corpus_
 
 
 @pytest.mark.parametrize("backend", ["onnx", "int8"])
-def test_a_question_on_the_onnx_path_imports_no_torch(exports, backend):
+def test_a_question_on_the_onnx_path_imports_no_torch(exported, backend):
     default_index()  # built (and exported) already, as after a first `rag ask`
     probe = ("import sys; from rag.cli import main; code = main(['ask', 'Who is Tohir Yuldosh?', '--backend', "
              f"'{backend}']);"
@@ -100,11 +102,11 @@ def test_a_question_on_the_onnx_path_imports_no_torch(exports, backend):
 
 
 def test_torch_backend_stays_available_and_onnx_without_export_says_how(tmp_path, monkeypatch):
-    assert fast_models.reader(backend="torch").onnx_file is None
-    assert fast_models.embedder(DEFAULT_MODEL, "torch").onnx_file is None
+    assert runtime.reader(backend="torch").onnx_file is None
+    assert exports.embedder(DEFAULT_MODEL, "torch").onnx_file is None
     monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path))  # an empty cache: nothing exported
     with pytest.raises(ModelLoadError, match="no ONNX export of the reader.*`rag index` makes one"):
-        fast_models.reader(backend="onnx")
+        runtime.reader(backend="onnx")
     with pytest.raises(ModelLoadError, match="no int8 export of the reader.*`rag index` makes one"):
-        fast_models.reader(backend="int8")
-    assert isinstance(fast_models.embedder(DEFAULT_MODEL), Embedder)  # auto falls back to PyTorch
+        runtime.reader(backend="int8")
+    assert isinstance(exports.embedder(DEFAULT_MODEL), Embedder)  # auto falls back to PyTorch

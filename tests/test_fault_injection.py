@@ -23,13 +23,13 @@ from pathlib import Path
 
 import pytest
 
-import embeddings
-from rag.read import runtime as fast_models
 from rag.cli import main
 from rag.errors import IndexWriteError, InvalidInputError, RagError
 from rag.index.folder import PassageIndex
 from rag.types import Document
-from tests.fakes import HashEmbedder
+from rag.indexing.local import LocalPipeline
+from rag.indexing.workflow import add_documents, build_index
+from tests.fakes import HashEmbedder, use_fake_models
 
 ROOT = Path(__file__).resolve().parents[1]
 PRIMITIVES = ("open", "write", "fsync", "mkdir", "rename", "replace", "unlink", "rmdir")
@@ -44,7 +44,7 @@ def _articles(prefix: str, n: int) -> list[Document]:
 
 
 def _doc_ids(folder: Path) -> set[str]:
-    return set(PassageIndex.load(folder, HashEmbedder()).documents)
+    return set(PassageIndex.open(folder, HashEmbedder()).documents)
 
 
 def _entries(folder: Path) -> list[str]:
@@ -54,9 +54,7 @@ def _entries(folder: Path) -> list[str]:
 @pytest.fixture()
 def fake_models(monkeypatch):
     """The CLI in this process builds and loads indexes with the fake embedder."""
-    monkeypatch.setattr(embeddings, "Embedder", lambda *a, **k: HashEmbedder())
-    monkeypatch.setattr(fast_models, "embedder", lambda *a, **k: HashEmbedder())
-    monkeypatch.setattr(fast_models, "export_missing", lambda *a, **k: {})
+    use_fake_models(monkeypatch.setattr)
 
 
 @pytest.fixture()
@@ -73,8 +71,8 @@ def _save_killed_at(folder: Path, docs: list[Document], kill_at: int) -> bool:
     pid = os.fork()
     if pid == 0:  # the writer
         try:
-            index = PassageIndex.load(folder, HashEmbedder())
-            index.add(docs)
+            index = PassageIndex.open(folder, HashEmbedder())
+            add_documents(index, docs).passages
             calls = [0]
 
             def counted(fn):
@@ -110,8 +108,8 @@ def test_kill_9_at_every_file_operation_of_a_save_loses_nothing(tmp_path, base):
         assert found in (before, after), f"killed at operation {kill_at}: {len(before | after) - len(found)} lost"
         outcomes["old" if found == before else "new"] += 1
         # The next save cleans what the dead one left, and keeps every document.
-        index = PassageIndex.load(trial, HashEmbedder())
-        index.add(new)
+        index = PassageIndex.open(trial, HashEmbedder())
+        add_documents(index, new).passages
         index.save(trial)
         assert _doc_ids(trial) == after
         live = (trial / "CURRENT").read_text().strip()
@@ -127,11 +125,8 @@ def test_kill_9_at_every_file_operation_of_a_save_loses_nothing(tmp_path, base):
 WRITER = textwrap.dedent("""
     import sys
     sys.path.insert(0, sys.argv[1])
-    import embeddings
-    from rag.read import runtime as fast_models
-    from tests.fakes import HashEmbedder
-    embeddings.Embedder = fast_models.embedder = lambda *a, **k: HashEmbedder()
-    fast_models.export_missing = lambda *a, **k: {}
+    from tests.fakes import use_fake_models
+    use_fake_models(setattr)
     from rag.cli import main
     sys.exit(main(sys.argv[2:]))
 """)
@@ -224,12 +219,13 @@ def test_read_only_folder_fails_in_one_line_before_any_embedding(tmp_path, read_
 
 def test_full_disk_fails_in_one_line_and_keeps_the_old_index(tmp_path, small_disk, fake_models, capsys):
     folder = small_disk / "idx"
-    PassageIndex.build(_articles("small", 3), HashEmbedder()).save(folder)
+    build_index(_articles("small", 3), HashEmbedder()).save(folder)
     before = _doc_ids(folder)
     big = _articles("flood", 600)
-    # The library's own save: a real ENOSPC midway, the live index untouched.
-    index = PassageIndex.load(folder, HashEmbedder())
-    index.add(big)
+    # The index's own save: a real ENOSPC midway, the live index untouched (added by the primitive,
+    # which does not check the room first as the indexing workflow does).
+    index = PassageIndex.open(folder, HashEmbedder())
+    index.add_embedded(big, *LocalPipeline().chunk_and_embed(big, index.embedder, index.chunking))
     with pytest.raises(IndexWriteError, match="the disk is full; the index there is unchanged"):
         index.save(folder)
     assert _doc_ids(folder) == before
@@ -259,7 +255,8 @@ def test_update_with_other_chunk_settings_is_an_error(tmp_path, base, fake_model
     shutil.copytree(base, folder)
     src = _write_articles(tmp_path / "src", _articles("more", 2))
     assert main(["index", str(src), "--out", str(folder), "--update", "--max-tokens", "80"]) == 2
-    assert "was built with --max-tokens 160; --update keeps it" in capsys.readouterr().err
+    assert "was built with chunking ChunkSettings(max_tokens=160, overlap_sentences=1); an update keeps" in \
+        capsys.readouterr().err
     assert _doc_ids(folder) == _doc_ids(base)
     assert main(["index", str(src), "--out", str(folder), "--update", "--max-tokens", "160"]) == 0
     assert _doc_ids(folder) == _doc_ids(base) | {d.id for d in _articles("more", 2)}
@@ -279,19 +276,18 @@ def test_malformed_inputs_are_skipped_once_each_and_the_rest_is_indexed(tmp_path
     captured = capsys.readouterr()
     for where in ("feed.jsonl:2:", "feed.jsonl:3:", "photo.txt: binary file", "dump.txt: 2.5 MB, over the size limit"):
         assert captured.err.count(where) == 1, where
-    assert "read 3 documents; skipped 4:" in captured.err
     assert "indexed 3 documents" in captured.out and "skipped 4" in captured.out
-    titles = {d.title for d in PassageIndex.load(out, HashEmbedder()).documents.values()}
+    titles = {d.title for d in PassageIndex.open(out, HashEmbedder()).documents.values()}
     assert "A UTF-16 article about the harbour council's vote." in titles
 
 
 def test_library_errors_are_rag_errors_and_value_errors(fake_index):
-    index = PassageIndex.load(fake_index.save(Path(os.environ["RAG_CACHE_DIR"]) / "lib-errors"), HashEmbedder())
+    index = PassageIndex.open(fake_index.save(Path(os.environ["RAG_CACHE_DIR"]) / "lib-errors"), HashEmbedder())
     with pytest.raises(InvalidInputError, match="list of document ids, got the string 'abc'"):
         index.remove("abc")
     with pytest.raises(InvalidInputError, match="no document with id 'nope'"):
         index.remove(["nope"])
-    from rag.indexing.chunking import ChunkSettings
+    from rag.settings import ChunkSettings
     from rag.ingest import read_documents
     from rag.read.reader import Reader
     from rag.search.retriever import Retriever

@@ -8,10 +8,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rag.errors import InvalidInputError
-from rag.index.filters import DocumentColumns, Filters, authors_of
+from rag.index.filters import DocumentColumns
+from rag.types import Filters
 from rag.index.folder import PassageIndex
 from rag.search.retriever import Retriever
 from rag.types import Document
+from rag.indexing.workflow import build_index
 
 OUTLETS = ["Reuters", "RFE/RL", "Afghanistan Today", None]
 AUTHORS = ["Waheed Orya", "Abubakar Siddique", "Waheed Orya and Ann Lee", None]
@@ -29,7 +31,7 @@ def matches(f: Filters, d: Document) -> bool:
             return False
     if f.sources and (d.outlet or "").lower() not in {s.lower() for s in f.sources}:
         return False
-    if f.authors and not {a.lower() for a in authors_of(d)} & {a.lower() for a in f.authors}:
+    if f.authors and not {a.lower() for a in d.authors()} & {a.lower() for a in f.authors}:
         return False
     return not f.doc_ids or d.id in f.doc_ids
 
@@ -78,7 +80,7 @@ def test_a_filtered_search_gets_k_hits_from_the_allowed_documents_only(fake_embe
     from rag.settings import DenseSettings
 
     docs = _dated(corpus_docs)
-    index = PassageIndex.build(docs, fake_embedder, dense_settings=DenseSettings(kind=kind))
+    index = build_index(docs, fake_embedder, dense=DenseSettings(kind=kind))
     retriever = Retriever(index, mode=mode)
     allowed = {p.id for p in index.passages if p.doc_id == docs[1].id}
     # The question is about the first article; with a filter, all k hits come from the second,
@@ -95,8 +97,8 @@ def test_a_filtered_search_gets_k_hits_from_the_allowed_documents_only(fake_embe
 
 
 def test_a_loaded_index_filters_from_its_store_alike(fake_embedder, corpus_docs, tmp_path):
-    index = PassageIndex.build(_dated(corpus_docs), fake_embedder)
-    loaded = PassageIndex.load(index.save(tmp_path / "idx"), fake_embedder)
+    index = build_index(_dated(corpus_docs), fake_embedder)
+    loaded = PassageIndex.open(index.save(tmp_path / "idx"), fake_embedder)
     for limit in (Filters(sources=("RFE/RL",)), Filters(until="2015-06-01"), Filters(authors=("Waheed Orya",))):
         assert loaded.allowed(limit).tolist() == index.allowed(limit).tolist()
         assert 0 < loaded.allowed(limit).sum() < len(index.passages)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rag.index.fusion import convex, min_max, rrf
+from rag.search.fusion import convex, min_max, rrf
 
 
 def ranking(rows, scores):

@@ -15,6 +15,7 @@ from rag.index.folder import PassageIndex
 from rag.ingest import document_id
 from rag.search.retriever import Retriever
 from rag.types import Document
+from rag.indexing.workflow import build_index, add_documents
 from tests.conftest import doc_by_title
 
 QUESTION = "Which IMU leader was killed in a U.S. drone attack?"
@@ -90,7 +91,7 @@ def test_each_save_is_a_new_generation_and_the_previous_one_is_kept(saved, corpu
 
 
 def test_round_trip_gives_identical_results(saved, corpus_index, embedder):
-    loaded = PassageIndex.load(saved, embedder)
+    loaded = PassageIndex.open(saved, embedder)
     assert list(loaded.passages) == list(corpus_index.passages)  # read back from the store
     assert [loaded.passage(row) for row in range(loaded.rows)] == list(corpus_index.passages)
     assert dict(loaded.documents) == dict(corpus_index.documents)
@@ -104,7 +105,7 @@ def test_round_trip_gives_identical_results(saved, corpus_index, embedder):
 
 def test_add_and_remove_by_document_id(saved, corpus_docs, embedder):
     rfe = doc_by_title(corpus_docs, "IMU-Taliban")
-    index = PassageIndex.load(saved, embedder)
+    index = PassageIndex.open(saved, embedder)
     total = len(index.passages)
     removed = index.remove([rfe.id])
     assert removed > 0 and len(index.passages) == total - removed
@@ -114,10 +115,10 @@ def test_add_and_remove_by_document_id(saved, corpus_docs, embedder):
     hits = Retriever(index).search("Tohir Yuldosh", 3, "bm25")
     assert all("Yuldosh" not in h.passage.text for h in hits)
 
-    assert index.add([rfe]) == removed
-    assert index.add([rfe]) == 0  # same content, same id: nothing duplicated
+    assert add_documents(index, [rfe]).passages == removed
+    assert add_documents(index, [rfe]).passages == 0  # same content, same id: nothing duplicated
     index.save(saved)
-    reloaded = PassageIndex.load(saved, embedder)
+    reloaded = PassageIndex.open(saved, embedder)
     assert len(reloaded.passages) == total
     assert Retriever(reloaded).search(QUESTION, 1)[0].passage.text.count("Tohir Yuldosh") == 1
     with pytest.raises(InvalidInputError, match="no-such-id"):
@@ -126,13 +127,13 @@ def test_add_and_remove_by_document_id(saved, corpus_docs, embedder):
 
 def test_missing_folder_and_missing_file(tmp_path, saved, embedder):
     with pytest.raises(IndexNotFoundError, match="no index folder"):
-        PassageIndex.load(tmp_path / "nowhere", embedder)
+        PassageIndex.open(tmp_path / "nowhere", embedder)
     (tmp_path / "plain").mkdir()
     with pytest.raises(IndexNotFoundError, match="no CURRENT file"):
-        PassageIndex.load(tmp_path / "plain", embedder)
+        PassageIndex.open(tmp_path / "plain", embedder)
     (_live(saved) / _segment_file(saved, "index.faiss")).unlink()
     with pytest.raises(IndexMismatchError, match="index.faiss is missing"):
-        PassageIndex.load(saved, embedder)
+        PassageIndex.open(saved, embedder)
 
 
 @pytest.mark.parametrize("name", ["index.faiss", "passages.sqlite", "manifest-listed bm25 file"])
@@ -147,7 +148,7 @@ def test_a_flipped_byte_in_any_file_is_named(saved, embedder, name):
     (live / name).unlink()  # a new file: the segment's files are hard links, shared with other generations
     (live / name).write_bytes(bytes(data))
     with pytest.raises(IndexMismatchError, match=f"{name} in the index at .* is corrupt"):
-        PassageIndex.load(saved, embedder)
+        PassageIndex.open(saved, embedder)
 
 
 def test_count_mismatch_and_corrupt_files(saved, embedder, tmp_path):
@@ -158,62 +159,38 @@ def test_count_mismatch_and_corrupt_files(saved, embedder, tmp_path):
     db.close()
     _resign(saved, _segment_file(saved, "passages.sqlite"), copy.read_bytes())
     with pytest.raises(IndexMismatchError, match="passages, but the manifest says"):
-        PassageIndex.load(saved, embedder)
+        PassageIndex.open(saved, embedder)
     _resign(saved, _segment_file(saved, "index.faiss"), b"not a faiss index")
     with pytest.raises(IndexMismatchError, match="corrupt index file"):
-        PassageIndex.load(saved, embedder)
+        PassageIndex.open(saved, embedder)
     (_live(saved) / "manifest.json").write_text("{ broken")
     with pytest.raises(IndexMismatchError, match="corrupt manifest"):
-        PassageIndex.load(saved, embedder)
+        PassageIndex.open(saved, embedder)
 
 
 def test_model_and_dimension_mismatch(saved, embedder):
     with pytest.raises(IndexMismatchError, match="built with 'fake-hash-embedder'"):
-        PassageIndex.load(saved, Embedder("some/other-model"))
+        PassageIndex.open(saved, Embedder("some/other-model"))
     manifest = json.loads((_live(saved) / "manifest.json").read_text())
     manifest["dimension"] = 768
     (_live(saved) / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(IndexMismatchError, match="holds 64-d vectors, the index 768-d"):
-        PassageIndex.load(saved, embedder)
+        PassageIndex.open(saved, embedder)
 
 
 def test_empty_index_saves_and_loads(tmp_path, embedder):
-    index = PassageIndex.build([], embedder)
-    loaded = PassageIndex.load(index.save(tmp_path / "empty"), embedder)
+    index = build_index([], embedder)
+    loaded = PassageIndex.open(index.save(tmp_path / "empty"), embedder)
     assert len(loaded.passages) == 0 and Retriever(loaded).search("anything") == []
 
 
-def _unsegmented(folder, corpus_index, version):
-    """Turn the live generation into the one-segment layout of format 2 (JSONL) or 3 (SQLite)."""
-    live = _live(folder)
-    (segment,) = _segments(folder)
-    for name in ("index.faiss", "passages.sqlite"):
-        shutil.copyfile(live / segment["name"] / name, live / name)
-    shutil.rmtree(live / segment["name"])
-    if version == 2:
-        (live / "passages.sqlite").unlink()
-        (live / "passages.jsonl").write_text("".join(json.dumps(p.to_dict()) + "\n" for p in corpus_index.passages))
-        (live / "documents.jsonl").write_text("".join(json.dumps(d.to_dict()) + "\n"
-                                                      for d in corpus_index.documents.values()))
-    manifest = json.loads((live / "manifest.json").read_text())
-    del manifest["segments"]
-    manifest["format_version"] = version
-    manifest["files"] = {p.name: {"bytes": p.stat().st_size, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
-                         for p in live.iterdir() if p.name != "manifest.json"}
-    (live / "manifest.json").write_text(json.dumps(manifest))
-
-
-@pytest.mark.parametrize("version", [2, 3])
-def test_an_older_format_is_read_and_the_next_save_writes_segments(saved, corpus_index, embedder, version):
-    _unsegmented(saved, corpus_index, version)
-    old = PassageIndex.load(saved, embedder)
-    assert list(old.passages) == list(corpus_index.passages) and dict(old.documents) == dict(corpus_index.documents)
-    for mode in ("dense", "bm25"):
-        assert [(h.passage.id, round(h.score, 5)) for h in Retriever(old).search(QUESTION, 5, mode)] == \
-            [(h.passage.id, round(h.score, 5)) for h in Retriever(corpus_index).search(QUESTION, 5, mode)]
-    old.save(saved)
-    assert json.loads((_live(saved) / "manifest.json").read_text())["format_version"] == 4
-    assert list(PassageIndex.load(saved, embedder).passages) == list(corpus_index.passages)
+@pytest.mark.parametrize("version", [2, 3, 5])
+def test_an_index_of_another_format_is_refused_with_what_to_do(saved, embedder, version):
+    manifest_path = _live(saved) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest_path.write_text(json.dumps({**manifest, "format_version": version}))
+    with pytest.raises(IndexMismatchError, match=f"format {version} .*rag index ARTICLES --out"):
+        PassageIndex.open(saved, embedder)
 
 
 def _hits(index, mode="hybrid"):
@@ -224,19 +201,19 @@ def _hits(index, mode="hybrid"):
 def test_adding_saves_only_the_new_segment_and_links_the_rest(saved, corpus_docs, embedder):
     rfe = doc_by_title(corpus_docs, "IMU-Taliban")
     others = [d for d in corpus_docs if d.id != rfe.id]
-    PassageIndex.build(others, embedder).save(saved)
+    build_index(others, embedder).save(saved)
     (first,) = _segments(saved)
     before = (_live(saved) / first["name"] / "index.faiss").stat()
-    index = PassageIndex.load(saved, embedder)
-    index.add([rfe])
+    index = PassageIndex.open(saved, embedder)
+    add_documents(index, [rfe]).passages
     index.save(saved)
     segments = _segments(saved)
     assert len(segments) == 2 and segments[0]["name"] == first["name"]
     after = (_live(saved) / first["name"] / "index.faiss").stat()
     assert after.st_ino == before.st_ino and after.st_nlink == 2  # the same file, in two generations
     # Two segments answer as one built at once: BM25 uses the whole index's statistics.
-    reloaded = PassageIndex.load(saved, embedder)
-    whole = PassageIndex.build(others + [rfe], embedder)
+    reloaded = PassageIndex.open(saved, embedder)
+    whole = build_index(others + [rfe], embedder)
     for mode in ("dense", "bm25", "hybrid"):
         assert _hits(reloaded, mode) == _hits(whole, mode)
 
@@ -245,26 +222,26 @@ def test_removing_marks_deleted_and_rebuilds_no_vectors(saved, corpus_docs, corp
     counts = corpus_index.passage_counts()
     smaller = min(corpus_docs, key=lambda d: counts[d.id])  # less than half the segment: it stays, marked
     (segment,) = _segments(saved)
-    index = PassageIndex.load(saved, embedder)
+    index = PassageIndex.open(saved, embedder)
     index.remove([smaller.id])
     index.save(saved)
     assert _segments(saved) == [{**segment, "deleted": [smaller.id]}]
     assert (_live(saved) / segment["name"] / "index.faiss").stat().st_nlink == 2
-    reloaded = PassageIndex.load(saved, embedder)
+    reloaded = PassageIndex.open(saved, embedder)
     assert smaller.id not in reloaded.documents and len(reloaded.passages) == len(index.passages)
     for mode in ("dense", "bm25", "hybrid"):
         for question in ("Who is the governor of Balkh?", QUESTION, "Dostum militia"):
             assert all(h.document.id != smaller.id for h in Retriever(reloaded).search(question, 20, mode))
-    reloaded.add([smaller])  # removed, then added again: it lives in the new segment
+    add_documents(reloaded, [smaller]).passages  # removed, then added again: it lives in the new segment
     assert reloaded.documents[smaller.id] == smaller and len(reloaded.passages) == len(corpus_index.passages)
     assert _hits(reloaded, "dense") == _hits(corpus_index, "dense")
 
 
 def test_small_segments_are_merged_at_save_without_re_encoding(tmp_path, corpus_docs, embedder, monkeypatch):
     monkeypatch.setattr(index_module, "MOST_SEGMENTS", 2)
-    index = PassageIndex.build([], embedder)
+    index = build_index([], embedder)
     for doc in corpus_docs:
-        index.add([doc])
+        add_documents(index, [doc]).passages
     index.remove([corpus_docs[0].id])
     encoded = []
     monkeypatch.setattr(embedder, "encode", lambda texts, **kw: encoded.append(texts) or faiss.rand((0, 64)))
@@ -272,8 +249,8 @@ def test_small_segments_are_merged_at_save_without_re_encoding(tmp_path, corpus_
     assert encoded == [] and len(_segments(tmp_path / "idx")) <= 2
     assert all(s["deleted"] == [] for s in _segments(tmp_path / "idx"))  # merged away with their segment
     monkeypatch.undo()
-    reloaded = PassageIndex.load(tmp_path / "idx", embedder)
-    whole = PassageIndex.build(corpus_docs[1:], embedder)
+    reloaded = PassageIndex.open(tmp_path / "idx", embedder)
+    whole = build_index(corpus_docs[1:], embedder)
     assert dict(reloaded.documents) == dict(whole.documents)
     assert _hits(reloaded, "bm25") == _hits(whole, "bm25") and _hits(reloaded, "dense") == _hits(whole, "dense")
 
@@ -288,19 +265,20 @@ def _wire_copy(doc):
 def test_a_copy_of_an_indexed_story_is_recorded_as_a_copy_and_kept_through_save_load_and_merge(tmp_path, corpus_docs,
                                                                                             fake_embedder):
     original = doc_by_title(corpus_docs, "IMU")
-    index = PassageIndex.build(corpus_docs, fake_embedder)
+    index = build_index(corpus_docs, fake_embedder)
     other = Document(document_id("x"), "Harvest", "Farmers in Balkh expect a good harvest this year after rain.", "h.txt")
     rows = index.rows
-    assert index.new_documents([_wire_copy(original), other]) == [other]
+    added = add_documents(index, [_wire_copy(original), other])
+    assert added.new == (other,) and added.copies == (_wire_copy(original),)
     assert index.documents[original.id].copies == (("https://times.test/copy", "Northern Times", "https://times.test/copy"),)
-    assert index.rows == rows  # nothing indexed twice
+    assert added.passages == 1 and index.rows == rows + 1  # the copy is not indexed twice
     index.save(tmp_path / "idx")
-    loaded = PassageIndex.load(tmp_path / "idx", fake_embedder)
+    loaded = PassageIndex.open(tmp_path / "idx", fake_embedder)
     assert loaded.documents[original.id].copies == index.documents[original.id].copies
     hit = next(h for h in Retriever(loaded, mode="bm25").search("IMU Taliban alliance", 5) if h.document.id == original.id)
     assert hit.document.copies  # the source card shows it
     for i in range(12):  # enough segments to merge: the copies are carried into the merged one
-        loaded.add([Document(document_id(f"n{i}"), f"Note {i}", f"Short note number {i} about the weather.", f"{i}.txt")])
+        add_documents(loaded, [Document(document_id(f"n{i}"), f"Note {i}", f"Short note number {i} about the weather.", f"{i}.txt")]).passages
     loaded.save(tmp_path / "idx")
-    merged = PassageIndex.load(tmp_path / "idx", fake_embedder)
+    merged = PassageIndex.open(tmp_path / "idx", fake_embedder)
     assert len(merged.segments) < 13 and merged.documents[original.id].copies == index.documents[original.id].copies

@@ -15,11 +15,13 @@ import pytest
 from rag.indexing.bundled import corpus_dir
 from rag.cli import main
 from rag.errors import DocumentNotFoundError, IndexLockedError, IndexMismatchError, IndexNotFoundError, InvalidInputError
-from rag.index.filters import Filters
+from rag.types import Filters
 from rag.index.folder import PassageIndex
-from rag.index.qdrant import QdrantIndex, is_qdrant
-from rag.search.retriever import Retriever, open_index
+from rag.index.qdrant import QdrantIndex
+from rag.index.open import backend_of, is_uri, open_index
+from rag.search.retriever import Retriever
 from rag.types import Document
+from rag.indexing.workflow import build_index, add_documents
 from tests.conftest import doc_by_title
 from tests.fakes import TieFreeHashEmbedder
 
@@ -36,13 +38,13 @@ def tie_free_embedder() -> TieFreeHashEmbedder:
 
 @pytest.fixture(scope="module")
 def folder_index(tie_free_embedder, corpus_docs) -> PassageIndex:
-    return PassageIndex.build(corpus_docs, tie_free_embedder)
+    return build_index(corpus_docs, tie_free_embedder)
 
 
 @pytest.fixture
 def qdrant(tmp_path, tie_free_embedder, corpus_docs):
-    with QdrantIndex.create(f"qdrant:{tmp_path}/q/news", tie_free_embedder, PassageIndex.build([], tie_free_embedder).chunking) as index:
-        index.add(corpus_docs)
+    with QdrantIndex.create(f"qdrant:{tmp_path}/q/news", tie_free_embedder) as index:
+        add_documents(index, corpus_docs)
         yield index
 
 
@@ -84,8 +86,8 @@ def test_a_document_filter_still_gets_k_hits(qdrant, corpus_docs):
 def test_the_collection_persists_and_reopens_with_its_settings(tmp_path, tie_free_embedder, corpus_docs, folder_index):
     location = f"qdrant:{tmp_path}/q/news"
     with QdrantIndex.create(location, tie_free_embedder, folder_index.chunking) as index:
-        assert index.add(corpus_docs) == len(folder_index.passages)
-        assert index.add(corpus_docs) == 0  # every document is there already
+        assert add_documents(index, corpus_docs).passages == len(folder_index.passages)
+        assert add_documents(index, corpus_docs).passages == 0  # every document is there already
     with open_index(location, tie_free_embedder) as index:
         assert len(index.documents) == len(corpus_docs) and len(index.passages) == len(folder_index.passages)
         assert sorted(p.id for p in index.passages) == sorted(p.id for p in folder_index.passages)
@@ -99,7 +101,7 @@ def test_removing_a_document_drops_its_passages_and_keeps_the_ranking(qdrant, ti
     kept = [d for d in corpus_docs if d.id != gone.id]
     assert removed > 0 and len(qdrant.documents) == len(kept)
     assert all(p.doc_id != gone.id for p in qdrant.passages)
-    fresh = PassageIndex.build(kept, tie_free_embedder)
+    fresh = build_index(kept, tie_free_embedder)
     _same_hits(Retriever(qdrant, mode="dense").search("Balkh governor", 5),
                Retriever(fresh, mode="dense").search("Balkh governor", 5))
     # idf follows the removal in the engine; the length norm keeps the mean length of the passages' own add
@@ -112,7 +114,8 @@ def test_removing_a_document_drops_its_passages_and_keeps_the_ranking(qdrant, ti
 
 
 def test_bad_locations_and_mismatches_get_one_clear_error(tmp_path, tie_free_embedder, folder_index, qdrant):
-    assert is_qdrant("qdrant://localhost:6333/news") and is_qdrant("qdrant:x/news") and not is_qdrant("qdrant-x/news")
+    assert is_uri("qdrant://localhost:6333/news") and is_uri("qdrant:x/news") and not is_uri("qdrant-x/news")
+    assert backend_of("qdrant:x/news") is QdrantIndex and backend_of(tmp_path / "qdrant:x") is PassageIndex
     with pytest.raises(IndexNotFoundError, match="rag index ARTICLES --store"):
         QdrantIndex.open(f"qdrant:{tmp_path}/empty/news", tie_free_embedder)
     with pytest.raises(InvalidInputError, match="qdrant://HOST:PORT/COLLECTION"):
@@ -163,7 +166,7 @@ def test_a_copy_of_a_stored_story_is_written_as_one_more_copy(qdrant, corpus_doc
     copy = Document("copy", "Republished", f"Republished by the Northern Times\n\n{body}", "https://times.test/copy",
                     outlet="Northern Times", url="https://times.test/copy")
     before = len(qdrant.passages)
-    assert qdrant.new_documents([copy]) == []
+    assert add_documents(qdrant, [copy]).copies == (copy,)
     assert qdrant.documents[original.id].copies == (("https://times.test/copy", "Northern Times",
                                                      "https://times.test/copy"),)
     assert len(qdrant.passages) == before

@@ -10,11 +10,11 @@ import pytest
 
 from embeddings import Embedder
 from rag.indexing.bundled import corpus_dir
-from rag.indexing.chunking import ChunkSettings
+from rag.settings import ChunkSettings
 from rag.cli import main
 from rag.index.folder import PassageIndex
 from rag.ingest import read_documents, read_or_skip
-from rag.index.segment import chunk_and_embed
+from rag.indexing.local import LocalPipeline
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
@@ -46,7 +46,7 @@ class FailsFirstTime:
 def test_ray_reads_and_embeds_what_one_process_does(pipeline):
     embedder = Embedder(precision="fp32")
     documents = read_documents([corpus_dir()])
-    passages, vectors = chunk_and_embed(documents, embedder, ChunkSettings())
+    passages, vectors = LocalPipeline().chunk_and_embed(documents, embedder, ChunkSettings())
     skipped = []
     assert pipeline.read([corpus_dir()], skipped.append) == documents and not skipped
     ray_passages, ray_vectors = pipeline.chunk_and_embed(documents, embedder, ChunkSettings())
@@ -74,7 +74,7 @@ def test_rag_index_on_ray_writes_the_single_process_index(tmp_path, capsys):
     assert main(["index", str(corpus_dir()), "--out", str(tmp_path / "local")]) == 0
     assert main(["index", str(corpus_dir()), "--out", str(tmp_path / "ray"), "--ray", "--ray-workers", "2"]) == 0
     assert "local Ray of 2 workers" in capsys.readouterr().err
-    local, on_ray = PassageIndex.load(tmp_path / "local"), PassageIndex.load(tmp_path / "ray")
+    local, on_ray = PassageIndex.open(tmp_path / "local"), PassageIndex.open(tmp_path / "ray")
     assert list(on_ray.documents.values()) == list(local.documents.values())
     assert list(on_ray.passages) == list(local.passages)
     rows = np.arange(local.rows)

@@ -3,7 +3,7 @@
 import pytest
 
 from rag.indexing.bundled import default_index
-from rag.indexing.chunking import ChunkSettings
+from rag.settings import ChunkSettings
 from rag.errors import InvalidInputError
 from rag.search.retriever import Retriever
 

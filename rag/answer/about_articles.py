@@ -22,7 +22,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from rag.ingest.cleaning import HEAD_LINES, dates_in
+from rag.dates import dates_in
+from rag.types import HEAD_LINES
 from rag.types import Document, Hit, Passage
 
 FIELDS = ("author", "date", "outlet", "publisher", "place")

@@ -7,12 +7,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rag.answer import about_articles
-from rag.index.filters import Filters
 from rag.read.normalize import normalize_answer
 from rag.read.reader import Reader
-from rag.search.retriever import Mode, Retriever
-from rag.settings import DEFAULT_K, DEFAULT_MODE, check_positive_int
-from rag.types import Alternative, Answer, Citation, CitedPassage, Hit, Reading, Response
+from rag.search.retriever import Retriever
+from rag.settings import DEFAULT_K, DEFAULT_MODE, Mode, check_positive_int
+from rag.types import Alternative, Answer, Citation, CitedPassage, Filters, Hit, Reading, Response
 
 
 MAX_ALTERNATIVES = 2  # other answers shown beside one of low confidence

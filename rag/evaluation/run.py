@@ -25,9 +25,11 @@ from rag.answer.assistant import Assistant
 from rag.indexing.bundled import default_index
 from rag.evaluation.gold import BUNDLED_GOLD, GoldQuestion, doc_names, from_doc, holds_answer, load_gold, squad_corpus
 from rag.evaluation.metrics import best_over_gold, latency_summary
-from rag.index.folder import PassageIndex
+from rag.indexing.local import LocalPipeline
+from rag.indexing.workflow import build_index
 from rag.read.reader import Reader
-from rag.search.retriever import Retriever, open_index
+from rag.index.open import open_index
+from rag.search.retriever import Retriever
 from rag.settings import DEFAULT_K, DEFAULT_MODE, MODES
 from rag.types import Passage
 
@@ -243,7 +245,7 @@ def evaluate(gold_file: Path | None = None, squad: Path | None = None, index_dir
     if squad is not None:
         documents, gold = squad_corpus(squad)
         name = squad.stem
-        index = open_index(index_dir) if index_dir else PassageIndex.build(documents, progress=True)
+        index = open_index(index_dir) if index_dir else build_index(documents, pipeline=LocalPipeline(progress=True))
         corpus = str(index_dir or f"{len(documents)} paragraphs of {squad.name}")
     else:
         path = gold_file or BUNDLED_GOLD

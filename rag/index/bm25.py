@@ -22,7 +22,7 @@ import numpy as np
 import Stemmer
 from scipy import sparse
 
-from rag.index.fusion import Ranking
+from rag.protocols import Ranking
 
 logger = logging.getLogger(__name__)
 # bm25s sets its own logger to DEBUG when imported; put it back to the default so its
@@ -38,6 +38,19 @@ def tokenize(texts: Sequence[str]) -> list[list[str]]:
     """Each text's terms: lower-cased words, English stopwords removed, Snowball-stemmed."""
     return bm25s.tokenize(list(texts), stopwords=SETTINGS["stopwords"], stemmer=Stemmer.Stemmer("english"),
                           return_ids=False, show_progress=False)
+
+
+def term_weight(counts: np.ndarray, lengths: np.ndarray, mean_length: float) -> np.ndarray:
+    """BM25's weight of a term in passages, before its idf: ``tf / (tf + k1 (1 - b + b len / mean len))``.
+
+    Args:
+        counts: how often the term occurs in each passage (tf).
+        lengths: each passage's length in terms.
+        mean_length: the mean passage length of the collection.
+    """
+    k1, b = SETTINGS["k1"], SETTINGS["b"]
+    counts = np.asarray(counts, dtype=np.float64)
+    return counts / (counts + k1 * (1 - b + b * np.asarray(lengths, dtype=np.float64) / mean_length))
 
 
 class Postings:
@@ -110,7 +123,6 @@ class BM25Index:
 
     def scores(self, terms: Sequence[str]) -> np.ndarray:
         """Every row's BM25 score for a question's terms (a term given twice counts twice)."""
-        k1, b = SETTINGS["k1"], SETTINGS["b"]
         total = np.zeros(self.size, dtype=np.float32)
         for term in terms:
             lists = [(part, offset, part.starts[j], part.starts[j + 1]) for part, offset in zip(self.parts, self.offsets)
@@ -122,8 +134,8 @@ class BM25Index:
             for part, offset, start, end in lists:
                 rows = np.asarray(part.rows[start:end])
                 counts = np.asarray(part.counts[start:end])
-                norm = k1 * (1 - b + b * part.lengths[rows] / self._mean_length)
-                total[offset + rows] += (idf * counts / (counts + norm)).astype(np.float32)
+                weights = term_weight(counts, part.lengths[rows], self._mean_length)
+                total[offset + rows] += (idf * weights).astype(np.float32)
         return total
 
     def search_batch(self, questions: Sequence[str], k: int, allowed: np.ndarray | None = None) -> list[Ranking]:

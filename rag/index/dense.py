@@ -15,7 +15,7 @@ import faiss
 import numpy as np
 
 from embeddings import Embedder
-from rag.index.fusion import Ranking
+from rag.protocols import Ranking
 from rag.settings import HNSW_FROM, DenseSettings
 
 # A filter that lets through fewer rows than this share is searched exactly over those rows:

@@ -1,89 +1,19 @@
-"""Which documents a search may return: a date range, outlets, authors, document ids.
+"""Filters (``rag.types.Filters``) as a mask over an index folder's passages.
 
-A :class:`Filters` is plain data; an index turns it into a mask over its passages
-(:meth:`DocumentColumns.allowed`), and the dense and sparse searches apply that mask inside
-retrieval, so a filtered query still gets ``k`` hits when ``k`` passages pass.
+The dense and sparse searches apply the mask inside retrieval, so a filtered query still
+gets ``k`` hits when ``k`` passages pass.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import date
+from collections.abc import Sequence
 
 import numpy as np
 
-from rag.errors import InvalidInputError
-from rag.types import Document
+from rag.dates import day_number
+from rag.types import Document, Filters
 
 _NO_DATE = np.iinfo(np.int32).min
-
-
-def _day(value: str | date | None, what: str) -> date | None:
-    if value is None or isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value)[:10])
-    except ValueError:
-        raise InvalidInputError(f"{what} must be a date written YYYY-MM-DD, got {value!r}") from None
-
-
-def _names(values: Iterable[str] | str | None, what: str) -> tuple[str, ...]:
-    if values is None:
-        return ()
-    values = [values] if isinstance(values, str) else list(values)
-    if any(not isinstance(v, str) or not v.strip() for v in values):
-        raise InvalidInputError(f"{what} must be non-empty names, got {values!r}")
-    return tuple(v.strip() for v in values)
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Limits on the documents a search returns; each given limit must hold, an empty one allows all.
-
-    Args:
-        since, until: the document's date lies in this range, both ends included
-            (``date`` objects or ``YYYY-MM-DD`` strings). A document without a date fails a date limit.
-        sources: the document's outlet is one of these (compared without case).
-        authors: one of these is among the document's authors (compared without case).
-        doc_ids: the document is one of these.
-
-    Raises:
-        InvalidInputError: a date that is not ``YYYY-MM-DD``, an empty name, or ``since`` after ``until``.
-    """
-
-    since: date | None = None
-    until: date | None = None
-    sources: tuple[str, ...] = ()
-    authors: tuple[str, ...] = ()
-    doc_ids: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "since", _day(self.since, "since"))
-        object.__setattr__(self, "until", _day(self.until, "until"))
-        for name in ("sources", "authors", "doc_ids"):
-            object.__setattr__(self, name, _names(getattr(self, name), name))
-        if self.since and self.until and self.since > self.until:
-            raise InvalidInputError(f"since ({self.since}) is after until ({self.until})")
-
-    def __bool__(self) -> bool:
-        return any((self.since, self.until, self.sources, self.authors, self.doc_ids))
-
-
-
-def _document_day(document: Document) -> int:
-    """The document's date as a day number, or _NO_DATE."""
-    try:
-        return date.fromisoformat(document.date[:10]).toordinal() if document.date else _NO_DATE
-    except ValueError:
-        return _NO_DATE
-
-
-def authors_of(document: Document) -> list[str]:
-    """A byline's names: "A and B" or "A, B" name two authors."""
-    if not document.author:
-        return []
-    return [a.strip() for part in document.author.split(" and ") for a in part.split(",") if a.strip()]
 
 
 class DocumentColumns:
@@ -100,13 +30,15 @@ class DocumentColumns:
         self.position = {d.id: i for i, d in enumerate(documents)}
         self.passage_document = np.fromiter((self.position[d] for d in passage_documents), dtype=np.int32,
                                             count=len(passage_documents))
-        self.days = np.fromiter((_document_day(d) for d in documents), dtype=np.int32, count=len(documents))
+        days = (day_number(d.date) for d in documents)
+        self.days = np.fromiter((_NO_DATE if day is None else day for day in days), dtype=np.int32,
+                                count=len(documents))
         self.outlet_codes: dict[str, int] = {}
         self.outlets = np.fromiter((self.outlet_codes.setdefault(d.outlet.casefold(), len(self.outlet_codes))
                                     if d.outlet else -1 for d in documents), dtype=np.int32, count=len(documents))
         self.by_author: dict[str, list[int]] = {}
         for i, d in enumerate(documents):
-            for name in authors_of(d):
+            for name in d.authors():
                 self.by_author.setdefault(name.casefold(), []).append(i)
 
     def allowed(self, filters: Filters | None) -> np.ndarray | None:

@@ -19,33 +19,25 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
 
-from embeddings import Embedder, EmbeddingModelError
-from rag.read import runtime as fast_models
-from rag.index import passage_store
+from embeddings import EmbeddingModelError
+from rag import exports
+from rag.errors import DocumentNotFoundError, IndexMismatchError, InvalidInputError, ModelLoadError
 from rag.index.bm25 import SETTINGS as BM25_SETTINGS
-from rag.index.bm25 import BM25Index, Postings
-from rag.indexing.chunking import ChunkSettings
-from rag.index.dense import DenseIndex, read_faiss
-from rag.errors import (
-    DocumentNotFoundError,
-    IndexMismatchError,
-    InvalidInputError,
-    ModelLoadError,
-)
-from rag.index.filters import Filters
-from rag.ingest import near_duplicates
-from rag.index.passage_store import PassageStore, StoredDocuments, StoredPassages
-from rag.index.segment import Segment, chunk_and_embed, merge, merge_plan
-from rag.settings import DenseSettings
+from rag.index.bm25 import BM25Index
+from rag.index.dense import DenseIndex
 from rag.index.generations import IndexFolder
-from rag.types import Document, Hit, Passage
+from rag.index.segment import Segment, merge, merge_plan
+from rag.protocols import Encoder, Location
+from rag.settings import ChunkSettings, DenseSettings
+from rag.types import Copy, Document, Filters, Hit, Passage
 
 logger = logging.getLogger(__name__)
 
@@ -61,11 +53,6 @@ def _versions() -> dict[str, str]:
         except PackageNotFoundError:
             continue
     return found
-
-
-def _read_records(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 class LiveDocuments(Mapping[str, Document]):
@@ -113,7 +100,8 @@ class LivePassages:
 class PassageIndex:
     """Passages of a set of documents, searchable by dense vectors and by BM25.
 
-    Build one with :meth:`build`, or open a saved one with :meth:`load`.
+    Open a saved one with :meth:`open`; build one with ``rag.indexing`` (``index_articles``, or
+    ``build_index`` in memory). It keeps the contract of ``rag.protocols.Index``.
 
     Args:
         segments: the segments, in row order.
@@ -123,7 +111,7 @@ class PassageIndex:
         dense_settings: the FAISS index kind and its parameters.
     """
 
-    def __init__(self, segments: Sequence[Segment], dimension: int, embedder: Embedder, chunking: ChunkSettings,
+    def __init__(self, segments: Sequence[Segment], dimension: int, embedder: Encoder, chunking: ChunkSettings,
                  dense_settings: DenseSettings | None = None) -> None:
         for segment in segments:
             if segment.vectors.ntotal != segment.rows or segment.postings.size != segment.rows:
@@ -133,6 +121,7 @@ class PassageIndex:
                 raise IndexMismatchError(f"a segment holds {segment.vectors.d}-d vectors, the index {dimension}-d")
         self.segments = list(segments)
         self.chunking = chunking
+        self._location: Path | None = None
         self.dense = DenseIndex([], dimension, embedder, dense_settings)
         self._refresh()
 
@@ -148,11 +137,11 @@ class PassageIndex:
             [np.ones(s.rows, dtype=bool) if m is None else m for s, m in zip(self.segments, masks)])
 
     @property
-    def embedder(self) -> Embedder:
+    def embedder(self) -> Encoder:
         return self.dense.embedder
 
     @embedder.setter
-    def embedder(self, embedder: Embedder) -> None:
+    def embedder(self, embedder: Encoder) -> None:
         self.dense.embedder = embedder
 
     @property
@@ -185,58 +174,68 @@ class PassageIndex:
         return found
 
     @classmethod
-    def build(cls, documents: Sequence[Document], embedder: Embedder | None = None,
-              chunking: ChunkSettings | None = None, progress: bool | None = None,
-              dense_settings: DenseSettings | None = None) -> PassageIndex:
-        """Chunk, embed and index documents.
+    def create(cls, location: Location | None, embedder: Encoder, chunking: ChunkSettings | None = None,
+               dense: DenseSettings | None = None) -> PassageIndex:
+        """A new, empty index, to be saved into the folder ``location`` (None: kept in memory until saved).
 
-        Args:
-            documents: cleaned documents (see ``rag.ingest.read_documents``).
-            embedder: the encoder; the bundled all-MiniLM-L6-v2 by default.
-            chunking: passage settings; the defaults of ``ChunkSettings`` otherwise.
-            progress: show progress bars while chunking and embedding (by default only while embedding many passages).
-            dense_settings: the FAISS index kind and its parameters (by default chosen by size).
+        Raises:
+            NotAnIndexError: ``location`` holds files that are no index; nothing is touched.
+            IndexWriteError: ``location`` cannot be written.
         """
-        embedder = embedder if embedder is not None else Embedder()
-        index = cls([], _dimension(embedder), embedder, chunking if chunking is not None else ChunkSettings(),
-                    dense_settings)
-        index.add(documents, progress)
+        if location is not None:
+            folder = IndexFolder(location)
+            folder.check_target()  # before any work: never write into a folder of someone's files
+            folder.check_writable()
+        index = cls([], _dimension(embedder), embedder, chunking if chunking is not None else ChunkSettings(), dense)
+        index._location = None if location is None else Path(location)
         return index
 
-    def add(self, documents: Sequence[Document], progress: bool | None = None) -> int:
-        """Index documents not yet in the index (by id), as a new segment; returns how many passages were added.
+    @classmethod
+    def exists(cls, location: Location) -> bool:
+        """Whether the folder ``location`` holds a committed index."""
+        return IndexFolder(location).is_index()
 
-        Nothing already indexed is touched: the cost is that of the new documents.
+    @classmethod
+    def writing(cls, location: Location, wait: bool = True) -> AbstractContextManager[object]:
+        """The folder's writer lock (see ``rag.index.generations``); ``wait=False`` fails at once if it is held."""
+        return IndexFolder(location).writer(wait=wait)
+
+    @property
+    def dense_settings(self) -> DenseSettings:
+        return self.dense.settings
+
+    @property
+    def location(self) -> str | None:
+        """The folder this index was opened from or last saved to; None for an index only in memory."""
+        return None if self._location is None else str(self._location)
+
+    def known(self, doc_ids: Iterable[str]) -> set[str]:
+        """Which of these document ids the index holds."""
+        return {doc_id for doc_id in doc_ids if doc_id in self.documents}
+
+    def record_copies(self, copies: Mapping[str, Sequence[Copy]]) -> None:
+        """Record more copies of indexed documents (near-duplicates found later), by the documents' ids;
+        they are shown on the documents' source cards and saved in the manifest.
+
+        Raises:
+            DocumentNotFoundError: an id is not in the index.
         """
-        new = self.new_documents(documents)
-        if not new:
-            return 0
-        self.check_embedder()
-        return self.add_embedded(new, *chunk_and_embed(new, self.embedder, self.chunking, progress))
-
-    def new_documents(self, documents: Sequence[Document]) -> list[Document]:
-        """Those of ``documents`` not in the index yet, each id once, in their order.
-
-        One that is a near-duplicate of an indexed article (another outlet's copy of a wire
-        story, ``rag.ingest.near_duplicates``) is left out too, and recorded as a copy of that
-        article, which is shown on its source card from now on and saved with the index.
-        """
-        unique = [d for d in {d.id: d for d in documents}.values() if d.id not in self.documents]
-        found = near_duplicates.copies_in(self, unique)
-        if found:
-            by_segment: list[dict[str, list]] = [{} for _ in self.segments]
-            for doc, original in found.items():
-                at = next(i for i in reversed(range(len(self.segments))) if self.segments[i].holds(original))
-                by_segment[at].setdefault(original, []).append((doc.source, doc.outlet, doc.url))
-            self.segments = [s.with_copies(more) if more else s for s, more in zip(self.segments, by_segment)]
-            self._refresh()
-        return [d for d in unique if d not in found]
+        by_segment: list[dict[str, Sequence[Copy]]] = [{} for _ in self.segments]
+        for doc_id, more in copies.items():
+            at = next((i for i in reversed(range(len(self.segments))) if self.segments[i].holds(doc_id)), None)
+            if at is None:
+                raise DocumentNotFoundError(f"no document with id {doc_id!r} in the index")
+            by_segment[at][doc_id] = more
+        self.segments = [s.with_copies(more) if more else s for s, more in zip(self.segments, by_segment)]
+        self._refresh()
 
     def add_embedded(self, documents: Sequence[Document], passages: Sequence[Passage], vectors: np.ndarray) -> int:
-        """Add documents already chunked and encoded elsewhere (see ``rag.indexing.ray``), as a new segment.
+        """Add new documents, chunked and encoded (``rag.indexing``), as a new segment.
+
+        Nothing already indexed is touched: the cost is that of the new documents.
 
         Args:
-            documents: new documents (see :meth:`new_documents`).
+            documents: documents the index does not hold.
             passages: their passages, chunked with this index's chunking.
             vectors: row r is the vector of ``passages[r]``, from this index's embedding model.
 
@@ -302,7 +301,12 @@ class PassageIndex:
         passages = text // 400  # about 600 characters a passage, with overlap
         return 4 * text + passages * (self.dense.dimension * 4 + 300) + (1 << 20)
 
-    def save(self, path: str | Path) -> Path:
+    def check_room(self, documents: Sequence[Document]) -> None:
+        """Raise ``IndexWriteError`` if the folder's disk lacks room for the next save with ``documents`` added."""
+        if self._location is not None:
+            IndexFolder(self._location).check_space(self.estimated_bytes(documents))
+
+    def save(self, path: Location | None = None) -> Path:
         """Write the index as a new generation of the folder ``path``, crash-safe; see ``rag.index.generations``.
 
         Segments read from disk are hard-linked, new ones written; small and mostly-deleted
@@ -310,13 +314,21 @@ class PassageIndex:
         empty, or an index already. Takes the folder's writer lock (re-entrant, so a caller
         that holds it for an update keeps it).
 
+        Args:
+            path: the folder; by default the one the index was opened from or last saved to.
+
         Returns:
-            ``path``.
+            The folder.
 
         Raises:
+            InvalidInputError: no ``path`` for an index that has none.
             NotAnIndexError: ``path`` holds something else; it is left untouched.
             IndexWriteError: the folder cannot be written; the index there is unchanged.
         """
+        if path is None:
+            if self._location is None:
+                raise InvalidInputError("this index is only in memory: save it to a folder with save(path)")
+            path = self._location
         plan = merge_plan(self.segments, MOST_SEGMENTS)
         if plan:
             merged = merge([self.segments[i] for i in plan], self.dense.settings)
@@ -334,21 +346,23 @@ class PassageIndex:
             return {**self.manifest(entries), "files": known}
 
         IndexFolder(path).commit(write)
-        return Path(path)
+        self._location = Path(path)
+        return self._location
 
     @classmethod
-    def load(cls, path: str | Path, embedder: Embedder | None = None, backend: str = "auto") -> PassageIndex:
+    def open(cls, location: Location, embedder: Encoder | None = None, backend: str = "auto") -> PassageIndex:
         """Open the live generation of an index folder, every file checked against the manifest.
 
         Args:
-            path: the index folder.
+            location: the index folder.
             embedder: the query encoder; by default the model the manifest names.
-            backend: how that default runs (see ``rag.read.runtime``): "auto", "torch" or "onnx".
+            backend: how that default runs (see ``rag.exports``): "auto", "torch" or "onnx".
 
         Raises:
             IndexNotFoundError: no index at ``path``.
             IndexMismatchError: a file is missing or corrupt, or disagrees with the manifest or the embedder.
         """
+        path = location
         folder, manifest = IndexFolder(path).open()
         try:
             chunking = ChunkSettings(**manifest["chunking"])
@@ -356,29 +370,24 @@ class PassageIndex:
             model_name = manifest["embedding_model"]
             dimension = int(manifest["dimension"])
             dense_settings = DenseSettings(**{k: v for k, v in manifest.get("dense", {}).items() if k != "built"})
-            entries = manifest.get("segments")
-            if entries is not None:
-                entries = [(str(e["name"]), int(e["passages"]), [str(d) for d in e["deleted"]], dict(e.get("copies", {})))
-                           for e in entries]
+            entries = [(str(e["name"]), int(e["passages"]), [str(d) for d in e["deleted"]], dict(e.get("copies", {})))
+                       for e in manifest["segments"]]
         except (KeyError, TypeError, ValueError, InvalidInputError) as e:
             raise IndexMismatchError(f"corrupt manifest.json in {path}: {e}") from e
-        embedder = embedder if embedder is not None else fast_models.embedder(model_name, backend)
+        embedder = embedder if embedder is not None else exports.embedder(model_name, backend)
         if embedder.model_name != model_name:
             raise IndexMismatchError(f"index {path} was built with {model_name!r}, "
                                      f"not {embedder.model_name!r}; rebuild it or query it with that model")
         try:
-            if entries is None:  # formats 2 and 3: one unsegmented index, made a segment; the next save writes 4
-                segments = [_unsegmented(folder, path)]
-            else:
-                segments = []
-                for name, rows, deleted, copies in entries:  # their files were all checked against the manifest
-                    segment = Segment.load(folder / name, name, _files_under(manifest["files"], name), deleted,
-                                           copies)
-                    if segment.rows != rows:
-                        raise IndexMismatchError(f"{path}: segment {name} holds {segment.rows} passages, "
-                                                 f"but the manifest says {rows}")
-                    segments.append(segment)
+            segments = []
+            for name, rows, deleted, copies in entries:  # their files were all checked against the manifest
+                segment = Segment.load(folder / name, name, _files_under(manifest["files"], name), deleted, copies)
+                if segment.rows != rows:
+                    raise IndexMismatchError(f"{path}: segment {name} holds {segment.rows} passages, "
+                                             f"but the manifest says {rows}")
+                segments.append(segment)
             index = cls(segments, dimension, embedder, chunking, dense_settings)
+            index._location = Path(path)
         except (RuntimeError, json.JSONDecodeError, TypeError, ValueError, OSError, sqlite3.Error) as e:
             raise IndexMismatchError(f"corrupt index file in {path}: {e}") from e
         if len(index.passages) != expected:
@@ -386,13 +395,12 @@ class PassageIndex:
         return index
 
     def close(self) -> None:
-        """Nothing to release (the files are memory-mapped and unmapped with the index); here so that either
-        kind of index, this or a ``QdrantIndex``, can be used in a ``with`` block."""
+        """Nothing to release: the files are memory-mapped, and unmapped with the index."""
 
     def __enter__(self) -> PassageIndex:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def check_embedder(self) -> None:
@@ -414,35 +422,7 @@ def _files_under(files: Mapping[str, dict], name: str) -> dict[str, dict]:
     return {path[len(prefix):]: entry for path, entry in files.items() if path.startswith(prefix)}
 
 
-def _unsegmented(folder: Path, path: str | Path) -> Segment:
-    """A format-2 or format-3 generation (one index.faiss, bm25s lists, passages) as one unsaved segment.
-
-    Its BM25 lists are rebuilt from the passages' text, once.
-    """
-    stored = (folder / passage_store.FILE).exists()
-    files = ("index.faiss", *((passage_store.FILE,) if stored else ("passages.jsonl", "documents.jsonl")))
-    missing = [name for name in files if not (folder / name).exists()]
-    if missing:
-        raise IndexMismatchError(f"{path} is not a complete index: {missing[0]} is missing")
-    vectors = read_faiss(folder / "index.faiss")
-    if stored:
-        store = PassageStore(folder / passage_store.FILE)
-        documents: Mapping[str, Document] = StoredDocuments(store)
-        passages: Sequence[Passage] = StoredPassages(store)
-    else:
-        passages = [Passage(**p) for p in _read_records(folder / "passages.jsonl")]
-        documents = {d.id: d for d in (Document(**d) for d in _read_records(folder / "documents.jsonl"))}
-        orphan = next((p for p in passages if p.doc_id not in documents), None)
-        if orphan is not None:
-            raise IndexMismatchError(f"{path}: passage {orphan.id} belongs to no document in documents.jsonl")
-    if vectors.ntotal != len(passages):
-        raise IndexMismatchError(f"{path}: {vectors.ntotal} index.faiss vectors for {len(passages)} passages")
-    logger.info("reading an index of an older format at %s: its BM25 lists are rebuilt now, and "
-                "the next save writes the current format", path)
-    return Segment(documents, passages, vectors, Postings.build([p.text for p in passages]))
-
-
-def _dimension(embedder: Embedder) -> int:
+def _dimension(embedder: Encoder) -> int:
     """The embedder's vector size; loading it here turns its load error into the package's own."""
     try:
         return embedder.dimension

@@ -57,7 +57,6 @@ logger = logging.getLogger(__name__)
 
 MARKER = "rag-news-qa index"
 FORMAT_VERSION = 4  # 4: segments (rag.index.segment); 3: passages and documents in SQLite (rag.index.passage_store)
-READABLE_VERSIONS = (2, 3, 4)  # 2 kept them in JSONL, 3 in one segment; both are read, and the next save writes 4
 POINTER = "CURRENT"
 LOCK = ".writer.lock"
 MANIFEST = "manifest.json"
@@ -158,8 +157,12 @@ class IndexFolder:
             raise IndexMismatchError(f"{generation} has no {MANIFEST}") from e
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise IndexMismatchError(f"corrupt {MANIFEST} in {generation}: {e}") from e
-        if manifest.get("kind") != MARKER or manifest.get("format_version") not in READABLE_VERSIONS:
-            raise IndexMismatchError(f"{generation / MANIFEST} is not a format-{FORMAT_VERSION} index of this project")
+        if manifest.get("kind") != MARKER:
+            raise IndexMismatchError(f"{generation / MANIFEST} is not an index of this project")
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise IndexMismatchError(f"the index at {self.path} uses format {manifest.get('format_version')!r} of this "
+                                     f"project, and this version reads format {FORMAT_VERSION} only; rebuild it with "
+                                     f"`rag index ARTICLES --out NEW_FOLDER`")
         for name, expected in files.items():
             path = generation / name
             if not path.is_file():

@@ -29,17 +29,15 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, replace
-from datetime import date
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import asdict
+from typing import Any
 
 import numpy as np
 
-from embeddings import Embedder
-from rag.read import runtime as fast_models
-from rag.index.bm25 import SETTINGS as BM25_SETTINGS
-from rag.index.bm25 import tokenize
-from rag.indexing.chunking import ChunkSettings
+from rag import exports
+from rag.dates import day_number
 from rag.errors import (
     DocumentNotFoundError,
     IndexLockedError,
@@ -48,11 +46,11 @@ from rag.errors import (
     IndexWriteError,
     InvalidInputError,
 )
-from rag.index.filters import Filters, authors_of
-from rag.index.fusion import Ranking
-from rag.ingest import near_duplicates
-from rag.index.segment import chunk_and_embed
-from rag.types import Document, Hit, Passage
+from rag.index.bm25 import SETTINGS as BM25_SETTINGS
+from rag.index.bm25 import term_weight, tokenize
+from rag.protocols import Encoder, Location, Ranking
+from rag.settings import ChunkSettings, DenseSettings
+from rag.types import Copy, Document, Filters, Hit, Passage
 
 SCHEMES = ("qdrant:", "qdrants:")
 FORMAT = 1
@@ -104,18 +102,11 @@ def _connect(location: str):
                                "one at a time; a Qdrant server allows many)") from e
 
 
-def _day(document: Document) -> int | None:
-    try:
-        return date.fromisoformat(document.date[:10]).toordinal() if document.date else None
-    except ValueError:
-        return None
-
-
 class QdrantIndex:
     """Passages in a Qdrant collection, searched like a ``PassageIndex`` (see the module's notes).
 
-    Open one with :meth:`open`, or make a new one with :meth:`create`. A ``Retriever`` takes
-    either kind of index.
+    Open one with :meth:`open`, or make a new one with :meth:`create`. It keeps the contract
+    of ``rag.protocols.Index``.
 
     Args:
         client: a ``QdrantClient``.
@@ -124,9 +115,10 @@ class QdrantIndex:
         info: the collection's metadata: model, dimension, chunking, BM25 settings and totals.
     """
 
-    def __init__(self, client, collection: str, embedder: Embedder, info: dict) -> None:
+    def __init__(self, client: Any, collection: str, embedder: Encoder, info: dict, location: str) -> None:
         self.client = client
         self.collection = collection
+        self._location = location
         self.document_collection = f"{collection}-documents"
         self.embedder = embedder
         self.info = info
@@ -138,13 +130,14 @@ class QdrantIndex:
         self.passages = _Passages(self)
 
     @classmethod
-    def open(cls, location: str, embedder: Embedder | None = None, backend: str = "auto") -> QdrantIndex:
+    def open(cls, location: Location, embedder: Encoder | None = None, backend: str = "auto") -> QdrantIndex:
         """Connect to an existing collection.
 
         Raises:
             IndexNotFoundError: no such collection.
             IndexMismatchError: it was not written by ``rag index``, or with another embedding model.
         """
+        location = str(location)
         client, collection, _ = _connect(location)
         if not client.collection_exists(collection):
             client.close()
@@ -155,21 +148,28 @@ class QdrantIndex:
             client.close()
             raise IndexMismatchError(f"{location} was not written by `rag index` (format {info.get('format')!r})")
         model_name = info["embedding_model"]
-        embedder = embedder if embedder is not None else fast_models.embedder(model_name, backend)
+        embedder = embedder if embedder is not None else exports.embedder(model_name, backend)
         if embedder.model_name != model_name:
             client.close()
             raise IndexMismatchError(f"{location} was built with {model_name!r}, not {embedder.model_name!r}")
-        return cls(client, collection, embedder, info)
+        return cls(client, collection, embedder, info, location)
 
     @classmethod
-    def create(cls, location: str, embedder: Embedder, chunking: ChunkSettings) -> QdrantIndex:
+    def create(cls, location: Location, embedder: Encoder, chunking: ChunkSettings | None = None,
+               dense: DenseSettings | None = None) -> QdrantIndex:
         """Make a new, empty collection (and its documents collection).
 
         Raises:
-            InvalidInputError: the collection exists already (add to it with :meth:`open`).
+            InvalidInputError: the collection exists already (add to it with :meth:`open`), or
+                ``dense`` asks for FAISS settings, which a Qdrant collection does not have.
         """
         from qdrant_client import models
 
+        if dense is not None and dense != DenseSettings():
+            raise InvalidInputError("the dense index settings (--dense, --hnsw-m, --ef-construction, --ef-search) "
+                                    "are a folder index's FAISS settings; a Qdrant collection keeps its own HNSW")
+        location = str(location)
+        chunking = chunking if chunking is not None else ChunkSettings()
         client, collection, local = _connect(location)
         if client.collection_exists(collection):
             client.close()
@@ -189,7 +189,36 @@ class QdrantIndex:
                                   ("authors", models.PayloadSchemaType.KEYWORD),
                                   ("day", models.PayloadSchemaType.INTEGER)):
                 client.create_payload_index(collection, field, schema)
-        return cls(client, collection, embedder, info)
+        return cls(client, collection, embedder, info, location)
+
+    @classmethod
+    def exists(cls, location: Location) -> bool:
+        """Whether the collection at ``location`` exists."""
+        client, collection, _ = _connect(str(location))
+        try:
+            return bool(client.collection_exists(collection))
+        finally:
+            client.close()
+
+    @classmethod
+    def writing(cls, location: Location, wait: bool = True) -> AbstractContextManager[object]:
+        """Nothing to hold: the server orders concurrent writes itself, and each write is an upsert."""
+        return nullcontext()
+
+    @property
+    def location(self) -> str:
+        return self._location
+
+    @property
+    def dense_settings(self) -> None:
+        """None: the collection keeps the engine's own HNSW settings."""
+        return None
+
+    def check_room(self, documents: Sequence[Document]) -> None:
+        """Nothing to check here: the server reports a full disk when it is written to."""
+
+    def save(self) -> None:
+        """Nothing to do: every write reached the server when it returned (``wait=True``)."""
 
     def close(self) -> None:
         self.client.close()
@@ -197,7 +226,7 @@ class QdrantIndex:
     def __enter__(self) -> QdrantIndex:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def check_embedder(self) -> None:
@@ -247,31 +276,23 @@ class QdrantIndex:
                              rank=len(found) + 1))
         return found
 
-    def new_documents(self, documents: Sequence[Document]) -> list[Document]:
-        """Those of ``documents`` not in the collection yet, each id once, in their order.
+    def known(self, doc_ids: Iterable[str]) -> set[str]:
+        """Which of these document ids the collection holds, read in batches."""
+        return {d.id for d in self.documents.many(doc_ids)}
 
-        One that is a near-duplicate of a stored article is left out too, and written as one
-        more of that article's copies (as ``PassageIndex.new_documents`` does).
+    def record_copies(self, copies: Mapping[str, Sequence[Copy]]) -> None:
+        """Add copies (near-duplicates found later) to stored documents' ``copies``, by the documents' ids.
+
+        Raises:
+            DocumentNotFoundError: an id is not in the collection.
         """
-        unique = list({d.id: d for d in documents}.values())
-        present = {d.id for d in self.documents.many([d.id for d in unique])}
-        unique = [d for d in unique if d.id not in present]
-        found = near_duplicates.copies_in(self, unique)
-        originals = {d.id: d for d in self.documents.many(set(found.values()))}
-        for doc, original in found.items():
-            copies = (*originals[original].copies, (doc.source, doc.outlet, doc.url))
-            originals[original] = replace(originals[original], copies=copies)
-            self.client.set_payload(self.document_collection, {"copies": [list(c) for c in copies]},
-                                    [point_id(original)], wait=True)
-        return [d for d in unique if d not in found]
-
-    def add(self, documents: Sequence[Document], progress: bool | None = None) -> int:
-        """Chunk, encode and write documents not in the collection yet; returns how many passages were added."""
-        new = self.new_documents(documents)
-        if not new:
-            return 0
-        self.check_embedder()
-        return self.add_embedded(new, *chunk_and_embed(new, self.embedder, self.chunking, progress))
+        originals = {d.id: d for d in self.documents.many(copies)}
+        for doc_id, more in copies.items():
+            if doc_id not in originals:
+                raise DocumentNotFoundError(f"no document with id {doc_id!r} in {self.collection!r}")
+            found = (*originals[doc_id].copies, *map(tuple, more))
+            self.client.set_payload(self.document_collection, {"copies": [list(c) for c in found]},
+                                    [point_id(doc_id)], wait=True)
 
     def add_embedded(self, documents: Sequence[Document], passages: Sequence[Passage], vectors: np.ndarray) -> int:
         """Write documents chunked and encoded already: their passages first, then the documents.
@@ -289,20 +310,20 @@ class QdrantIndex:
         rows = int(self.info["bm25_rows"]) + len(passages)
         total_terms = int(self.info["bm25_terms"]) + sum(map(len, terms))
         mean_length = total_terms / rows if rows else 1.0
-        k1, b = BM25_SETTINGS["k1"], BM25_SETTINGS["b"]
         points = []
         for passage, vector, words in zip(passages, vectors, terms):
             document = by_id[passage.doc_id]
             counts = Counter(term_id(t) for t in words)
-            norm = k1 * (1 - b + b * len(words) / mean_length)
+            weights = term_weight(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)),
+                                  np.full(len(counts), len(words)), mean_length)
             payload = {"passage_id": passage.id, "doc_id": passage.doc_id, "text": passage.text,
                        "start": passage.start, "end": passage.end, "terms": len(words),
-                       "authors": [a.casefold() for a in authors_of(document)]}
-            if (day := _day(document)) is not None:
+                       "authors": [a.casefold() for a in document.authors()]}
+            if (day := day_number(document.date)) is not None:
                 payload["day"] = day
             if document.outlet:
                 payload["outlet"] = document.outlet.casefold()
-            sparse = models.SparseVector(indices=list(counts), values=[c / (c + norm) for c in counts.values()])
+            sparse = models.SparseVector(indices=list(counts), values=weights.tolist())
             points.append(models.PointStruct(id=point_id(passage.id), payload=payload,
                                              vector={"dense": vector.tolist(), "bm25": sparse}))
         try:

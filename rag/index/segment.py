@@ -31,15 +31,13 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from embeddings import Embedder
 from rag.index import passage_store
 from rag.index.bm25 import Postings
-from rag.indexing.chunking import Chunker, ChunkSettings
 from rag.index.dense import choose_kind, new_faiss_index, read_faiss
 from rag.index.filters import DocumentColumns
+from rag.index.generations import write_file
 from rag.index.passage_store import PassageStore, StoredDocuments, StoredPassages
 from rag.settings import DenseSettings
-from rag.index.generations import write_file
 from rag.types import Copy, Document, Passage
 
 logger = logging.getLogger(__name__)
@@ -60,7 +58,7 @@ class Segment:
         files: the checksums of its files, as the manifest lists them (paths inside the segment).
         deleted: the ids of its documents that are deleted.
         copies: more copies of its documents, found after it was written (near-duplicates
-            added later, ``rag.ingest.near_duplicates``), by document id; saved in the manifest.
+            added later, ``rag.indexing.copies``), by document id; saved in the manifest.
     """
 
     def __init__(self, documents: Mapping[str, Document], passages: Sequence[Passage], vectors: faiss.Index,
@@ -206,15 +204,6 @@ class Segment:
         passage_store.write(target / passage_store.FILE, self.documents.values(), self.passages)
         self.postings.save(target / "bm25")
         return name, {}
-
-
-def chunk_and_embed(documents: Sequence[Document], embedder: Embedder, chunking: ChunkSettings,
-                    progress: bool | None = None) -> tuple[list[Passage], np.ndarray]:
-    """Split documents into passages and encode them, here in this process; rag.indexing.ray does it on a cluster."""
-    passages = Chunker(chunking, embedder.count_tokens).chunk_all(documents, progress=bool(progress))
-    if not passages:
-        return [], np.zeros((0, embedder.dimension), dtype=np.float32)
-    return passages, embedder.encode([p.text for p in passages], progress=progress, passages=True)
 
 
 def merge(segments: Sequence[Segment], dense_settings: DenseSettings) -> Segment:

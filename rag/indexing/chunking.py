@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
-from rag.errors import InvalidInputError
+from rag.settings import ChunkSettings
 from rag.types import Document, Passage
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
@@ -24,20 +23,6 @@ _WORDS = re.compile(r"\S+")
 def whitespace_token_counter(texts: Sequence[str]) -> list[int]:
     """Counts words; a stand-in for a real tokenizer where none is loaded."""
     return [len(t.split()) for t in texts]
-
-
-@dataclass(frozen=True)
-class ChunkSettings:
-    """How passages are cut; recorded in the index manifest."""
-
-    max_tokens: int = 160
-    overlap_sentences: int = 1
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.max_tokens, int) or self.max_tokens < 8:
-            raise InvalidInputError(f"max_tokens must be an integer >= 8, got {self.max_tokens!r}")
-        if not isinstance(self.overlap_sentences, int) or self.overlap_sentences < 0:
-            raise InvalidInputError(f"overlap_sentences must be an integer >= 0, got {self.overlap_sentences!r}")
 
 
 class Chunker:

@@ -1,10 +1,11 @@
 """Reading, cleaning, chunking and embedding articles as a Ray Data pipeline (``pip install -e ".[cluster]"``).
 
-``rag index ARTICLES --ray [ADDRESS]`` runs the work of ``rag index`` on Ray: with no address
+``rag index ARTICLES --ray [ADDRESS]`` runs the reading and embedding of ``rag index`` on Ray,
+with the methods of the local pipeline (``rag.indexing.local``): with no address
 on a local Ray of ``--ray-workers`` processes, with one on a running cluster (``ray start
 --head`` and ``ray start --address=…`` on each node; every node needs this package and the
 embedding model installed, and must see the article files at the same paths). The driver
-then writes the index through the same crash-safe path as a local build, so the result is
+then writes the index through the same workflow as a local build (``rag.indexing.workflow``), so the result is
 the same index: the same documents and passages in the same order, and vectors equal up to
 floating-point rounding (passages are batched differently).
 
@@ -27,16 +28,17 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from embeddings import Embedder
-from rag.indexing.chunking import ChunkSettings
 from rag.errors import EmptyCorpusError
-from rag.ingest import DEFAULT_MAX_FILE_BYTES, iter_article_files, near_duplicates, read_or_skip
-from rag.index.segment import chunk_and_embed
+from rag.indexing.local import LocalPipeline
+from rag.ingest import iter_article_files, near_duplicates, read_or_skip
+from rag.protocols import Encoder
+from rag.settings import DEFAULT_MAX_FILE_BYTES, ChunkSettings
 from rag.types import DOCUMENT_FIELDS, Document, Passage
 
 logger = logging.getLogger(__name__)
@@ -78,7 +80,7 @@ class _ChunkAndEmbed:
         documents = [Document.from_record({f: _plain(batch[f][i]) for f in DOCUMENT_FIELDS})
                      for i in range(len(batch["id"]))]
         order = dict(zip((d.id for d in documents), batch["order"].tolist()))
-        passages, vectors = chunk_and_embed(documents, self.embedder, self.chunking)
+        passages, vectors = LocalPipeline(progress=False).chunk_and_embed(documents, self.embedder, self.chunking)
         return {"order": np.array([order[p.doc_id] for p in passages], dtype=np.int64),
                 "n": np.array([int(p.id.rsplit("-", 1)[1]) for p in passages], dtype=np.int64),
                 "id": np.array([p.id for p in passages], dtype=object),
@@ -95,7 +97,7 @@ def _plain(value):
 
 
 class RayPipeline:
-    """Runs ``rag index``'s reading and embedding on Ray; use as a context manager.
+    """Runs ``rag index``'s reading and embedding on Ray (see ``rag.protocols.Pipeline``); use as a context manager.
 
     Args:
         address: a running cluster's address (``ray://…`` or ``HOST:PORT``); None starts a
@@ -131,9 +133,9 @@ class RayPipeline:
         if self._started:
             ray.shutdown()
 
-    def read(self, paths: Iterable[str | Path], on_skip: Callable[[str], None],
+    def read(self, paths: Sequence[str | Path], on_skip: Callable[[str], None],
              max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES, read: FileReader = read_or_skip) -> list[Document]:
-        """As ``rag.ingest.read_documents``, each file read by a Ray task.
+        """As ``LocalPipeline.read`` (``rag.ingest.read_documents``), each file read by a Ray task.
 
         Args:
             paths: files and folders, as every worker sees them.
@@ -163,9 +165,9 @@ class RayPipeline:
             raise EmptyCorpusError(f"no readable article under {', '.join(map(str, paths))}")
         return near_duplicates.merge(documents)
 
-    def chunk_and_embed(self, documents: Sequence[Document], embedder: Embedder,
+    def chunk_and_embed(self, documents: Sequence[Document], embedder: Encoder,
                         chunking: ChunkSettings) -> tuple[list[Passage], np.ndarray]:
-        """As ``rag.index.segment.chunk_and_embed``, on the workers: passages in document order, and their vectors.
+        """As ``LocalPipeline.chunk_and_embed``, on the workers: passages in document order, and their vectors.
 
         Each worker loads ``embedder``'s model (by name) with its precision.
         """

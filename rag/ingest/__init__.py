@@ -15,6 +15,7 @@ from pathlib import Path
 from rag.errors import EmptyCorpusError, IngestError
 from rag.ingest import formats, near_duplicates
 from rag.ingest.formats import document_id
+from rag.settings import DEFAULT_MAX_FILE_BYTES, FORMATS, SUPPORTED_SUFFIXES
 from rag.types import Document
 
 __all__ = ["DEFAULT_MAX_FILE_BYTES", "SUPPORTED_SUFFIXES", "document_id", "iter_article_files", "read_documents",
@@ -22,10 +23,6 @@ __all__ = ["DEFAULT_MAX_FILE_BYTES", "SUPPORTED_SUFFIXES", "document_id", "iter_
 
 logger = logging.getLogger(__name__)
 
-FORMATS = {"text": (".txt",), "markdown": (".md", ".markdown"), "html": (".html", ".htm"), "jsonl": (".jsonl",),
-           "pdf": (".pdf",), "feed": (".rss", ".atom", ".xml"), "warc": (".warc", ".warc.gz")}
-SUPPORTED_SUFFIXES = tuple(suffix for suffixes in FORMATS.values() for suffix in suffixes)
-DEFAULT_MAX_FILE_BYTES = 20_000_000  # a news article is kilobytes; a larger file is a dump, not an article
 
 
 def _kind(path: Path) -> str | None:

@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date as Date
 
+from rag.dates import dates_in
 from rag.source_map import TextBuilder
+from rag.types import HEAD_LINES
 
 # Whole lines that are navigation, share buttons or layout widgets.
 _FURNITURE_LINE = re.compile(
@@ -57,21 +58,12 @@ _STOPWORDS = frozenset(
     "the a an and or of in on at to for with by from as is are was were be has have had it its this that "
     "these those their his her they he she we you i not but".split()
 )
-_MONTHS = {m: i for i, m in enumerate(
-    "january february march april may june july august september october november december".split(), 1)}
-_DATE_PATTERNS = (
-    (re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})(?!\d)"), ("y", "m", "d")),
-    (re.compile(r"\b(\d{1,2})\.(\d{1,2})\.(\d{4})\b"), ("d", "m", "y")),
-    (re.compile(r"\b(\d{1,2}) ([A-Z][a-z]+),? (\d{4})\b"), ("d", "M", "y")),
-    (re.compile(r"\b([A-Z][a-z]+)\.? (\d{1,2}),? (\d{4})\b"), ("M", "d", "y")),
-)
 _NAME = r"[A-Z][\w'’.-]+(?: [A-Z][\w'’.-]+){1,3}"
 _NAME_LINE = re.compile(rf"^(?:By\s+)?({_NAME})$")
 _AUTHOR_NOTE_OUTLET = re.compile(
     r"\b(?:journalist|correspondent|reporter|writer|editor|columnist|contributor)\s+(?:for|with|at)\s+"
     r"(?:the\s+)?((?:[A-Z][\w/&.-]*)(?:\s+[A-Z][\w/&.-]*)*?)(?:'s?\b|’s?\b|[,.;]|\s+(?:and|who|since)\b|$)")
 _TOLD = re.compile(r"\btold ((?:[A-Z][\w/&-]+)(?: [A-Z][\w/&-]+)*)")
-HEAD_LINES = 12
 
 
 @dataclass(frozen=True)
@@ -108,18 +100,6 @@ def find_title(lines: list[str]) -> int | None:
         if _looks_like_headline(line) and words and sum(w in body for w in words) / len(words) >= 0.4:
             return i
     return None
-
-
-def dates_in(text: str) -> Iterator[tuple[int, int, str]]:
-    """Every full date written in ``text``: (start, end, ISO date), in order of the patterns, then of position."""
-    for pattern, order in _DATE_PATTERNS:
-        for match in pattern.finditer(text):
-            parts = dict(zip(order, match.groups()))
-            month = _MONTHS.get(parts["M"].lower()) if "M" in parts else int(parts["m"])
-            try:
-                yield match.start(), match.end(), Date(int(parts["y"]), month or 0, int(parts["d"])).isoformat()
-            except ValueError:
-                continue
 
 
 def find_date(lines: Iterable[str]) -> str | None:

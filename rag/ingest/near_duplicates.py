@@ -11,8 +11,8 @@ adds its ``(source, outlet, url)`` to the kept one's ``copies``, so each outlet 
 still shown as a source.
 
 A story added to an index that holds a copy of it already (``rag index --update``, an
-upload) is checked against the index with :func:`copies_in`, and recorded there as one more
-copy of the article it duplicates.
+upload) is found by the indexing workflow's copy check (``rag.indexing.copies``), with the
+same shingles and threshold.
 
 0.8 keeps apart different stories on one subject (which share names and phrases, well under
 half of their shingles) and updates that add a paragraph or more, and merges copies that
@@ -30,8 +30,6 @@ from rag.types import Document
 THRESHOLD = 0.8
 PERMUTATIONS = 128
 SHINGLE_WORDS = 5
-QUERY_WORDS = 24  # the headline and lede: enough to find a copy, cheap to search
-CANDIDATES = 5
 _WORD = re.compile(r"[^\W_]+")
 
 
@@ -65,29 +63,3 @@ def merge(documents: Sequence[Document]) -> list[Document]:
             first = kept[match]
             kept[match] = replace(first, copies=(*first.copies, (doc.source, doc.outlet, doc.url), *doc.copies))
     return kept
-
-
-def copies_in(index, documents: Sequence[Document]) -> dict[Document, str]:
-    """Which of ``documents`` are near-duplicates of an article an index holds already: each such
-    document, with the id of that article.
-
-    The index's own BM25 finds the candidates (the document's first :data:`QUERY_WORDS` words
-    as the question, :data:`CANDIDATES` passages deep), and each candidate article's text is
-    compared as :func:`merge` compares two new ones.
-
-    Args:
-        index: a ``PassageIndex`` or a ``QdrantIndex``.
-        documents: documents the index does not hold (by id).
-    """
-    if not documents or not len(index.passages):
-        return {}
-    queries = [" ".join(_WORD.findall(d.text)[:QUERY_WORDS]) for d in documents]
-    found: dict[Document, str] = {}
-    for doc, (rows, scores) in zip(documents, index.sparse.search_batch(queries, CANDIDATES, index.allowed(None))):
-        own = shingles(doc.text)
-        candidates = {hit.document.id: hit.document for hit in index.hits(list(zip(rows.tolist(), scores.tolist())))}
-        match = next((doc_id for doc_id, other in candidates.items() if similarity(shingles(other.text), own) >= THRESHOLD),
-                     None)
-        if match is not None:
-            found[doc] = match
-    return found

@@ -3,50 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Literal
+from typing import Any
 
-from embeddings import Embedder
 from rag.errors import InvalidInputError
-from rag.index.filters import Filters
-from rag.index.fusion import Ranking, convex, rrf
-from rag.index.folder import PassageIndex
-from rag.index.qdrant import QdrantIndex, is_qdrant
+from rag.index.open import open_index
+from rag.protocols import Encoder, Index, Location, Ranking
+from rag.search.fusion import convex, rrf
 from rag.settings import (
     DEFAULT_FUSION,
     DEFAULT_K,
     DEFAULT_MODE,
     FUSIONS,
+    Mode,
     check_mode,
     check_positive_int,
     check_questions,
 )
-from rag.types import Hit
-
-Mode = Literal["hybrid", "dense", "bm25"]  # rag.settings.MODES
-
-
-def open_index(location: str | Path, embedder: Embedder | None = None,
-               backend: str = "auto") -> PassageIndex | QdrantIndex:
-    """The index at ``location``: a folder written by ``rag index --out``, or a Qdrant collection
-    (``qdrant://HOST:PORT/COLLECTION``, ``qdrant:FOLDER/COLLECTION``; see ``rag.index.qdrant``).
-
-    Args:
-        location: where the index is.
-        embedder: the query encoder; by default the model the index names.
-        backend: how that default runs (see ``rag.read.runtime``): "auto", "torch" or "onnx".
-    """
-    if is_qdrant(location):
-        return QdrantIndex.open(str(location), embedder, backend)
-    return PassageIndex.load(location, embedder, backend)
+from rag.types import Filters, Hit
 
 
 class Retriever:
-    """Ranks the passages of an index, a :class:`PassageIndex` or a ``QdrantIndex``, for questions.
+    """Ranks the passages of an index (any backend of ``rag.protocols.Index``) for questions.
 
     It composes the index's parts, each searched the same way (``search_batch(questions, k,
     allowed)``): the dense index, the sparse (BM25) index, and a fusion function of
-    ``rag.index.fusion``.
+    ``rag.search.fusion``.
 
     Args:
         index: the passages to search.
@@ -59,7 +40,7 @@ class Retriever:
         candidates: how deep each ranking is read before fusion.
     """
 
-    def __init__(self, index: PassageIndex | QdrantIndex, mode: Mode = DEFAULT_MODE, fusion: str = DEFAULT_FUSION,
+    def __init__(self, index: Index, mode: Mode = DEFAULT_MODE, fusion: str = DEFAULT_FUSION,
                  rrf_k: int = 60, dense_weight: float = 0.5, candidates: int = 50) -> None:
         self.index = index
         self.mode = check_mode(mode)
@@ -73,13 +54,13 @@ class Retriever:
         self.candidates = check_positive_int("candidates", candidates)
 
     @classmethod
-    def load(cls, location: str | Path, embedder: Embedder | None = None, backend: str = "auto",
-             **settings) -> Retriever:
-        """A retriever over an index folder or a Qdrant collection (see :func:`open_index`)."""
+    def load(cls, location: Location, embedder: Encoder | None = None, backend: str = "auto",
+             **settings: Any) -> Retriever:
+        """A retriever over the index at ``location``, a folder or a collection (see ``rag.index.open``)."""
         return cls(open_index(location, embedder, backend), **settings)
 
     @classmethod
-    def default(cls, backend: str = "auto", **settings) -> Retriever:
+    def default(cls, backend: str = "auto", **settings: Any) -> Retriever:
         """A retriever over the bundled sample corpus, its index built on first use."""
         from rag.indexing.bundled import default_index
 

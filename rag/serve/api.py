@@ -31,7 +31,7 @@ from rag.errors import (
     RagError,
     ReadOnlyError,
 )
-from rag.index.filters import Filters
+from rag.types import Filters
 from rag.serve.library import UPLOAD_MAX_BYTES, Library
 from rag.settings import DEFAULT_K, DEFAULT_MODE, check_mode, check_positive_int, check_questions
 from rag.types import Response

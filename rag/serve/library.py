@@ -22,18 +22,18 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.read import runtime as fast_models
 from rag.answer.assistant import Assistant
 from rag.errors import ReadOnlyError
-from rag.index.filters import Filters
 from rag.index.folder import PassageIndex
+from rag.indexing.workflow import index_documents, remove_documents
 from rag.ingest import near_duplicates, read_or_skip
+from rag.protocols import Encoder, Index
+from rag.read import runtime
 from rag.read.reader import Reader
-from rag.serve.render import source_name
 from rag.search.retriever import Retriever
+from rag.serve.render import source_name
 from rag.settings import DEFAULT_K, DEFAULT_MODE
-from rag.index.generations import IndexFolder
-from rag.types import Document, Hit, Response
+from rag.types import Document, Filters, Hit, Response
 
 UPLOAD_MAX_BYTES = 5_000_000  # per file, for the chat and the API
 _SLICE = 32  # passages embedded per turn of the compute lock
@@ -51,10 +51,11 @@ def default_library_dir() -> Path:
 class _TakingTurns:
     """An embedder that encodes in slices, each under the library's compute lock."""
 
-    def __init__(self, embedder, lock: threading.RLock) -> None:
+    def __init__(self, embedder: Encoder, lock: threading.RLock) -> None:
         self._embedder = embedder
         self._lock = lock
         self.model_name = embedder.model_name
+        self.precision = embedder.precision
 
     @property
     def dimension(self) -> int:
@@ -103,8 +104,8 @@ class Library:
         self.read_only = read_only
         self.compute = threading.RLock()
         if not isinstance(reader, Reader):
-            reader = Reader(reader) if backend == "auto" else fast_models.reader(reader, backend)
-        index = PassageIndex.load(self.folder, backend=backend)
+            reader = Reader(reader) if backend == "auto" else runtime.reader(reader, backend)
+        index = PassageIndex.open(self.folder, backend=backend)
         self._embedder = _TakingTurns(index.embedder, self.compute)
         index.embedder = self._embedder
         self.assistant = Assistant(Retriever(index, mode=DEFAULT_MODE), reader, k=k)
@@ -114,14 +115,14 @@ class Library:
         """The library at ``folder``; without one, the user's own, first filled with the bundled articles."""
         if folder is None:
             folder = default_library_dir()
-            if not IndexFolder(folder).is_index():
+            if not PassageIndex.exists(folder):
                 from rag.indexing.bundled import default_index
 
                 default_index().save(folder)
         return cls(folder, **settings)
 
     @property
-    def index(self) -> PassageIndex:
+    def index(self) -> Index:
         """The snapshot questions are answered from now."""
         return self.assistant.retriever.index
 
@@ -222,17 +223,11 @@ class Library:
                      for d in read_or_skip(path, skip, UPLOAD_MAX_BYTES)]
         if not docs:
             return AddReport((), (), tuple(skipped), 0)
-        docs = near_duplicates.merge(docs)
-        with IndexFolder(self.folder).writer():
-            index = PassageIndex.load(self.folder, self._embedder)  # the disk may be newer than our snapshot
-            indexed = {d.id for d in docs if d.id in index.documents}
-            passages = index.add(docs)  # a copy of an indexed story is recorded as one, not added
-            new = tuple(d for d in docs if d.id not in indexed and d.id in index.documents)
-            already = tuple(d for d in docs if d not in new)
-            if new or len(already) > len(indexed):
-                index.save(self.folder)
-            self._swap(index)
-        return AddReport(new, already, tuple(skipped), passages)
+        # The disk may be newer than our snapshot: the workflow opens the index there, under its writer lock.
+        report = index_documents(self.folder, near_duplicates.merge(docs), update=True, embedder=self._embedder,
+                                 export=False, on_saved=self._swap)
+        added = report.added
+        return AddReport(added.new, added.copies + added.already, tuple(skipped), added.passages)
 
     def remove(self, doc_id: str) -> int:
         """Remove one article from the index on disk and from the live snapshot; returns its passage count.
@@ -242,18 +237,13 @@ class Library:
             DocumentNotFoundError: no article with that id.
         """
         self.check_writable()
-        with IndexFolder(self.folder).writer():
-            index = PassageIndex.load(self.folder, self._embedder)
-            removed = index.remove([doc_id])
-            index.save(self.folder)
-            self._swap(index)
-        return removed
+        return remove_documents(self.folder, [doc_id], embedder=self._embedder, on_saved=self._swap).passages_removed
 
     def check_writable(self) -> None:
         """Raise ``ReadOnlyError`` if the library is served read-only."""
         if self.read_only:
             raise ReadOnlyError("this library is served read-only: uploads and removals are off")
 
-    def _swap(self, index: PassageIndex) -> None:
+    def _swap(self, index: Index) -> None:
         old = self.assistant
         self.assistant = Assistant(Retriever(index, mode=old.retriever.mode), old.reader, k=old.k)

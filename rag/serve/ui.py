@@ -23,7 +23,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no teleme
 import gradio as gr  # noqa: E402
 
 from rag.errors import InvalidInputError, RagError  # noqa: E402
-from rag.index.filters import Filters  # noqa: E402
+from rag.types import Filters  # noqa: E402
 from rag.serve.library import UPLOAD_MAX_BYTES, Library  # noqa: E402
 from rag.serve.render import escape, response_html  # noqa: E402
 from rag.settings import MODES  # noqa: E402

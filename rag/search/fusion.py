@@ -1,7 +1,7 @@
 """Fusing rankings: pure functions from several (rows, scores) rankings to one.
 
 A ranking is a pair of arrays, row ids and their scores, best first, as
-``DenseIndex.search_batch`` and ``SparseIndex.search_batch`` return them. Each function
+each search part of an index returns them (``rag.protocols.SearchPart``). Each function
 returns ``[(row, fused score), ...]``, best first, ties broken by row id, so that the same
 input always gives the same order.
 
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-Ranking = tuple[np.ndarray, np.ndarray]
+from rag.protocols import Ranking
 
 
 def rrf(rankings: Sequence[Ranking], k: int = 60) -> list[tuple[int, float]]:
