@@ -10,6 +10,7 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -69,7 +70,7 @@ class Embedder:
         if precision not in ("auto", "fp32", "bf16"):
             raise ValueError(f"precision must be auto, fp32 or bf16, got {precision!r}")
         self.precision = precision
-        self._model = None
+        self._model: Any = None  # a SentenceTransformer once loaded
         self._onnx: _OnnxEncoder | None = None
 
     @property
@@ -79,6 +80,8 @@ class Embedder:
 
     def _onnx_encoder(self) -> _OnnxEncoder:
         if self._onnx is None:
+            if self.onnx_file is None:
+                raise EmbeddingModelError(f"the embedding model {self.model_name!r} has no ONNX file to run")
             self._onnx = _OnnxEncoder(self.folder, self.onnx_file)
         return self._onnx
 
@@ -179,7 +182,8 @@ class _OnnxEncoder:
         except (OSError, ValueError, KeyError) as e:
             raise EmbeddingModelError(f"cannot run {folder} with ONNX Runtime: {e}") from e
         mean_only = pooling.get("pooling_mode_mean_tokens") and not any(
-            pooling.get(k) for k in ("pooling_mode_cls_token", "pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens"))
+            pooling.get(k)
+            for k in ("pooling_mode_cls_token", "pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens"))
         if modules != ["Transformer", "Pooling", "Normalize"] or not mean_only:
             raise EmbeddingModelError(f"the ONNX path runs mean-pooled, normalised models; {folder} is {modules}")
         self.dimension = int(pooling["word_embedding_dimension"])

@@ -53,10 +53,10 @@ def _write_articles(folder: Path, documents) -> None:
 def indexing(name: str, articles: Path) -> dict:
     """Passages per second of read + clean + chunk + embed: one process, Ray with 1 and 2 workers."""
     from embeddings import Embedder
-    from rag.settings import ChunkSettings
-    from rag.ingest import read_documents
     from rag.indexing.local import LocalPipeline
     from rag.indexing.ray import RayPipeline
+    from rag.ingest import read_documents
+    from rag.settings import ChunkSettings
 
     embedder = Embedder()
     embedder.encode(["warm up"], passages=True)

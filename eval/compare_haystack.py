@@ -22,8 +22,7 @@ import time
 from pathlib import Path
 
 from eval.results import write_json
-from rag.errors import run_guarded
-from rag.errors import RagError
+from rag.errors import RagError, run_guarded
 from rag.evaluation.gold import BUNDLED_GOLD, load_gold
 from rag.evaluation.metrics import best_over_gold, latency_summary
 from rag.settings import EXPLICIT_BACKENDS, configure_entry_point
@@ -52,8 +51,8 @@ def _haystack_reader(folder: Path, reader_dir: Path):
 def compare(limit: int | None = None, k: int = 5, reader_dir: Path | None = None, backend: str = "torch") -> dict:
     from haystack import Document
 
-    from rag.read import runtime
     from rag.answer.assistant import Assistant
+    from rag.read import runtime
     from rag.read.reader import shipped_reader_dir
 
     reader_dir = reader_dir or shipped_reader_dir()
@@ -66,11 +65,11 @@ def compare(limit: int | None = None, k: int = 5, reader_dir: Path | None = None
             hits = ours.retrieve_batch([g.question])[0]
             documents = [Document(content=h.passage.text, id=h.passage.id) for h in hits]
 
-            def run_ours():
-                return ours.answer_batch([g.question], [hits])[0].answer
+            def run_ours(question: str = g.question, hits: list = hits) -> str | None:
+                return ours.answer_batch([question], [hits])[0].answer
 
-            def run_haystack():
-                top = haystack.run(query=g.question, documents=documents)["answers"][0]
+            def run_haystack(question: str = g.question, documents: list = documents) -> str | None:
+                top = haystack.run(query=question, documents=documents)["answers"][0]
                 return top.data  # None: Haystack's own no-answer won
 
             for name, run in (("ours", run_ours), ("haystack", run_haystack))[::1 if i % 2 else -1]:

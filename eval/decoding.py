@@ -31,8 +31,8 @@ from rag.errors import run_guarded
 from rag.evaluation.metrics import best_over_gold
 from rag.read.normalize import normalize_answer
 from rag.read.reader import Reader
-from rag.settings import configure_entry_point
 from rag.read.span_decoding import best_spans
+from rag.settings import configure_entry_point
 from rag.training.data import DEFAULT_MIX, held_out_sets
 
 NEAR_TIES = (0.1, 0.25, 0.5, 1.0)  # margins within which support across passages breaks a near-tie
@@ -69,7 +69,8 @@ def decode(reader: Reader, windows, pairs, n_sets: int, per_set: int, raw: bool,
             best = max(near, key=lambda g: (len({p for _, p in groups[g]}), -min(p for _, p in groups[g]),
                                             max(s for s, _ in groups[g])))
         else:
-            best = max(near, key=lambda g: (sum(reader.confidence(s) for s, _ in groups[g]), max(s for s, _ in groups[g])))
+            best = max(near, key=lambda g: (sum(reader.confidence(s) for s, _ in groups[g]),
+                                            max(s for s, _ in groups[g])))
         answers.append(max((s, t) for s, t, _ in found if (normalize_answer(t) or t) == best)[1])
     return answers
 
@@ -84,13 +85,16 @@ def run(data_dir: Path, n: int, distractors: int, seed: int) -> dict:
     for raw in (False, True):
         for max_tokens in (30, 512):
             for support in (float("inf"), 0.0, *NEAR_TIES):
-                choice = {float("inf"): "support sum", 0.0: "best span"}.get(support, f"best span, ties {support:g} by support")
-                name = f"{'raw logits' if raw else 'margin'}, {'<= 30 tokens' if max_tokens == 30 else 'any length'}, {choice}"
+                choice = {float("inf"): "support sum", 0.0: "best span"}.get(
+                    support, f"best span, ties {support:g} by support")
+                length = "<= 30 tokens" if max_tokens == 30 else "any length"
+                name = f"{'raw logits' if raw else 'margin'}, {length}, {choice}"
                 for counted in (False, True) if support in NEAR_TIES else (False,):
                     answers = decode(reader, windows, pairs, len(sets), per_set, raw, max_tokens, support, counted)
                     scores = [best_over_gold(a, golds) for a, (_, golds, _) in zip(answers, sets)]
                     results[name + (", by passages then rank" if counted else "")] = {
-                        "em": 100 * float(np.mean([s[0] for s in scores])), "f1": 100 * float(np.mean([s[1] for s in scores]))}
+                        "em": 100 * float(np.mean([s[0] for s in scores])),
+                        "f1": 100 * float(np.mean([s[1] for s in scores]))}
     return {"questions": len(sets), "passages_per_question": per_set, "seed": seed, "reader": reader.model_name,
             "precision": reader.precision, "variants": results}
 

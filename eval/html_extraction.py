@@ -63,11 +63,9 @@ def previous(html: str) -> dict:
 
 
 def trafilatura_alone(html: str) -> dict:
-    import trafilatura
+    from rag.ingest.formats import extract
 
-    from rag.ingest.formats import TRAFILATURA_OPTIONS
-
-    found = trafilatura.bare_extraction(html, **TRAFILATURA_OPTIONS)
+    found = extract(html)
     cleaned = clean(found.text or "", found.title)
     return {"text": cleaned.text, "title": found.title, "author": found.author, "date": found.date,
             "outlet": found.sitename}

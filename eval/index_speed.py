@@ -25,9 +25,9 @@ from rag.settings import configure_entry_point
 def run(squad: Path, n_documents: int, rounds: int = 2) -> dict:
     from embeddings import Embedder
     from embeddings.encoder import cpu_has_bf16
-    from rag.indexing.bundled import corpus_dir
     from rag.evaluation.gold import BUNDLED_GOLD, load_gold, squad_corpus
     from rag.evaluation.run import convex_variant, evaluate_retrieval
+    from rag.indexing.bundled import corpus_dir
     from rag.indexing.chunking import Chunker
     from rag.indexing.workflow import build_index
     from rag.ingest import read_documents

@@ -144,7 +144,8 @@ def table(result: dict) -> str:
     for name, key in (("1 client", "single_client"), (f"{result['clients']} clients", "concurrent")):
         r = result[key]
         lines.append(f"{name:<26}{r['requests']:>9}{r['errors']:>8}{r.get('differing_answers', 0):>8}"
-                     f"{r['throughput_per_s']:>8.1f}{1000 * r['latency_s']['p50']:>9.0f}{1000 * r['latency_s']['p95']:>9.0f}")
+                     f"{r['throughput_per_s']:>8.1f}{1000 * r['latency_s']['p50']:>9.0f}"
+                     f"{1000 * r['latency_s']['p95']:>9.0f}")
     lines.append(f"throughput, {result['clients']} clients / 1 client: {result['throughput_ratio']:.2f}x "
                  f"on {result['cpus']} CPUs")
     r = result["reading_per_question"]

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from eval.results import write_json
-from rag.read import runtime
 from rag.errors import run_guarded
 from rag.evaluation.metrics import best_over_gold
+from rag.read import runtime
 from rag.read.reader import Reader
 from rag.settings import EXPLICIT_BACKENDS, configure_entry_point
 from rag.training.data import held_out_pairs
@@ -82,7 +82,8 @@ def report(args: argparse.Namespace) -> None:
         print(f"  {name:<28}{s['answerable']:>6}{s['em']:>7.1f}{s['f1']:>7.1f}{s['f1_with_abstention']:>7.1f}"
               f"{s['no_answer_precision']:>7.1f}{s['no_answer_recall']:>7.1f}")
     m = result["macro"]
-    print(f"  {'macro average':<28}{result['answerable']:>6}{m['em']:>7.1f}{m['f1']:>7.1f}{m['f1_with_abstention']:>7.1f}")
+    print(f"  {'macro average':<28}{result['answerable']:>6}{m['em']:>7.1f}{m['f1']:>7.1f}"
+          f"{m['f1_with_abstention']:>7.1f}")
     print(f"\nwrote {args.out}")
 
 

@@ -18,10 +18,10 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from eval.results import write_json
-from rag.read import runtime
 from rag.errors import run_guarded
 from rag.evaluation.metrics import best_over_gold
 from rag.evaluation.squad import load_squad
+from rag.read import runtime
 from rag.read.reader import Reader
 from rag.settings import EXPLICIT_BACKENDS, configure_entry_point
 

@@ -70,8 +70,8 @@ def worker(path: str, questions: int) -> None:
 def competitor() -> None:
     """Ask the gold questions in a loop, with the default settings, until killed."""
     from rag.answer.assistant import Assistant
-    from rag.indexing.bundled import default_index
     from rag.evaluation.gold import BUNDLED_GOLD, load_gold
+    from rag.indexing.bundled import default_index
     from rag.read.reader import Reader
     from rag.search.retriever import Retriever
 

@@ -13,7 +13,6 @@ import argparse
 import json
 import sys
 import textwrap
-import time
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -234,10 +233,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
 def cmd_eval(args: argparse.Namespace) -> None:
     from rag.evaluation.run import evaluate, table
 
-    report, out = evaluate(args.gold, args.squad, args.index, args.sample, args.seed, args.k, args.mode,
+    report, out, png = evaluate(args.gold, args.squad, args.index, args.sample, args.seed, args.k, args.mode,
                            args.reader, args.out)
     print(table(report))
-    print(f"\nwrote {out} and {out.with_suffix('.png')}")
+    print(f"\nwrote {out}" + (f" and {png}" if png else ""))
 
 
 def _add_retrieval_options(p: argparse.ArgumentParser) -> None:
@@ -332,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="score against gold questions, stage by stage (see eval/README.md)")
     source = p.add_mutually_exclusive_group()
-    source.add_argument("--gold", type=Path, help="gold JSONL (default: eval/gold_bundled.jsonl of the checkout)")
+    source.add_argument("--gold", type=Path, help="gold JSONL (default: the bundled corpus's gold questions)")
     source.add_argument("--squad", type=Path, help="SQuAD v1.1/v2.0 JSON: its paragraphs become the corpus")
     p.add_argument("--index", type=_location,
                    help="index folder or qdrant:// collection (default: bundled corpus, or built from --squad)")

@@ -8,6 +8,8 @@ as one line.
 
 import sys
 from collections.abc import Callable
+from importlib import import_module
+from types import ModuleType
 
 
 class RagError(Exception):
@@ -24,6 +26,14 @@ class DocumentNotFoundError(InvalidInputError):
 
 class ReadOnlyError(RagError):
     """A change was asked of a library served read-only."""
+
+
+class TooLargeError(InvalidInputError):
+    """A request or an upload is over a size limit; the message names the limit."""
+
+
+class MissingDependencyError(RagError):
+    """An optional dependency is not installed; the message names the extra that brings it."""
 
 
 class IngestError(RagError):
@@ -56,6 +66,24 @@ class IndexMismatchError(RagError):
 
 class ModelLoadError(RagError):
     """A model folder or name could not be loaded."""
+
+
+def require(module: str, extra: str, purpose: str) -> ModuleType:
+    """Import an optional dependency, or say in one line which extra installs it.
+
+    Args:
+        module: the module to import ("sklearn").
+        extra: the package extra that brings it ("train").
+        purpose: what needs it ("calibrating the reader").
+
+    Raises:
+        MissingDependencyError: the module is not installed.
+    """
+    try:
+        return import_module(module)
+    except ImportError:
+        raise MissingDependencyError(f"{purpose} needs {module.split('.')[0]}: "
+                                     f"pip install \"rag-news-qa[{extra}]\"") from None
 
 
 def run_guarded(command: Callable[..., object], *args: object) -> int:

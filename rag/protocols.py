@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+from typing_extensions import Self
 
 from rag.settings import ChunkSettings, DenseSettings
 from rag.types import Copy, Document, Filters, Hit, Passage
@@ -69,12 +70,35 @@ class Passages(Protocol):
 class Index(Protocol):
     """A searchable store of documents and passages; see the module's notes."""
 
-    embedder: Encoder
-    chunking: ChunkSettings
-    dense: SearchPart
-    sparse: SearchPart
-    documents: Mapping[str, Document]
-    passages: Passages
+    @property
+    def embedder(self) -> Encoder:
+        """Encodes questions, and new passages, into the index's vector space."""
+        ...
+
+    @property
+    def chunking(self) -> ChunkSettings:
+        """How its documents were cut into passages."""
+        ...
+
+    @property
+    def dense(self) -> SearchPart:
+        """Search by the question's vector."""
+        ...
+
+    @property
+    def sparse(self) -> SearchPart:
+        """Search by BM25."""
+        ...
+
+    @property
+    def documents(self) -> Mapping[str, Document]:
+        """The live documents, by id."""
+        ...
+
+    @property
+    def passages(self) -> Passages:
+        """The live passages."""
+        ...
 
     @property
     def dense_settings(self) -> DenseSettings | None:
@@ -87,13 +111,13 @@ class Index(Protocol):
         ...
 
     @classmethod
-    def open(cls, location: Location, embedder: Encoder | None = None, backend: str = "auto") -> Index:
+    def open(cls, location: Location, embedder: Encoder | None = None, backend: str = "auto") -> Self:
         """The index at ``location``; ``embedder`` defaults to the model it was built with, run by ``backend``."""
         ...
 
     @classmethod
     def create(cls, location: Location, embedder: Encoder, chunking: ChunkSettings,
-               dense: DenseSettings | None = None) -> Index:
+               dense: DenseSettings | None = None) -> Self:
         """A new, empty index to be kept at ``location`` (checked before any work, so nothing is lost)."""
         ...
 
@@ -115,6 +139,10 @@ class Index(Protocol):
         """(row, score) pairs from a search, best first, as hits ranked 1, 2, …"""
         ...
 
+    def passage_counts(self) -> dict[str, int]:
+        """How many passages each live document has, by id."""
+        ...
+
     def known(self, doc_ids: Iterable[str]) -> set[str]:
         """Which of these document ids the index holds, found in one lookup."""
         ...
@@ -128,7 +156,8 @@ class Index(Protocol):
         ...
 
     def add_embedded(self, documents: Sequence[Document], passages: Sequence[Passage], vectors: np.ndarray) -> int:
-        """Add new documents, their passages and the passages' vectors (row r of passage r); returns the passages added."""
+        """Add new documents, their passages and the passages' vectors (row r of passage r); returns the
+        passages added."""
         ...
 
     def record_copies(self, copies: Mapping[str, Sequence[Copy]]) -> None:
@@ -147,7 +176,7 @@ class Index(Protocol):
         """Release connections and files."""
         ...
 
-    def __enter__(self) -> Index: ...
+    def __enter__(self) -> Self: ...
 
     def __exit__(self, *exc: object) -> None: ...
 
@@ -156,7 +185,8 @@ class Pipeline(Protocol):
     """Where indexing reads articles and chunks and embeds them: this process (``rag.indexing.local``) or Ray
     (``rag.indexing.ray``). Both give the same documents, passages and vectors."""
 
-    def read(self, paths: Sequence[str | Path], on_skip: Callable[[str], None], max_file_bytes: int | None) -> list[Document]:
+    def read(self, paths: Sequence[str | Path], on_skip: Callable[[str], None],
+             max_file_bytes: int | None) -> list[Document]:
         """The articles under ``paths``, near-duplicates folded; each file that cannot be read goes to ``on_skip``."""
         ...
 

@@ -11,7 +11,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal, cast, get_args
+from typing import Literal, get_args
 
 from embeddings.offline import downloads_allowed
 from rag.errors import InvalidInputError
@@ -120,7 +120,7 @@ def check_mode(mode: str) -> Mode:
     """Return ``mode`` if it is one of :data:`MODES`, else raise quoting it."""
     if mode not in MODES:
         raise InvalidInputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    return cast(Mode, mode)
+    return mode
 
 
 def check_questions(questions: Sequence[str]) -> None:

@@ -109,7 +109,8 @@ def compose(outer: Sequence[int], inner: Sequence[int]) -> tuple[int, ...]:
     return tuple(out)
 
 
-_MARKUP = re.compile(r"<!--.*?-->|<(head|script|style|noscript|template)\b.*?</\1\s*>|<[^>]*>|&#?\w+;", re.DOTALL | re.I)
+_MARKUP = re.compile(r"<!--.*?-->|<(head|script|style|noscript|template)\b.*?</\1\s*>|<[^>]*>|&#?\w+;",
+                     re.DOTALL | re.I)
 _BLOCK = re.compile(r"</?(p|br|div|li|ul|ol|h[1-6]|tr|table|blockquote|figure|figcaption|section|article|header|"
                     r"footer|title)\b", re.I)
 

@@ -93,7 +93,12 @@ class Passage:
         return asdict(self)
 
 
-def _day(value: str | date | None, what: str) -> date | None:
+def parse_date(value: str | date | None, what: str) -> date | None:
+    """A date written ``YYYY-MM-DD`` (or a ``date``, or None) as a ``date``; ``what`` names it in the error.
+
+    Raises:
+        InvalidInputError: it is not such a date.
+    """
     if value is None or isinstance(value, date):
         return value
     try:
@@ -137,8 +142,8 @@ class Filters:
     doc_ids: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "since", _day(self.since, "since"))
-        object.__setattr__(self, "until", _day(self.until, "until"))
+        object.__setattr__(self, "since", parse_date(self.since, "since"))
+        object.__setattr__(self, "until", parse_date(self.until, "until"))
         for name in ("sources", "authors", "doc_ids"):
             object.__setattr__(self, name, _names(getattr(self, name), name))
         if self.since and self.until and self.since > self.until:

@@ -8,12 +8,12 @@ from __future__ import annotations
 import pytest
 
 from embeddings import Embedder
-from rag.indexing.bundled import corpus_dir
 from rag.index.folder import PassageIndex
+from rag.indexing.bundled import corpus_dir
+from rag.indexing.workflow import build_index
 from rag.ingest import read_documents
 from rag.read.reader import Reader
 from rag.search.retriever import Retriever
-from rag.indexing.workflow import build_index
 from tests.fakes import HashEmbedder
 
 

@@ -45,7 +45,8 @@ def test_the_article_a_question_names_is_chosen_and_sure_even_when_retrieval_lea
     def hit(doc, rank):
         return Hit(Passage(f"{doc.id}-{rank}", doc.id, doc.text[:50], 0, 50), doc, 1.0, rank)
 
-    found = about_articles.answer("publisher", [hit(rfe, 1), hit(rfe, 2), hit(at, 3)], "Who publishes Afghanistan Today?")
+    found = about_articles.answer("publisher", [hit(rfe, 1), hit(rfe, 2), hit(at, 3)],
+                                  "Who publishes Afghanistan Today?")
     cited, start, end, confidence = found
     assert cited.passage.text[start:end] == "Media in Cooperation and Transition" and confidence == 1.0
     _, _, _, confidence = about_articles.answer("author", [hit(rfe, 1), hit(at, 2)], "Who wrote the article?")

@@ -60,7 +60,8 @@ class Served:
         self.thread.join(timeout=30)
 
     def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict | list]:
-        request = urllib.request.Request(self.url + path, method=method, data=json.dumps(body).encode() if body else None,
+        data = json.dumps(body).encode() if body else None
+        request = urllib.request.Request(self.url + path, method=method, data=data,
                                          headers={"content-type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=120) as response:
@@ -320,7 +321,8 @@ def test_browser_payloads_in_an_article_stay_inert(served, browser, tmp_path):
     assert "<script>window.__pwned = 1</script>" in text and "<img src=x" in text  # shown as text
     assert page.evaluate("window.__pwned") is None
     assert answer.locator("img, script").count() == 0
-    assert all(href.startswith("#") for href in answer.locator("a").evaluate_all("els => els.map(e => e.getAttribute('href'))"))
+    hrefs = answer.locator("a").evaluate_all("els => els.map(e => e.getAttribute('href'))")
+    assert all(href.startswith("#") for href in hrefs)
 
 
 @pytest.mark.browser

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from rag.evaluation.gold import BUNDLED_GOLD, from_doc, load_gold, squad_corpus
 from rag.errors import RagError
+from rag.evaluation.gold import BUNDLED_GOLD, from_doc, load_gold, squad_corpus
 from tests.conftest import doc_by_title
 
 

@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 
 from embeddings import DEFAULT_MODEL, Embedder
+from embeddings.encoder import cpu_has_bf16
 from rag import exports
-from rag.indexing.workflow import export_models
-from rag.read import runtime
 from rag.answer.assistant import Assistant
-from rag.indexing.bundled import default_index
 from rag.errors import ModelLoadError
 from rag.evaluation.gold import BUNDLED_GOLD, load_gold
 from rag.evaluation.metrics import best_over_gold
 from rag.index.folder import PassageIndex
-from embeddings.encoder import cpu_has_bf16
+from rag.indexing.bundled import default_index
+from rag.indexing.workflow import export_models
+from rag.read import runtime
 from rag.read.reader import Reader
 from rag.search.retriever import Retriever
 
@@ -61,7 +61,8 @@ def test_onnx_gives_the_fp32_answers_on_all_gold_questions_and_bf16_all_but_one(
         paths["torch bf16"] = Assistant(Retriever(corpus_index), Reader(precision="bf16"))
     for name, assistant in paths.items():
         responses = assistant.ask_batch(questions)
-        differing = [(r.question, r.answer, ref.answer) for r, ref in zip(responses, reference) if r.answer != ref.answer]
+        differing = [(r.question, r.answer, ref.answer) for r, ref in zip(responses, reference)
+                     if r.answer != ref.answer]
         assert len(differing) <= DIFFERING_ALLOWED[name], (name, differing)
         assert [[c.document.id for c in r.citations] for r in responses] == \
                [[c.document.id for c in r.citations] for r in reference], name

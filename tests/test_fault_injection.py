@@ -26,9 +26,9 @@ import pytest
 from rag.cli import main
 from rag.errors import IndexWriteError, InvalidInputError, RagError
 from rag.index.folder import PassageIndex
-from rag.types import Document
 from rag.indexing.local import LocalPipeline
 from rag.indexing.workflow import add_documents, build_index
+from rag.types import Document
 from tests.fakes import HashEmbedder, use_fake_models
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,7 +72,7 @@ def _save_killed_at(folder: Path, docs: list[Document], kill_at: int) -> bool:
     if pid == 0:  # the writer
         try:
             index = PassageIndex.open(folder, HashEmbedder())
-            add_documents(index, docs).passages
+            add_documents(index, docs)
             calls = [0]
 
             def counted(fn):
@@ -109,7 +109,7 @@ def test_kill_9_at_every_file_operation_of_a_save_loses_nothing(tmp_path, base):
         outcomes["old" if found == before else "new"] += 1
         # The next save cleans what the dead one left, and keeps every document.
         index = PassageIndex.open(trial, HashEmbedder())
-        add_documents(index, new).passages
+        add_documents(index, new)
         index.save(trial)
         assert _doc_ids(trial) == after
         live = (trial / "CURRENT").read_text().strip()
@@ -267,7 +267,8 @@ def test_malformed_inputs_are_skipped_once_each_and_the_rest_is_indexed(tmp_path
     src.mkdir()
     good = _articles("good", 2)
     (src / "feed.jsonl").write_text(json.dumps({"text": good[0].text}) + "\n{broken json\n"
-                                    + json.dumps({"title": "no text"}) + "\n" + json.dumps({"text": good[1].text}) + "\n")
+                                    + json.dumps({"title": "no text"}) + "\n"
+                                    + json.dumps({"text": good[1].text}) + "\n")
     (src / "utf16.txt").write_bytes("A UTF-16 article about the harbour council's vote.".encode("utf-16"))
     (src / "photo.txt").write_bytes(b"\x89PNG\x00\x00binary")
     (src / "dump.txt").write_text("word " * 500_000)  # 2.5 MB
@@ -287,10 +288,10 @@ def test_library_errors_are_rag_errors_and_value_errors(fake_index):
         index.remove("abc")
     with pytest.raises(InvalidInputError, match="no document with id 'nope'"):
         index.remove(["nope"])
-    from rag.settings import ChunkSettings
     from rag.ingest import read_documents
     from rag.read.reader import Reader
     from rag.search.retriever import Retriever
+    from rag.settings import ChunkSettings
 
     for call in (lambda: Retriever(index).search(""), lambda: Retriever(index).search("q", k=0),
                  lambda: Retriever(index, mode="nope"), lambda: ChunkSettings(max_tokens=2),

@@ -9,11 +9,10 @@ from hypothesis import strategies as st
 
 from rag.errors import InvalidInputError
 from rag.index.filters import DocumentColumns
-from rag.types import Filters
 from rag.index.folder import PassageIndex
-from rag.search.retriever import Retriever
-from rag.types import Document
 from rag.indexing.workflow import build_index
+from rag.search.retriever import Retriever
+from rag.types import Document, Filters
 
 OUTLETS = ["Reuters", "RFE/RL", "Afghanistan Today", None]
 AUTHORS = ["Waheed Orya", "Abubakar Siddique", "Waheed Orya and Ann Lee", None]

@@ -74,7 +74,8 @@ ATOM = """<?xml version="1.0" encoding="utf-8"?>
 <updated>2024-04-11T09:00:00Z</updated>
 <entry><title>Bridge inspection finds cracks</title><id>urn:riverton:1</id>
 <link href="https://wire.test/bridge"/><author><name>Tom Reyes</name></author><updated>2024-04-11T09:00:00Z</updated>
-<content type="html">&lt;p&gt;Inspectors found cracks in the old bridge on Thursday and closed it to lorries.&lt;/p&gt;</content>
+<content type="html">&lt;p&gt;Inspectors found cracks in the old bridge on Thursday and closed it to lorries.&lt;/p&gt;
+</content>
 </entry></feed>"""
 
 
@@ -82,9 +83,11 @@ def test_rss_and_atom_feeds_give_one_article_per_item(tmp_path):
     (tmp_path / "valley.rss").write_text(RSS)
     (tmp_path / "wire.atom").write_text(ATOM)
     docs = {d.title: d for d in read_documents([tmp_path])}
-    assert set(docs) == {"Floods close the valley road", "School reopens after repairs", "Bridge inspection finds cracks"}
+    assert set(docs) == {"Floods close the valley road", "School reopens after repairs",
+                         "Bridge inspection finds cracks"}
     floods = docs["Floods close the valley road"]
-    assert (floods.url, floods.outlet, floods.date) == ("https://valleypost.test/floods", "The Valley Post", "2024-04-09")
+    assert (floods.url, floods.outlet, floods.date) == ("https://valleypost.test/floods", "The Valley Post",
+                                                        "2024-04-09")
     assert floods.text == ("Heavy rain closed the valley road on Tuesday, the council said.\n\n"
                            "Engineers expect it to reopen on Friday.")
     bridge = docs["Bridge inspection finds cracks"]
@@ -150,4 +153,5 @@ def test_a_saved_news_page_keeps_its_article_and_facts_and_drops_the_furniture(p
     assert [s for s in expected["article"] if not holds(doc.text, s)] == []
     assert [name for name, s in expected["facts"].items() if not holds(doc.text, s)] == []
     assert [s for s in expected["furniture"] if holds(doc.text, s)] == []
-    assert {"title": doc.title, "author": doc.author, "date": doc.date[:10], "outlet": doc.outlet} == expected["metadata"]
+    found = {"title": doc.title, "author": doc.author, "date": doc.date[:10], "outlet": doc.outlet}
+    assert found == expected["metadata"]

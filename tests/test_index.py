@@ -9,13 +9,13 @@ import faiss
 import pytest
 
 from embeddings import Embedder
-from rag.index import folder as index_module
 from rag.errors import IndexMismatchError, IndexNotFoundError, InvalidInputError
+from rag.index import folder as index_module
 from rag.index.folder import PassageIndex
+from rag.indexing.workflow import add_documents, build_index
 from rag.ingest import document_id
 from rag.search.retriever import Retriever
 from rag.types import Document
-from rag.indexing.workflow import build_index, add_documents
 from tests.conftest import doc_by_title
 
 QUESTION = "Which IMU leader was killed in a U.S. drone attack?"
@@ -205,7 +205,7 @@ def test_adding_saves_only_the_new_segment_and_links_the_rest(saved, corpus_docs
     (first,) = _segments(saved)
     before = (_live(saved) / first["name"] / "index.faiss").stat()
     index = PassageIndex.open(saved, embedder)
-    add_documents(index, [rfe]).passages
+    add_documents(index, [rfe])
     index.save(saved)
     segments = _segments(saved)
     assert len(segments) == 2 and segments[0]["name"] == first["name"]
@@ -232,7 +232,7 @@ def test_removing_marks_deleted_and_rebuilds_no_vectors(saved, corpus_docs, corp
     for mode in ("dense", "bm25", "hybrid"):
         for question in ("Who is the governor of Balkh?", QUESTION, "Dostum militia"):
             assert all(h.document.id != smaller.id for h in Retriever(reloaded).search(question, 20, mode))
-    add_documents(reloaded, [smaller]).passages  # removed, then added again: it lives in the new segment
+    add_documents(reloaded, [smaller])  # removed, then added again: it lives in the new segment
     assert reloaded.documents[smaller.id] == smaller and len(reloaded.passages) == len(corpus_index.passages)
     assert _hits(reloaded, "dense") == _hits(corpus_index, "dense")
 
@@ -241,7 +241,7 @@ def test_small_segments_are_merged_at_save_without_re_encoding(tmp_path, corpus_
     monkeypatch.setattr(index_module, "MOST_SEGMENTS", 2)
     index = build_index([], embedder)
     for doc in corpus_docs:
-        add_documents(index, [doc]).passages
+        add_documents(index, [doc])
     index.remove([corpus_docs[0].id])
     encoded = []
     monkeypatch.setattr(embedder, "encode", lambda texts, **kw: encoded.append(texts) or faiss.rand((0, 64)))
@@ -266,7 +266,8 @@ def test_a_copy_of_an_indexed_story_is_recorded_as_a_copy_and_kept_through_save_
                                                                                             fake_embedder):
     original = doc_by_title(corpus_docs, "IMU")
     index = build_index(corpus_docs, fake_embedder)
-    other = Document(document_id("x"), "Harvest", "Farmers in Balkh expect a good harvest this year after rain.", "h.txt")
+    other = Document(document_id("x"), "Harvest", "Farmers in Balkh expect a good harvest this year after rain.",
+                     "h.txt")
     rows = index.rows
     added = add_documents(index, [_wire_copy(original), other])
     assert added.new == (other,) and added.copies == (_wire_copy(original),)
@@ -275,10 +276,12 @@ def test_a_copy_of_an_indexed_story_is_recorded_as_a_copy_and_kept_through_save_
     index.save(tmp_path / "idx")
     loaded = PassageIndex.open(tmp_path / "idx", fake_embedder)
     assert loaded.documents[original.id].copies == index.documents[original.id].copies
-    hit = next(h for h in Retriever(loaded, mode="bm25").search("IMU Taliban alliance", 5) if h.document.id == original.id)
+    hits = Retriever(loaded, mode="bm25").search("IMU Taliban alliance", 5)
+    hit = next(h for h in hits if h.document.id == original.id)
     assert hit.document.copies  # the source card shows it
     for i in range(12):  # enough segments to merge: the copies are carried into the merged one
-        add_documents(loaded, [Document(document_id(f"n{i}"), f"Note {i}", f"Short note number {i} about the weather.", f"{i}.txt")]).passages
+        note = f"Short note number {i} about the weather."
+        add_documents(loaded, [Document(document_id(f"n{i}"), f"Note {i}", note, f"{i}.txt")])
     loaded.save(tmp_path / "idx")
     merged = PassageIndex.open(tmp_path / "idx", fake_embedder)
     assert len(merged.segments) < 13 and merged.documents[original.id].copies == index.documents[original.id].copies

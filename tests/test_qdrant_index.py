@@ -12,16 +12,21 @@ from datetime import date
 
 import pytest
 
-from rag.indexing.bundled import corpus_dir
 from rag.cli import main
-from rag.errors import DocumentNotFoundError, IndexLockedError, IndexMismatchError, IndexNotFoundError, InvalidInputError
-from rag.types import Filters
+from rag.errors import (
+    DocumentNotFoundError,
+    IndexLockedError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    InvalidInputError,
+)
 from rag.index.folder import PassageIndex
-from rag.index.qdrant import QdrantIndex
 from rag.index.open import backend_of, is_uri, open_index
+from rag.index.qdrant import QdrantIndex
+from rag.indexing.bundled import corpus_dir
+from rag.indexing.workflow import add_documents, build_index
 from rag.search.retriever import Retriever
-from rag.types import Document
-from rag.indexing.workflow import build_index, add_documents
+from rag.types import Document, Filters
 from tests.conftest import doc_by_title
 from tests.fakes import TieFreeHashEmbedder
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from embeddings import Embedder
-from rag.indexing.bundled import corpus_dir
-from rag.settings import ChunkSettings
 from rag.cli import main
 from rag.index.folder import PassageIndex
-from rag.ingest import read_documents, read_or_skip
+from rag.indexing.bundled import corpus_dir
 from rag.indexing.local import LocalPipeline
+from rag.ingest import read_documents, read_or_skip
+from rag.settings import ChunkSettings
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
@@ -78,7 +78,8 @@ def test_rag_index_on_ray_writes_the_single_process_index(tmp_path, capsys):
     assert list(on_ray.documents.values()) == list(local.documents.values())
     assert list(on_ray.passages) == list(local.passages)
     rows = np.arange(local.rows)
-    vectors = [np.vstack([s.vectors.reconstruct(int(r)) for r in rows]) for s in (local.segments[0], on_ray.segments[0])]
+    vectors = [np.vstack([s.vectors.reconstruct(int(r)) for r in rows])
+               for s in (local.segments[0], on_ray.segments[0])]
     # bf16 passages, batched differently by the workers: equal to bf16 rounding, the same neighbours
     assert np.abs(vectors[0] - vectors[1]).max() < 0.02
     assert np.all(np.einsum("ij,ij->i", *vectors) > 0.999)

@@ -52,7 +52,8 @@ def _response(title="Dostum and Noor", passage="Dr Zabih Fetrat, a spokesman, sa
     hit = Hit(Passage("d-0", "d", passage, 13, 13 + len(passage)), document, 1.0, 1)
     other = Document("e", "Another article", "Something else entirely.", "/data/corpus/004_x.txt")
     other_hit = Hit(Passage("e-0", "e", other.text, 0, len(other.text)), other, 0.5, 2)
-    citations = (Citation(1, document, (CitedPassage(hit, start, end),)), Citation(2, other, (CitedPassage(other_hit),)))
+    citations = (Citation(1, document, (CitedPassage(hit, start, end),)),
+                 Citation(2, other, (CitedPassage(other_hit),)))
     return Response("q?", answer, confidence, citations if answer else tuple(
         Citation(c.number, c.document, tuple(CitedPassage(p.hit) for p in c.passages)) for c in citations),
         alternatives, {})

@@ -1,4 +1,5 @@
-"""The training script on a tiny synthetic set: it trains, checkpoints, resumes step for step and saves a loadable reader."""
+"""The training script on a tiny synthetic set: it trains, checkpoints, resumes step for step and saves
+a loadable reader."""
 
 import json
 
@@ -6,8 +7,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from rag.read.reader import Reader
 from rag.evaluation.squad import load_squad
+from rag.read.reader import Reader
 from rag.training.data import TrainSettings, build_pairs, names_in, swapped_question
 from rag.training.train import train
 
@@ -46,7 +47,8 @@ def test_pairs_include_negatives_without_the_answer(data_dir):
 def test_swapped_names_make_questions_the_paragraph_cannot_answer(tmp_path):
     import random
 
-    assert names_in("Who is the governor of Balkh? Then the Taliban said General Dostum met him in Mazar-e Sharif.") == (
+    sentence = "Who is the governor of Balkh? Then the Taliban said General Dostum met him in Mazar-e Sharif."
+    assert names_in(sentence) == (
         "Balkh", "Taliban", "General Dostum", "Mazar-e Sharif")  # not "Who" or "Then", which start sentences
     context = "Mohammad Atta Noor, the governor of Balkh, met Dostum."
     assert swapped_question("Who is the governor of Balkh?", context, ["Kunduz", "Dostum"], random.Random(0)) == \

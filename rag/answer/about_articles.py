@@ -23,8 +23,7 @@ import re
 from collections.abc import Sequence
 
 from rag.dates import dates_in
-from rag.types import HEAD_LINES
-from rag.types import Document, Hit, Passage
+from rag.types import HEAD_LINES, Document, Hit, Passage
 
 FIELDS = ("author", "date", "outlet", "publisher", "place")
 
@@ -32,7 +31,8 @@ _ASKS = (
     ("publisher", re.compile(r"\bpublisher\b|\bwho (?:publishes|owns|runs)\b|"
                              r"\bwhich (?:organi[sz]ation|company|group) (?:publishes|owns|runs|is behind)\b", re.I)),
     ("author", re.compile(r"\bwho (?:wrote|authored|penned)\b|\bwho (?:reported|filed) (?:the|this|that) (?:\w+ )*?"
-                          r"(?:story|article|report|piece)\b|\b(?:author|byline|reporter|writer) of (?:the|this|that)\b|"
+                          r"(?:story|article|report|piece)\b|"
+                          r"\b(?:author|byline|reporter|writer) of (?:the|this|that)\b|"
                           r"\bwho is the (?:author|reporter|writer)\b|\bwritten by whom\b", re.I)),
     ("place", re.compile(r"\bwhere was .*\b(?:filed|reported|written|datelined)\b|\bdateline\b|"
                          r"\bfrom where (?:was|did)\b", re.I)),
@@ -116,8 +116,8 @@ def paragraph(document: Document, start: int, end: int) -> Passage:
 def _named(question: str, document: Document) -> int:
     """How many of the article's outlet, publisher and author the question names ("the Afghanistan Today story")."""
     asked = question.casefold()
-    return sum(bool(value) and value.casefold() in asked for value in (document.outlet, document.publisher,
-                                                                      document.author))
+    return sum(1 for value in (document.outlet, document.publisher, document.author)
+               if value and value.casefold() in asked)
 
 
 def answer(name: str, hits: Sequence[Hit], question: str = "") -> tuple[Hit, int, int, float] | None:

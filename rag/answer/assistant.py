@@ -13,7 +13,6 @@ from rag.search.retriever import Retriever
 from rag.settings import DEFAULT_K, DEFAULT_MODE, Mode, check_positive_int
 from rag.types import Alternative, Answer, Citation, CitedPassage, Filters, Hit, Reading, Response
 
-
 MAX_ALTERNATIVES = 2  # other answers shown beside one of low confidence
 NEAR_TIE = 0.25  # margins (logits) within which two answers tie; see Assistant._respond
 
@@ -94,9 +93,12 @@ class Assistant:
         n = max(1, len(questions))
         share = {"retrieve": retrieve_seconds / n, "read": (time.perf_counter() - started) / n}
         timings = {**share, "total": share["retrieve"] + share["read"]}
-        return [self._respond(q, list(hs), readings[i], dict(timings)) if fields[i] is None
-                else _respond_about(q, list(hs), fields[i], dict(timings))
-                for i, (q, hs) in enumerate(zip(questions, hits))]
+        responses = []
+        for i, (q, hs) in enumerate(zip(questions, hits)):
+            field = fields[i]
+            responses.append(self._respond(q, list(hs), readings[i], dict(timings)) if field is None
+                             else _respond_about(q, list(hs), field, dict(timings)))
+        return responses
 
     def _respond(self, question: str, hits: list[Hit], reading: Reading, timings: dict[str, float]) -> Response:
         if reading.decision == "abstain":  # also when there were no passages to read
@@ -133,7 +135,8 @@ class Assistant:
 
 
 def _respond_about(question: str, hits: list[Hit], name: str, timings: dict[str, float]) -> Response:
-    """A question about the articles themselves (``rag.answer.about_articles``): the field, its paragraph cited first."""
+    """A question about the articles themselves (``rag.answer.about_articles``): the field, its paragraph
+    cited first."""
     found = about_articles.answer(name, hits, question)
     if found is None:
         return Response(question, None, 1.0, _cite(hits, None, {}), (), timings)

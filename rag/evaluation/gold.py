@@ -1,14 +1,14 @@
 """Gold question sets: the project's JSONL format, or SQuAD JSON turned into a corpus plus questions.
 
-The gold set of the bundled corpus is data of the source tree (``eval/gold_bundled.jsonl``),
-not of the installed package: ``rag eval`` finds it from a checkout (an editable install),
-and anywhere else takes ``--gold FILE``.
+The gold set of the bundled corpus ships with the package, beside the corpus
+(``rag/data/gold_bundled.jsonl``), so ``rag eval`` works from any install.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
 from rag.errors import RagError
@@ -16,7 +16,7 @@ from rag.evaluation.squad import load_squad
 from rag.ingest import document_id
 from rag.types import Document
 
-BUNDLED_GOLD = Path(__file__).resolve().parents[2] / "eval" / "gold_bundled.jsonl"
+BUNDLED_GOLD = Path(str(files("rag") / "data" / "gold_bundled.jsonl"))
 
 
 @dataclass(frozen=True)

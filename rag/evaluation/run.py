@@ -12,6 +12,7 @@ per-stage latency. Writes a JSON report and a PNG plot next to it.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import statistics
 import time
@@ -22,16 +23,19 @@ from tqdm.auto import tqdm
 
 from rag.answer import about_articles
 from rag.answer.assistant import Assistant
-from rag.indexing.bundled import default_index
+from rag.errors import MissingDependencyError, require
 from rag.evaluation.gold import BUNDLED_GOLD, GoldQuestion, doc_names, from_doc, holds_answer, load_gold, squad_corpus
 from rag.evaluation.metrics import best_over_gold, latency_summary
+from rag.index.open import open_index
+from rag.indexing.bundled import default_index
 from rag.indexing.local import LocalPipeline
 from rag.indexing.workflow import build_index
 from rag.read.reader import Reader
-from rag.index.open import open_index
 from rag.search.retriever import Retriever
-from rag.settings import DEFAULT_K, DEFAULT_MODE, MODES
+from rag.settings import DEFAULT_K, DEFAULT_MODE, MODES, Mode
 from rag.types import Passage
+
+logger = logging.getLogger(__name__)
 
 KS = (1, 3, 5, 10)
 
@@ -59,10 +63,10 @@ def convex_variant(dense_weight: float) -> str:
     return f"hybrid, convex {dense_weight:g} dense"
 
 
-def retrieval_variants(retriever: Retriever) -> dict[str, tuple[Retriever, str]]:
+def retrieval_variants(retriever: Retriever) -> dict[str, tuple[Retriever, Mode]]:
     """Each mode and each fusion option, by name: (a retriever over the same index, its mode)."""
     index = retriever.index
-    variants = {mode: (retriever, mode) for mode in MODES if mode != "hybrid"}
+    variants: dict[str, tuple[Retriever, Mode]] = {mode: (retriever, mode) for mode in MODES if mode != "hybrid"}
     variants["hybrid, rrf"] = (Retriever(index, fusion="rrf", rrf_k=retriever.rrf_k), "hybrid")
     for weight in CONVEX_WEIGHTS:
         variants[convex_variant(weight)] = (Retriever(index, fusion="convex", dense_weight=weight), "hybrid")
@@ -89,7 +93,8 @@ def evaluate_retrieval(retriever: Retriever, gold: list[GoldQuestion], batch_siz
 def evaluate_reader(reader: Reader, retriever: Retriever, gold: list[GoldQuestion]) -> dict:
     """EM/F1 of the reader's best span on the gold passage (its threshold ignored: span quality alone).
 
-    Questions about the articles themselves (``rag.answer.about_articles``) are left out: the reader does not answer them.
+    Questions about the articles themselves (``rag.answer.about_articles``) are left out: the reader does
+    not answer them.
     """
     index = retriever.index
     # Passages by every name of their document, built once: a scan of the whole index per
@@ -104,7 +109,8 @@ def evaluate_reader(reader: Reader, retriever: Retriever, gold: list[GoldQuestio
     for g in gold:
         if not g.answerable or about_articles.asked_about(g.question):  # those are answered from metadata
             continue
-        passage = next((p for p in passages_named.get(g.doc, []) if holds_answer(p.text, g.answers)), None)
+        named = passages_named.get(g.doc, []) if g.doc is not None else []
+        passage = next((p for p in named if holds_answer(p.text, g.answers)), None)
         if passage is not None:
             pairs.append((g, passage))
     readings = reader.read_batch([g.question for g, _ in pairs], [[p] for _, p in pairs], top_k=1)
@@ -114,7 +120,7 @@ def evaluate_reader(reader: Reader, retriever: Retriever, gold: list[GoldQuestio
     return {"em": sum(s[0] for s in scores) / n, "f1": sum(s[1] for s in scores) / n, "questions": len(scores)}
 
 
-def evaluate_end_to_end(assistant: Assistant, gold: list[GoldQuestion], mode: str | None = None) -> list[Record]:
+def evaluate_end_to_end(assistant: Assistant, gold: list[GoldQuestion], mode: Mode | None = None) -> list[Record]:
     """Ask each question on its own (so timings are per question) and score the response."""
     records = []
     for g in tqdm(gold, desc="asking", unit="question", disable=len(gold) < 20):
@@ -125,7 +131,8 @@ def evaluate_end_to_end(assistant: Assistant, gold: list[GoldQuestion], mode: st
         em_at_3 = max([em, *(best_over_gold(a.answer, g.answers)[0] for a in response.alternatives[:2])])
         first = response.citations[0] if response.citations else None
         cited_right = (response.answer is not None and first is not None and g.answerable
-                       and from_doc(first.document, g.doc) and holds_answer(first.passages[0].hit.passage.text, g.answers))
+                       and from_doc(first.document, g.doc)
+                       and holds_answer(first.passages[0].hit.passage.text, g.answers))
         records.append(Record(g.id, g.kind, response.answer, response.confidence, em, f1, em_at_3, cited_right,
                               {"retrieve": response.timings["retrieve"], "read": response.timings["read"],
                                "total": total}))
@@ -153,7 +160,8 @@ def summarize(records: list[Record], gold: list[GoldQuestion]) -> dict:
         "f1_answerable": statistics.mean(r.f1 for r in on_answerable) if on_answerable else None,
         "no_answer_precision": len(true_none) / len(predicted_none) if predicted_none else None,
         "no_answer_recall": len(true_none) / len(gold_none) if gold_none else None,
-        "citation_accuracy": (sum(r.cited_right for r in on_answerable) / len(on_answerable)) if on_answerable else None,
+        "citation_accuracy": (sum(r.cited_right for r in on_answerable) / len(on_answerable)
+                              if on_answerable else None),
         "by_kind": by_kind,
         "latency_seconds": {stage: latency_summary([r.seconds[stage] for r in records])
                             for stage in ("retrieve", "read", "total")},
@@ -188,10 +196,12 @@ def table(report: dict) -> str:
 
 
 def plot(report: dict, records: list[Record], path: Path) -> None:
-    """Retrieval accuracy against k for each mode, and confidences of right and wrong answers."""
-    import matplotlib
+    """Retrieval accuracy against k for each mode, and confidences of right and wrong answers.
 
-    matplotlib.use("Agg")
+    Raises:
+        MissingDependencyError: matplotlib is not installed (the ``eval`` extra).
+    """
+    require("matplotlib", "eval", "plotting the report").use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
@@ -211,7 +221,7 @@ def plot(report: dict, records: list[Record], path: Path) -> None:
 
 
 def run(gold: list[GoldQuestion], assistant: Assistant, gold_name: str, corpus_name: str,
-        mode: str = DEFAULT_MODE) -> tuple[dict, list[Record]]:
+        mode: Mode = DEFAULT_MODE) -> tuple[dict, list[Record]]:
     """Every stage on one gold set; returns the report and the per-question records."""
     report = {"gold": gold_name, "corpus": corpus_name, "questions": len(gold), "mode": mode, "k": assistant.k,
               "reader_model": assistant.reader.model_name, "reader_threshold": assistant.reader.threshold}
@@ -223,8 +233,8 @@ def run(gold: list[GoldQuestion], assistant: Assistant, gold_name: str, corpus_n
 
 
 def evaluate(gold_file: Path | None = None, squad: Path | None = None, index_dir: str | Path | None = None,
-             sample: int | None = None, seed: int = 0, k: int = DEFAULT_K, mode: str = DEFAULT_MODE,
-             reader: str | None = None, out: Path | None = None) -> tuple[dict, Path]:
+             sample: int | None = None, seed: int = 0, k: int = DEFAULT_K, mode: Mode = DEFAULT_MODE,
+             reader: str | None = None, out: Path | None = None) -> tuple[dict, Path, Path | None]:
     """Run every stage on a gold set and write the JSON report and its plot.
 
     Args:
@@ -240,7 +250,7 @@ def evaluate(gold_file: Path | None = None, squad: Path | None = None, index_dir
         out: the JSON report's path; ``eval-results/<gold>.json`` by default.
 
     Returns:
-        The report and the path it was written to (the PNG sits beside it).
+        The report, the JSON's path, and the plot's (None without matplotlib, the ``eval`` extra).
     """
     if squad is not None:
         documents, gold = squad_corpus(squad)
@@ -260,5 +270,10 @@ def evaluate(gold_file: Path | None = None, squad: Path | None = None, index_dir
     out = out or Path("eval-results") / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({**report, "records": [asdict(r) for r in records]}, indent=2) + "\n")
-    plot(report, records, out.with_suffix(".png"))
-    return report, out
+    png: Path | None = out.with_suffix(".png")
+    try:
+        plot(report, records, png)
+    except MissingDependencyError as e:  # the figures are all in the JSON and the table; the plot is extra
+        logger.warning("no plot: %s", e)
+        png = None
+    return report, out, png

@@ -29,7 +29,8 @@ logger = logging.getLogger(__name__)
 # per-call debug lines do not reach the application's handlers.
 logging.getLogger("bm25s").setLevel(logging.NOTSET)
 
-SETTINGS = {"method": "lucene", "k1": 1.5, "b": 0.75, "stopwords": "en", "stemmer": "snowball-english",
+K1, B = 1.5, 0.75
+SETTINGS = {"method": "lucene", "k1": K1, "b": B, "stopwords": "en", "stemmer": "snowball-english",
             "tokenizer": "bm25s"}
 _ARRAYS = ("starts", "rows", "counts", "lengths")
 
@@ -48,9 +49,8 @@ def term_weight(counts: np.ndarray, lengths: np.ndarray, mean_length: float) -> 
         lengths: each passage's length in terms.
         mean_length: the mean passage length of the collection.
     """
-    k1, b = SETTINGS["k1"], SETTINGS["b"]
     counts = np.asarray(counts, dtype=np.float64)
-    return counts / (counts + k1 * (1 - b + b * np.asarray(lengths, dtype=np.float64) / mean_length))
+    return counts / (counts + K1 * (1 - B + B * np.asarray(lengths, dtype=np.float64) / mean_length))
 
 
 class Postings:
@@ -125,7 +125,8 @@ class BM25Index:
         """Every row's BM25 score for a question's terms (a term given twice counts twice)."""
         total = np.zeros(self.size, dtype=np.float32)
         for term in terms:
-            lists = [(part, offset, part.starts[j], part.starts[j + 1]) for part, offset in zip(self.parts, self.offsets)
+            lists = [(part, offset, part.starts[j], part.starts[j + 1])
+                     for part, offset in zip(self.parts, self.offsets)
                      if (j := part.column.get(term)) is not None]
             frequency = sum(int(end - start) for _, _, start, end in lists)
             if not frequency:

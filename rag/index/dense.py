@@ -14,8 +14,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from embeddings import Embedder
-from rag.protocols import Ranking
+from rag.protocols import Encoder, Ranking
 from rag.settings import HNSW_FROM, DenseSettings
 
 # A filter that lets through fewer rows than this share is searched exactly over those rows:
@@ -61,7 +60,7 @@ class DenseIndex:
         settings: search settings (``ef_search`` for HNSW).
     """
 
-    def __init__(self, parts: Sequence[faiss.Index], dimension: int, embedder: Embedder,
+    def __init__(self, parts: Sequence[faiss.Index], dimension: int, embedder: Encoder,
                  settings: DenseSettings | None = None) -> None:
         self.parts = list(parts)
         self.dimension = dimension
@@ -95,7 +94,8 @@ class DenseIndex:
                  for part, start, end in zip(self.parts, self.offsets, self.offsets[1:])]
         results = []
         for i in range(len(queries)):
-            rows = np.concatenate([np.zeros(0, dtype=np.int64), *(r[i][0] + start for r, start in zip(found, self.offsets))])
+            rows = np.concatenate([np.zeros(0, dtype=np.int64),
+                                   *(r[i][0] + start for r, start in zip(found, self.offsets))])
             scores = np.concatenate([np.zeros(0, dtype=np.float32), *(r[i][1] for r in found)])
             best = np.lexsort((rows, -scores))[:k]
             results.append((rows[best], scores[best]))
@@ -112,11 +112,12 @@ def _search(vectors: faiss.Index, queries: np.ndarray, k: int, allowed: np.ndarr
     if allowed is not None and passing < EXACT_BELOW_SHARE * vectors.ntotal:
         return _exact_over(vectors, queries, k, np.flatnonzero(allowed))
     if kind_of(vectors) == "hnsw":
-        params = faiss.SearchParametersHNSW(efSearch=max(settings.ef_search, k))
+        # faiss's stubs (faiss/__init__.pyi) lack SearchParametersHNSW and IDSelectorBitmap's array form.
+        params = faiss.SearchParametersHNSW(efSearch=max(settings.ef_search, k))  # type: ignore[attr-defined]
     else:
         params = faiss.SearchParameters()
     if allowed is not None:  # the filter applies inside the search, so k passing rows come back
-        params.sel = faiss.IDSelectorBitmap(np.packbits(allowed, bitorder="little"))
+        params.sel = faiss.IDSelectorBitmap(np.packbits(allowed, bitorder="little"))  # type: ignore[call-arg,arg-type]
     scores, rows = vectors.search(queries, k, params=params)
     return [(r[r >= 0], s[r >= 0]) for r, s in zip(rows, scores)]
 

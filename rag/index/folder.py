@@ -24,6 +24,7 @@ from contextlib import AbstractContextManager
 from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,7 +36,7 @@ from rag.index.bm25 import BM25Index
 from rag.index.dense import DenseIndex
 from rag.index.generations import IndexFolder
 from rag.index.segment import Segment, merge, merge_plan
-from rag.protocols import Encoder, Location
+from rag.protocols import Encoder, Index, Location
 from rag.settings import ChunkSettings, DenseSettings
 from rag.types import Copy, Document, Filters, Hit, Passage
 
@@ -333,7 +334,8 @@ class PassageIndex:
         if plan:
             merged = merge([self.segments[i] for i in plan], self.dense.settings)
             logger.info("merging %d segments into one of %d passages", len(plan), merged.rows)
-            self.segments = [s for i, s in enumerate(self.segments) if i not in plan] + ([merged] if merged.rows else [])
+            kept = [s for i, s in enumerate(self.segments) if i not in plan]
+            self.segments = kept + ([merged] if merged.rows else [])
             self._refresh()
 
         def write(folder: Path) -> dict:
@@ -428,3 +430,7 @@ def _dimension(embedder: Encoder) -> int:
         return embedder.dimension
     except EmbeddingModelError as e:
         raise ModelLoadError(str(e)) from e
+
+
+if TYPE_CHECKING:  # mypy checks that this backend keeps the contract of rag.protocols.Index
+    _contract: type[Index] = PassageIndex

@@ -26,7 +26,8 @@ from rag.types import DOCUMENT_FIELDS, Document, Passage
 FILE = "passages.sqlite"
 _SCHEMA = """
 CREATE TABLE documents (id TEXT PRIMARY KEY, title TEXT NOT NULL, text TEXT NOT NULL, source TEXT NOT NULL,
-                        author TEXT, date TEXT, url TEXT, outlet TEXT, publisher TEXT, crawled TEXT, source_map TEXT, pages TEXT,
+                        author TEXT, date TEXT, url TEXT, outlet TEXT, publisher TEXT, crawled TEXT,
+                        source_map TEXT, pages TEXT,
                         copies TEXT) WITHOUT ROWID;
 CREATE TABLE passages (row INTEGER PRIMARY KEY, id TEXT NOT NULL, doc_id TEXT NOT NULL REFERENCES documents(id),
                        start INTEGER NOT NULL, "end" INTEGER NOT NULL);
@@ -97,7 +98,8 @@ class PassageStore:
         return self.db.execute("SELECT 1 FROM documents WHERE id = ?", (doc_id,)).fetchone() is not None
 
     def passage(self, row: int) -> Passage:
-        found = self.db.execute('SELECT p.id, p.doc_id, p.start, p."end", substr(d.text, p.start + 1, p."end" - p.start) '
+        found = self.db.execute('SELECT p.id, p.doc_id, p.start, p."end", '
+                                'substr(d.text, p.start + 1, p."end" - p.start) '
                                 "FROM passages p JOIN documents d ON d.id = p.doc_id WHERE p.row = ?",
                                 (row,)).fetchone()
         if found is None:
@@ -115,7 +117,8 @@ class PassageStore:
         rows: list[int] = []
         for i in range(0, len(ids), 500):  # SQLite caps the number of bound parameters
             chunk = ids[i:i + 500]
-            rows += [r for (r,) in self.db.execute(f"SELECT row FROM passages WHERE doc_id IN ({', '.join('?' * len(chunk))})",
+            marks = ", ".join("?" * len(chunk))
+            rows += [r for (r,) in self.db.execute(f"SELECT row FROM passages WHERE doc_id IN ({marks})",
                                                    chunk)]
         return rows
 
@@ -149,7 +152,7 @@ class StoredPassages(Sequence[Passage]):
     def __len__(self) -> int:
         return self._len
 
-    def __getitem__(self, row):  # type: ignore[override]
+    def __getitem__(self, row):
         if isinstance(row, slice):
             return [self[i] for i in range(*row.indices(self._len))]
         if row < 0:

@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -48,7 +48,7 @@ from rag.errors import (
 )
 from rag.index.bm25 import SETTINGS as BM25_SETTINGS
 from rag.index.bm25 import term_weight, tokenize
-from rag.protocols import Encoder, Location, Ranking
+from rag.protocols import Encoder, Index, Location, Ranking
 from rag.settings import ChunkSettings, DenseSettings
 from rag.types import Copy, Document, Filters, Hit, Passage
 
@@ -245,7 +245,7 @@ class QdrantIndex:
 
         if not filters:
             return None
-        must = []
+        must: list[models.Condition] = []
         if filters.since or filters.until:
             must.append(models.FieldCondition(key="day", range=models.Range(
                 gte=filters.since.toordinal() if filters.since else None,
@@ -267,7 +267,7 @@ class QdrantIndex:
         points = {p.id: p.payload for p in self.client.retrieve(self.collection, [row for row, _ in ranked])}
         doc_ids = {points[row]["doc_id"] for row, _ in ranked if row in points}
         documents = {d.id: d for d in self.documents.many(doc_ids)}
-        found = []
+        found: list[Hit] = []
         for row, score in ranked:
             payload = points.get(row)
             if payload is None or payload["doc_id"] not in documents:
@@ -275,6 +275,10 @@ class QdrantIndex:
             found.append(Hit(passage=_passage(payload), document=documents[payload["doc_id"]], score=score,
                              rank=len(found) + 1))
         return found
+
+    def passage_counts(self) -> dict[str, int]:
+        """How many passages each document has, by id (one scroll over the passages' ids)."""
+        return dict(Counter(p.payload["doc_id"] for p in _scroll(self.client, self.collection, fields=["doc_id"])))
 
     def known(self, doc_ids: Iterable[str]) -> set[str]:
         """Which of these document ids the collection holds, read in batches."""
@@ -368,11 +372,12 @@ def _passage(payload: dict) -> Passage:
                    start=payload["start"], end=payload["end"])
 
 
-def _scroll(client, collection: str, chosen=None, fields: Sequence[str] | bool = True) -> Iterator:
+def _scroll(client: Any, collection: str, chosen: Any = None, fields: Sequence[str] | None = None) -> Iterator[Any]:
+    """Every point of a collection (that passes ``chosen``), with its whole payload or only ``fields``."""
     offset = None
     while True:
         points, offset = client.scroll(collection, scroll_filter=chosen, limit=_BATCH, offset=offset,
-                                       with_payload=fields if fields is True else list(fields))
+                                       with_payload=True if fields is None else list(fields))
         yield from points
         if offset is None:
             return
@@ -407,7 +412,8 @@ class _SparseSearch:
         from qdrant_client import models
 
         queries = [Counter(term_id(t) for t in terms) for terms in tokenize(questions)]
-        requests = [models.QueryRequest(query=models.SparseVector(indices=list(q), values=[float(c) for c in q.values()]),
+        requests = [models.QueryRequest(query=models.SparseVector(indices=list(q),
+                                                                  values=[float(c) for c in q.values()]),
                                         using="bm25", limit=k, filter=allowed) for q in queries if q]
         responses = iter(self.index.client.query_batch_points(self.index.collection, requests) if requests else [])
         empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
@@ -455,3 +461,7 @@ class _Passages:
 
     def __iter__(self) -> Iterator[Passage]:
         return (_passage(p.payload) for p in _scroll(self.index.client, self.index.collection))
+
+
+if TYPE_CHECKING:  # mypy checks that this backend keeps the contract of rag.protocols.Index
+    _contract: type[Index] = QdrantIndex

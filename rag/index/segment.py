@@ -24,7 +24,7 @@ import os
 import shutil
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -73,7 +73,7 @@ class Segment:
         self.home = home
         self.files = dict(files or {})
         self.deleted = frozenset(deleted)
-        self.copies = {doc_id: tuple(map(tuple, found)) for doc_id, found in (copies or {}).items()}
+        self.copies = {doc_id: _as_copies(found) for doc_id, found in (copies or {}).items()}
         self._columns: DocumentColumns | None = None
         self._live: np.ndarray | None = None
         self._live_rows: int | None = None
@@ -85,7 +85,8 @@ class Segment:
     @classmethod
     def build(cls, documents: Sequence[Document], passages: Sequence[Passage], vectors: np.ndarray,
               dense_settings: DenseSettings) -> Segment:
-        """A new segment of ``documents`` (unique ids), their ``passages`` and the passages' ``vectors`` (row r of passage r)."""
+        """A new segment of ``documents`` (unique ids), their ``passages`` and the passages' ``vectors``
+        (row r of passage r)."""
         if len(vectors) != len(passages):
             raise ValueError(f"{len(vectors)} vectors for {len(passages)} passages")
         index = new_faiss_index(vectors.shape[1], choose_kind(dense_settings, len(passages)), dense_settings)
@@ -110,7 +111,7 @@ class Segment:
         """This segment with more copies of some of its documents (the data is shared, not copied)."""
         copies = dict(self.copies)
         for doc_id, more in found.items():
-            copies[doc_id] = (*copies.get(doc_id, ()), *map(tuple, more))
+            copies[doc_id] = (*copies.get(doc_id, ()), *_as_copies(more))
         return self._changed(self.deleted, copies)
 
     def _changed(self, deleted: frozenset[str], copies: Mapping[str, Sequence[Copy]]) -> Segment:
@@ -188,15 +189,16 @@ class Segment:
         checksums carried over; a new one, or one whose files have gone from where it was
         saved, is written, and ``rag.index.generations`` checksums it.
         """
-        if self._linkable():
+        saved, home = self.name, self.home
+        if saved is not None and home is not None and self._linkable():
             for path in self.files:
-                destination = generation / self.name / path
+                destination = generation / saved / path
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 try:
-                    os.link(self.home / path, destination)
+                    os.link(home / path, destination)
                 except OSError:  # no hard links here (another file system kind): a copy does
-                    shutil.copyfile(self.home / path, destination)
-            return self.name, {f"{self.name}/{path}": entry for path, entry in self.files.items()}
+                    shutil.copyfile(home / path, destination)
+            return saved, {f"{saved}/{path}": entry for path, entry in self.files.items()}
         name = f"seg-{uuid.uuid4().hex[:12]}"
         target = generation / name
         target.mkdir()
@@ -204,6 +206,11 @@ class Segment:
         passage_store.write(target / passage_store.FILE, self.documents.values(), self.passages)
         self.postings.save(target / "bm25")
         return name, {}
+
+
+def _as_copies(found: Iterable[Sequence[str | None]]) -> tuple[Copy, ...]:
+    """Copies as given, or as JSON gives them back (lists), as ``(source, outlet, url)`` tuples."""
+    return tuple((str(source), outlet, url) for source, outlet, url in found)
 
 
 def merge(segments: Sequence[Segment], dense_settings: DenseSettings) -> Segment:

@@ -37,8 +37,8 @@ def copies_in(index: Index, documents: Sequence[Document]) -> dict[str, str]:
     for doc, (rows, scores) in zip(documents, index.sparse.search_batch(queries, CANDIDATES, index.allowed(None))):
         own = shingles(doc.text)
         candidates = {hit.document.id: hit.document for hit in index.hits(list(zip(rows.tolist(), scores.tolist())))}
-        match = next((doc_id for doc_id, other in candidates.items() if similarity(shingles(other.text), own) >= THRESHOLD),
-                     None)
+        match = next((doc_id for doc_id, other in candidates.items()
+                      if similarity(shingles(other.text), own) >= THRESHOLD), None)
         if match is not None:
             found[doc.id] = match
     return found

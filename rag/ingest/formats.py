@@ -24,9 +24,10 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from rag.errors import IngestError
 from rag.ingest.cleaning import clean, find_date
@@ -124,7 +125,6 @@ def read_jsonl(raw: str, source: str, on_skip: OnSkip) -> list[Document]:
 
 
 # Tables off: a page laid out in tables would come back whole, menus and all (eval.html_extraction).
-TRAFILATURA_OPTIONS = {"with_metadata": True, "include_comments": False, "include_tables": False}
 _FACT_AFTER = re.compile(r"©|\bcopyright\b|\ball rights reserved\b", re.IGNORECASE)
 _CHROME = re.compile(r"<(nav|footer|aside|form|menu)\b.*?</\1\s*>", re.DOTALL | re.IGNORECASE)
 
@@ -166,11 +166,22 @@ def _article_lines(html: str, visible: str, visible_map: tuple[int, ...], main_t
     return built.text(), built.map()
 
 
+def extract(html: str, url: str | None = None) -> Any:
+    """trafilatura's article and metadata of a page (a ``trafilatura.settings.Document``), or None if it finds none.
+
+    Comments and tables (menus, share rows, league tables beside the story) are left out.
+    """
+    import trafilatura
+    from trafilatura.settings import Document as Extracted
+
+    found = trafilatura.bare_extraction(html, url=url, with_metadata=True, include_comments=False,
+                                        include_tables=False)
+    return found if isinstance(found, Extracted) else None
+
+
 def read_html(html: str, source: str, url: str | None = None, crawled: str | None = None) -> list[Document]:
     """One article from a page: trafilatura finds it and its metadata, the line rules clean it."""
-    import trafilatura
-
-    found = trafilatura.bare_extraction(html, url=url, **TRAFILATURA_OPTIONS)
+    found = extract(html, url)
     visible, visible_map = visible_text(html)
     if found is None or not (found.text or "").strip():  # no article found: the visible text, by the line rules
         doc = make_document(visible, source, url=url, inner_map=visible_map, crawled=crawled)
@@ -217,8 +228,12 @@ def read_pdf(data: bytes, source: str) -> list[Document]:
     return [doc] if doc else []
 
 
-def _iso(parsed) -> str | None:
-    return datetime(*parsed[:6], tzinfo=timezone.utc).isoformat() if parsed else None
+def _iso(parsed: Sequence[int] | None) -> str | None:
+    """A feed's parsed time (a ``time.struct_time``) as ISO 8601 in UTC."""
+    if not parsed:
+        return None
+    year, month, day, hour, minute, second = parsed[:6]
+    return datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc).isoformat()
 
 
 def read_feed(data: bytes, source: str) -> list[Document]:

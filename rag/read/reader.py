@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,8 +22,8 @@ from embeddings.encoder import cpu_has_bf16
 from embeddings.offline import downloads_allowed, load_failure
 from embeddings.onnx import padded
 from rag.errors import InvalidInputError, ModelLoadError
-from rag.settings import check_positive_int, check_questions
 from rag.read.span_decoding import SpanPrior, best_spans, sentence_ends, snap_to_words, trim_attribution, trim_edges
+from rag.settings import check_positive_int, check_questions
 from rag.types import Answer, NoAnswer, Passage, Reading
 
 if TYPE_CHECKING:
@@ -118,7 +118,8 @@ class Reader:
         self.max_length = max_length if max_length is not None else training.get("max_length", 384)
         self.stride = stride if stride is not None else training.get("stride", 128)
         if not isinstance(self.max_length, int) or self.max_length < MAX_QUESTION_TOKENS + 32:
-            raise InvalidInputError(f"max_length must be an integer >= {MAX_QUESTION_TOKENS + 32}, got {self.max_length!r}")
+            raise InvalidInputError(f"max_length must be an integer >= {MAX_QUESTION_TOKENS + 32}, "
+                                    f"got {self.max_length!r}")
         if not isinstance(self.stride, int) or not 0 <= self.stride < self.max_length - MAX_QUESTION_TOKENS - 3:
             raise InvalidInputError(f"stride must be an integer in [0, max_length - {MAX_QUESTION_TOKENS + 3}), "
                              f"got {self.stride!r}")
@@ -139,9 +140,9 @@ class Reader:
         self.precision = precision
         self.onnx_file = Path(onnx_file) if onnx_file is not None else None
         self.isolate_questions = isolate_questions
-        self._model = None  # a torch module, or an onnxruntime session
-        self._pairs = None  # tokenizers.Tokenizer cutting (question, passage) pairs into windows
-        self._plain = None  # the same, without truncation or special tokens
+        self._model: Any = None  # a torch module, or an onnxruntime session
+        self._pairs: Any = None  # tokenizers.Tokenizer cutting (question, passage) pairs into windows
+        self._plain: Any = None  # the same, without truncation or special tokens
 
     @classmethod
     def from_model(cls, model, tokenizer, **settings) -> Reader:
@@ -190,7 +191,8 @@ class Reader:
             return (Path(self.model_name) / "tokenizer.json").read_text(encoding="utf-8")
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(self.model_name, local_files_only=self._local or not downloads_allowed())
+        tokenizer = AutoTokenizer.from_pretrained(self.model_name,
+                                                  local_files_only=self._local or not downloads_allowed())
         if not tokenizer.is_fast:
             raise ModelLoadError(f"reader {self.model_name!r} needs a fast tokenizer (for offset mapping)")
         return tokenizer.backend_tokenizer.to_str()
@@ -345,7 +347,8 @@ class Reader:
                        for width in sorted({widths[w] for w in batch})]
         out: list[tuple[np.ndarray, np.ndarray]] = [None] * len(windows)  # type: ignore[list-item]
         for batch in batches:
-            starts, ends = self._forward(padded([windows[w] for w in batch], max(widths[w] for w in batch), self._pad_id))
+            width = max(widths[w] for w in batch)
+            starts, ends = self._forward(padded([windows[w] for w in batch], width, self._pad_id))
             for row, w in enumerate(batch):
                 n = len(windows[w].ids)
                 out[w] = (starts[row, :n], ends[row, :n])

@@ -34,7 +34,8 @@ def rrf(rankings: Sequence[Ranking], k: int = 60) -> list[tuple[int, float]]:
             entry = fused.setdefault(int(row), [0.0, 0.0])
             entry[0] += 1.0 / (k + rank)
             entry[1] += float(score) / top
-    return [(row, total) for row, (total, _) in sorted(fused.items(), key=lambda item: (-item[1][0], -item[1][1], item[0]))]
+    ordered = sorted(fused.items(), key=lambda item: (-item[1][0], -item[1][1], item[0]))
+    return [(row, total) for row, (total, _) in ordered]
 
 
 def min_max(scores: np.ndarray) -> np.ndarray:

@@ -92,6 +92,7 @@ class Retriever:
             return [[] for _ in questions]
         allowed = self.index.allowed(filters)
         depth = max(k, self.candidates) if mode == "hybrid" else k
+        rankings: list[Sequence[Ranking]]
         if mode == "dense":
             self.index.check_embedder()
             rankings = [[r] for r in self.index.dense.search_batch(questions, depth, allowed)]

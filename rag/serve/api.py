@@ -17,26 +17,35 @@ import shutil
 import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Annotated
 
 from fastapi import FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from rag.serve.batching import MicroBatcher
 from rag.errors import (
     DocumentNotFoundError,
     IndexWriteError,
     IngestError,
     RagError,
     ReadOnlyError,
+    TooLargeError,
 )
-from rag.types import Filters
+from rag.serve.batching import MicroBatcher
 from rag.serve.library import UPLOAD_MAX_BYTES, Library
-from rag.settings import DEFAULT_K, DEFAULT_MODE, check_mode, check_positive_int, check_questions
-from rag.types import Response
+from rag.settings import (
+    DEFAULT_K,
+    DEFAULT_MODE,
+    SUPPORTED_SUFFIXES,
+    Mode,
+    check_mode,
+    check_positive_int,
+    check_questions,
+)
+from rag.types import Filters, Response, parse_date
 
-_STATUS = {DocumentNotFoundError: 404, ReadOnlyError: 403, IndexWriteError: 507}
+_STATUS = {DocumentNotFoundError: 404, ReadOnlyError: 403, TooLargeError: 413, IndexWriteError: 507}
 
 
 class Query(BaseModel):
@@ -52,9 +61,10 @@ class Query(BaseModel):
     doc_ids: list[str] = []
 
 
-def _checked(query: Query) -> tuple[str, int, str, Filters]:
+def _checked(query: Query) -> tuple[str, int, Mode, Filters]:
     check_questions([query.question])
-    filters = Filters(query.since, query.until, tuple(query.sources), tuple(query.authors), tuple(query.doc_ids))
+    filters = Filters(parse_date(query.since, "since"), parse_date(query.until, "until"), tuple(query.sources),
+                      tuple(query.authors), tuple(query.doc_ids))
     return query.question, check_positive_int("k", query.k), check_mode(query.mode), filters
 
 
@@ -66,7 +76,7 @@ def create_app(library: Library) -> FastAPI:
         release = "0"
     app = FastAPI(title="rag-news-qa", version=release,
                   description="Ask questions of news articles: cited extractive answers, offline.")
-    batcher: MicroBatcher[tuple[str, int, str, Filters], Response] = MicroBatcher(
+    batcher: MicroBatcher[tuple[str, int, Mode, Filters], Response] = MicroBatcher(
         lambda items: library.ask(*zip(*items)))
 
     @app.exception_handler(RagError)
@@ -96,8 +106,8 @@ def create_app(library: Library) -> FastAPI:
     def documents() -> list[dict]:
         return library.documents()
 
-    @app.post("/api/documents", summary="Add articles (.txt .md .html .jsonl files) to the index on disk")
-    def upload(files: list[UploadFile] = File(...)) -> dict:
+    @app.post("/api/documents", summary=f"Add articles ({' '.join(SUPPORTED_SUFFIXES)} files) to the index on disk")
+    def upload(files: Annotated[list[UploadFile], File()]) -> dict:
         library.check_writable()  # before the upload is written anywhere
         folder = Path(tempfile.mkdtemp(prefix="rag-upload-"))
         try:
@@ -110,8 +120,7 @@ def create_app(library: Library) -> FastAPI:
                     while chunk := upload.file.read(1 << 20):
                         copied += len(chunk)
                         if copied > UPLOAD_MAX_BYTES:
-                            return JSONResponse({"error": f"{name}: over the upload limit of "
-                                                          f"{UPLOAD_MAX_BYTES / 1e6:g} MB"}, status_code=413)
+                            raise TooLargeError(f"{name}: over the upload limit of {UPLOAD_MAX_BYTES / 1e6:g} MB")
                         out.write(chunk)
                 paths.append(path)
                 names.append(name)

@@ -32,7 +32,7 @@ from rag.read import runtime
 from rag.read.reader import Reader
 from rag.search.retriever import Retriever
 from rag.serve.render import source_name
-from rag.settings import DEFAULT_K, DEFAULT_MODE
+from rag.settings import DEFAULT_K, DEFAULT_MODE, Mode
 from rag.types import Document, Filters, Hit, Response
 
 UPLOAD_MAX_BYTES = 5_000_000  # per file, for the chat and the API
@@ -133,14 +133,14 @@ class Library:
         return [{"id": d.id, "title": d.title, "outlet": source_name(d), "author": d.author, "date": d.date,
                  "url": d.url, "passages": counts.get(d.id, 0)} for d in index.documents.values()]
 
-    def retrieve(self, questions: Sequence[str], ks: Sequence[int], modes: Sequence[str],
+    def retrieve(self, questions: Sequence[str], ks: Sequence[int], modes: Sequence[Mode],
                  assistant: Assistant | None = None,
                  filters: Sequence[Filters | None] | None = None) -> list[list[Hit]]:
         """Passages for questions that may each ask their own k, mode and filters, under the compute lock."""
         with self.compute:
             return self._retrieve(questions, ks, modes, assistant or self.assistant, filters)
 
-    def _retrieve(self, questions: Sequence[str], ks: Sequence[int], modes: Sequence[str], assistant: Assistant,
+    def _retrieve(self, questions: Sequence[str], ks: Sequence[int], modes: Sequence[Mode], assistant: Assistant,
                   filters: Sequence[Filters | None] | None = None) -> list[list[Hit]]:
         """Passages for questions that may each ask their own k, mode and filters: one batch per setting.
 
@@ -159,7 +159,7 @@ class Library:
                 found[i] = hits
         return found
 
-    def ask(self, questions: Sequence[str], ks: Sequence[int], modes: Sequence[str],
+    def ask(self, questions: Sequence[str], ks: Sequence[int], modes: Sequence[Mode],
             filters: Sequence[Filters | None] | None = None) -> list[Response]:
         """Answer questions that may each ask their own k, mode and filters, all from one snapshot."""
         assistant = self.assistant

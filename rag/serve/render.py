@@ -69,7 +69,7 @@ def _article(c: Citation, rid: str) -> str:
     first = c.passages[0]
     target = f"{rid}-a{c.number}"
     doc_text = c.document.text
-    if first.answer_start is not None:
+    if first.answer_start is not None and first.answer_end is not None:
         start = first.hit.passage.start + first.answer_start
         body = _highlight(doc_text, start, start + (first.answer_end - first.answer_start), target)
     else:
@@ -129,7 +129,8 @@ def response_html(response: Response, rid: str | None = None) -> str:
                 f"<p class='rag-confidence rag-{response.level}'>{response.level.capitalize()} confidence"
                 f" · {response.confidence:.0%}</p>")
         if response.level == "low" and response.alternatives:
-            items = "".join(f"<li><b>{escape(a.answer)}</b> {_cite(a.citation, rid)} <small>{a.confidence:.0%}</small></li>"
+            items = "".join(f"<li><b>{escape(a.answer)}</b> {_cite(a.citation, rid)} "
+                            f"<small>{a.confidence:.0%}</small></li>"
                             for a in response.alternatives)
             head += f"<div class='rag-alternatives'>Other possible answers:<ul>{items}</ul></div>"
     sources = "".join(_source(c, rid) for c in response.citations)

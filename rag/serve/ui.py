@@ -23,10 +23,10 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no teleme
 import gradio as gr  # noqa: E402
 
 from rag.errors import InvalidInputError, RagError  # noqa: E402
-from rag.types import Filters  # noqa: E402
 from rag.serve.library import UPLOAD_MAX_BYTES, Library  # noqa: E402
 from rag.serve.render import escape, response_html  # noqa: E402
 from rag.settings import MODES  # noqa: E402
+from rag.types import Filters, parse_date  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,8 @@ CSS = """
 .rag-source-head { font-weight: 600; }
 .rag-num { opacity: .7; margin-right: .2em; }
 .rag-meta { font-size: .85em; opacity: .75; margin-bottom: .3em; }
-.rag-passage { margin: .3em 0; padding-left: .6em; border-left: 3px solid var(--border-color-primary); font-size: .92em; }
+.rag-passage { margin: .3em 0; padding-left: .6em; border-left: 3px solid var(--border-color-primary);
+               font-size: .92em; }
 .rag-article-text { max-height: 18em; overflow-y: auto; font-size: .9em; padding: .3em; }
 .rag-source:target { outline: 2px solid var(--color-accent); }
 #question-error, #question-error * { color: #cf222e; }
@@ -82,8 +83,8 @@ def _library_views(library: Library) -> tuple[str, dict]:
 
 def _filters(since: str | None, until: str | None, sources: list[str] | None) -> Filters:
     """The chat's "Limit to" fields as search filters; raises InvalidInputError on a bad date."""
-    return Filters(since=(since or "").strip() or None, until=(until or "").strip() or None,
-                   sources=tuple(sources or ()))
+    return Filters(since=parse_date((since or "").strip() or None, "since"),
+                   until=parse_date((until or "").strip() or None, "until"), sources=tuple(sources or ()))
 
 
 def build_app(library: Library) -> gr.Blocks:
@@ -143,7 +144,8 @@ def build_app(library: Library) -> gr.Blocks:
         lines += [f"• “{escape(d.title)}” was already indexed" for d in report.already]
         lines += [f"✗ {escape(message)}" for message in report.skipped]
         if report.added:
-            lines.append(f"{report.passages} passages added; the library now has {len(library.index.documents)} articles.")
+            total = len(library.index.documents)
+            lines.append(f"{report.passages} passages added; the library now has {total} articles.")
         yield "<br>".join(lines), *_library_views(library), None
 
     def remove(doc_id: str | None):

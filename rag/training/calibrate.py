@@ -30,10 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.errors import require
 from rag.evaluation.metrics import best_over_gold
 from rag.read.reader import Reader
-from rag.settings import configure_entry_point
 from rag.read.span_decoding import SpanPrior
+from rag.settings import configure_entry_point
 from rag.training.data import DEFAULT_MIX, TrainSettings, held_out_sets
 from rag.types import Passage
 
@@ -77,7 +78,8 @@ def fit_decoding(reader: Reader, data_dir: Path, mix: dict[str, float], seed: in
     windows = reader.windows([(q, p.text) for (q, _, _), ps in zip(sets, passages) for p in ps])
     logits = reader.logits([w for _, w in windows])
     base = length_log_prior(reader, [golds for _, golds, _ in sets])
-    grid, best = {}, None
+    grid: dict[str, dict[str, float]] = {}
+    best: tuple[str, float, float, bool] | None = None
     for weight in LENGTH_WEIGHTS:
         for penalty in CROSSING_PENALTIES:
             for trim in (False, True):
@@ -90,6 +92,7 @@ def fit_decoding(reader: Reader, data_dir: Path, mix: dict[str, float], seed: in
                               "f1": 100 * float(np.mean([s[1] for s in scores]))}
                 if best is None or grid[name]["em"] > grid[best[0]]["em"] + 1e-9:
                     best = (name, weight, penalty, trim)
+    assert best is not None  # the grids are not empty
     name, weight, penalty, trim = best
     reader.prior = SpanPrior(tuple(weight * x for x in base), penalty)
     reader.trim_attribution = trim
@@ -101,8 +104,7 @@ def fit_decoding(reader: Reader, data_dir: Path, mix: dict[str, float], seed: in
 
 def calibrate(reader_dir: Path, data_dir: Path, mix: dict[str, float] | None = None) -> dict:
     """Fit confidence and threshold for the reader in ``reader_dir`` and record them in its reader.json."""
-    from sklearn.linear_model import LogisticRegression
-
+    LogisticRegression = require("sklearn.linear_model", "train", "calibrating a reader").LogisticRegression
     info_path = reader_dir / "reader.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else {}  # a reader from elsewhere
     defaults = TrainSettings(mix=DEFAULT_MIX)
@@ -115,14 +117,14 @@ def calibrate(reader_dir: Path, data_dir: Path, mix: dict[str, float] | None = N
     sets = held_out_sets(data_dir, mix, training.get("negative_rate", defaults.negative_rate), seed,
                          swap_rate=training.get("swap_rate", defaults.swap_rate))
     results = reader.read_batch([q for q, _, _ in sets], [list(texts) for _, _, texts in sets], top_k=1)
-    margins, em_answered, f1_answered = [], [], []
+    scores, em_answered, f1_answered = [], [], []
     for (_, golds, _), answers in zip(sets, results):
         span = answers.answers[0]
-        margins.append(span.score)
+        scores.append(span.score)
         em, f1 = best_over_gold(span.text, golds) if golds else (0.0, 0.0)
         em_answered.append(em)
         f1_answered.append(f1)
-    margins = np.array(margins)
+    margins = np.array(scores)
     f1s = np.array(f1_answered)
     has_answer = np.array([bool(g) for _, g, _ in sets])
     fit = LogisticRegression(C=1e4).fit(margins[:, None], (f1s >= 0.5).astype(int))
