@@ -225,7 +225,7 @@ def cmd_ask(args: argparse.Namespace) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    from rag.serve.ui import serve
+    from rag.serve.server import serve
 
     serve(args.host, args.port, args.index, args.read_only, args.backend)
 

@@ -1,10 +1,14 @@
 """The shape of the house, checked from the code's own imports.
 
-- The serving core (``rag`` outside ``training``, ``evaluation``, the CLI, the UI and the API) imports
-  none of those, nor the scripts in ``eval/`` or ``app.py``.
+- Stages are layers: each imports only its own layer and those below it (``LAYERS``), counting
+  imports inside functions too; every module of the tree has a layer.
 - ``embeddings`` imports nothing from ``rag``.
-- No module imports itself back through others (no cycle), counting imports inside functions too.
+- No module imports itself back through others (no cycle).
+- Opening the folder index loads neither the reader nor ingestion's cleaning rules.
 - Only ``rag`` and ``embeddings`` are installed.
+
+Each rule is also run on a graph with one import added that breaks it, so a rule that can no
+longer fail is caught too.
 """
 
 from __future__ import annotations
@@ -16,10 +20,23 @@ import sys
 import zipfile
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
-EDGE = ("rag.training", "rag.evaluation", "rag.cli", "rag.serve.ui", "rag.serve.api", "eval", "app")
+# Bottom to top: a module may import its own layer and the layers below. The core (records,
+# errors, settings, the index contract, the model exports) sits under every stage.
+LAYERS = (
+    ("embeddings",),
+    ("rag.errors", "rag.dates", "rag.source_map", "rag.settings", "rag.types", "rag.protocols", "rag.exports"),
+    ("rag.ingest",),
+    ("rag.index",),
+    ("rag.read",),  # above the index, which must not load the reader; below indexing, which exports it
+    ("rag.indexing",),
+    ("rag.search",),
+    ("rag.answer",),
+    ("rag.serve",),
+    ("rag.evaluation",),
+    ("rag.training",),
+    ("rag.cli", "rag", "eval", "app"),  # entry points; ``rag`` is the package's lazy face (rag/__init__.py)
+)
 
 
 def _module_name(path: Path) -> str:
@@ -50,12 +67,49 @@ def _graph() -> dict[str, set[str]]:
     return {name: {m for m in _imports(path) if m in modules and m != name} for name, path in modules.items()}
 
 
-def _is_core(module: str) -> bool:
-    return module.split(".")[0] == "rag" and not any(module == e or module.startswith(e + ".") for e in EDGE)
+def _layer(module: str) -> int | None:
+    """The layer of ``module``: the longest entry of LAYERS it is, or lies under (``rag`` only as itself)."""
+    found = [(len(entry), n) for n, entries in enumerate(LAYERS) for entry in entries
+             if module == entry or (entry != "rag" and module.startswith(entry + "."))]
+    return max(found)[1] if found else None
 
 
-def _within(module: str, prefixes: tuple[str, ...]) -> bool:
-    return any(module == p or module.startswith(p + ".") for p in prefixes)
+def _edges(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
+    # A package's __init__ is not an edge to follow: importing rag.x runs rag/__init__ first anyway.
+    return {(m, t) for m, targets in graph.items() for t in targets if not m.startswith(t + ".") and t != "rag"}
+
+
+def upward_imports(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
+    """Imports of a higher layer than the importer's, and modules with no layer (as (module, "no layer"))."""
+    unplaced = {(m, "no layer") for m in graph if _layer(m) is None}
+    return unplaced | {(m, t) for m, t in _edges(graph) if (_layer(t) or 0) > (_layer(m) or 0)}
+
+
+def rag_imports_in_embeddings(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
+    return {(m, t) for m, t in _edges(graph) if m.split(".")[0] == "embeddings" and t.split(".")[0] == "rag"}
+
+
+def a_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle, as the modules along it, or None."""
+    following: dict[str, set[str]] = {}
+    for m, t in _edges(graph):
+        following.setdefault(m, set()).add(t)
+    state: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(module: str) -> list[str] | None:
+        state[module] = 1
+        path.append(module)
+        for target in sorted(following.get(module, ())):
+            if state.get(target) == 1:
+                return path[path.index(target):] + [target]
+            if target not in state and (found := visit(target)):
+                return found
+        path.pop()
+        state[module] = 2
+        return None
+
+    return next((found for m in sorted(following) if m not in state and (found := visit(m))), None)
 
 
 def test_the_graph_sees_the_known_imports():
@@ -63,40 +117,40 @@ def test_the_graph_sees_the_known_imports():
     assert "rag.search.retriever" in graph["rag.answer.assistant"]
     assert "rag.training.calibrate" in graph["rag.training.train"]
     assert "rag.evaluation.run" in graph["rag.cli"]  # imported inside a function
+    assert _layer("rag.index.folder") == 3 and _layer("rag") == 11 and _layer("rag.newstage") is None
 
 
-def test_the_core_imports_no_entry_point_training_or_evaluation():
-    bad = {(m, i) for m, targets in _graph().items() if _is_core(m) for i in targets if _within(i, EDGE)}
-    assert not bad, f"core modules import the edge: {sorted(bad)}"
+def test_each_stage_imports_only_the_stages_below_it():
+    assert not upward_imports(_graph())
 
 
 def test_embeddings_depend_on_nothing_in_rag():
-    bad = {(m, i) for m, targets in _graph().items() if m.startswith("embeddings") for i in targets
-           if i.split(".")[0] == "rag"}
-    assert not bad, f"embeddings imports rag: {sorted(bad)}"
+    assert not rag_imports_in_embeddings(_graph())
 
 
 def test_there_is_no_import_cycle():
-    # A package's __init__ is not an edge to follow: importing rag.x runs rag/__init__ first anyway.
-    graph = {m: {t for t in ts if not m.startswith(t + ".")} for m, ts in _graph().items()}
-    state: dict[str, int] = {}
-    path: list[str] = []
+    assert a_cycle(_graph()) is None
 
-    def visit(module: str) -> None:
-        state[module] = 1
-        path.append(module)
-        for target in sorted(graph.get(module, ())):
-            if state.get(target) == 1:
-                cycle = path[path.index(target):] + [target]
-                pytest.fail(f"import cycle: {' -> '.join(cycle)}")
-            if target not in state:
-                visit(target)
-        path.pop()
-        state[module] = 2
 
-    for module in sorted(graph):
-        if module not in state:
-            visit(module)
+def test_each_rule_fails_when_broken():
+    graph = _graph()
+
+    def adding(module: str, target: str) -> dict[str, set[str]]:
+        return {**graph, module: graph[module] | {target}}
+
+    assert upward_imports(adding("rag.index.folder", "rag.read.reader")) == {("rag.index.folder", "rag.read.reader")}
+    assert upward_imports(adding("rag.types", "rag.cli")) == {("rag.types", "rag.cli")}
+    assert upward_imports(adding("rag.index.qdrant", "rag.ingest.near_duplicates")) == set()  # downward: allowed
+    assert upward_imports({**graph, "rag.flat_module": set()}) == {("rag.flat_module", "no layer")}
+    assert rag_imports_in_embeddings(adding("embeddings.encoder", "rag.settings"))
+    assert a_cycle(adding("rag.index.dense", "rag.index.folder")) is not None
+
+
+def test_opening_the_folder_index_loads_neither_the_reader_nor_the_cleaning_rules():
+    probe = ("import sys, rag.index.folder, rag.index.open; "
+             "print(sorted(m for m in sys.modules if m.startswith(('rag.read', 'rag.ingest', 'torch'))))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert done.stdout.strip() == "[]"
 
 
 def test_only_rag_and_embeddings_are_installed(tmp_path):

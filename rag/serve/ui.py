@@ -1,7 +1,7 @@
 """The chat, served with the JSON API by ``rag serve`` (or ``python app.py``).
 
 Only wiring lives here: answering is ``rag.answer.assistant``, the library on disk ``rag.serve.library``,
-the HTML ``rag.serve.render``, the HTTP API ``rag.serve.api``.
+the HTML ``rag.serve.render``, the HTTP API ``rag.serve.api``, the server's start ``rag.serve.server``.
 
 A question goes through three events, so the user sees each step as it happens: the
 question and "Searching N passages…" appear at once; retrieval and then reading run as
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no telemetry calls
@@ -25,12 +24,12 @@ import gradio as gr  # noqa: E402
 from rag.errors import InvalidInputError, RagError  # noqa: E402
 from rag.serve.library import UPLOAD_MAX_BYTES, Library  # noqa: E402
 from rag.serve.render import escape, response_html  # noqa: E402
-from rag.settings import MODES  # noqa: E402
+from rag.settings import MODES, SUPPORTED_SUFFIXES  # noqa: E402
 from rag.types import Filters, parse_date  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
-UPLOAD_TYPES = [".txt", ".md", ".html", ".htm", ".jsonl"]
+UPLOAD_TYPES = list(SUPPORTED_SUFFIXES)
 MAX_QUESTION_CHARS = 1000
 MAX_BATCH = 16  # questions retrieved or read together
 EXAMPLES = [
@@ -213,34 +212,3 @@ def build_app(library: Library) -> gr.Blocks:
 def mount(app, library: Library):
     """Mount the chat over ``library`` at ``/`` of the FastAPI ``app``; returns the app."""
     return gr.mount_gradio_app(app, build_app(library), path="/", css=CSS, max_file_size=UPLOAD_MAX_BYTES)
-
-
-def serve(host: str = "127.0.0.1", port: int = 7860, index: Path | None = None, read_only: bool = False,
-          backend: str = "auto") -> None:
-    """Load the models once, then serve the chat and the JSON API until interrupted.
-
-    Args:
-        host: the address to listen on.
-        port: the port.
-        index: the index folder to serve and add to; the user's own library by default.
-        read_only: turn uploads and removal off.
-        backend: how the models run (see :class:`rag.serve.library.Library`).
-
-    Raises:
-        RagError: the port is taken (checked before the models load).
-    """
-    import uvicorn
-
-    from rag.serve.api import create_app
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((host, port))
-        except OSError as e:
-            raise RagError(f"cannot serve on {host}:{port}: {e.strerror or e} (pass another --port)") from e
-    library = Library.open(index, read_only=read_only, backend=backend)
-    # Load the models and let the kernels meet the common window shapes before the first user does.
-    library.ask(EXAMPLES, [library.assistant.k] * len(EXAMPLES), [library.assistant.retriever.mode] * len(EXAMPLES))
-    print(f"serving {len(library.index.documents)} articles from {library.folder} on http://{host}:{port} "
-          f"(chat at /, API at /api, its docs at /docs){' read-only' if read_only else ''}", flush=True)
-    uvicorn.run(mount(create_app(library), library), host=host, port=port, log_level="warning")
