@@ -14,7 +14,7 @@ from rag.settings import DEFAULT_K, DEFAULT_MODE, Mode, check_positive_int
 from rag.types import Alternative, Answer, Citation, CitedPassage, Filters, Hit, Reading, Response
 
 MAX_ALTERNATIVES = 2  # other answers shown beside one of low confidence
-NEAR_TIE = 0.25  # margins (logits) within which two answers tie; see Assistant._respond
+NEAR_TIE = 0.25  # margins (logits) within which two answers tie; see choose_answer
 
 
 class Assistant:
@@ -103,21 +103,8 @@ class Assistant:
     def _respond(self, question: str, hits: list[Hit], reading: Reading, timings: dict[str, float]) -> Response:
         if reading.decision == "abstain":  # also when there were no passages to read
             return Response(question, None, reading.no_answer.confidence, _cite(hits, None, {}), (), timings)
-        threshold = self.reader.threshold
-        groups: dict[str, list[Answer]] = {}
-        for answer in reading.answers:
-            groups.setdefault(normalize_answer(answer.text) or answer.text, []).append(answer)
-        # The best span wins. Answers within NEAR_TIE of it tie, and the tie goes to the answer
-        # more passages hold, then to the better-ranked passage: a choice that bf16 rounding
-        # (which moves a margin by less than 0.1) cannot flip. On held-out questions read with
-        # four distractor passages each (python -m eval.decoding), choosing by summed support
-        # instead cost about 16 EM, as it rewards fragments that recur; this rule cost nothing.
         rank = {h.passage.id: h.rank for h in hits}
-        support = sorted(groups.values(), key=lambda g: -g[0].score)
-        cleared = [g for g in support if g[0].score >= threshold]
-        near = [g for g in cleared if g[0].score >= cleared[0][0].score - NEAR_TIE]
-        best = max(near, key=lambda g: (len({a.passage_id for a in g}), -min(rank.get(a.passage_id, 0) for a in g),
-                                        g[0].score))
+        best, support = choose_answer(reading, rank, self.reader.threshold)
         found: dict[str, Answer] = {}
         for answer in best:  # best first: each passage is cited with its own best span of the answer
             found.setdefault(answer.passage_id, answer)
@@ -132,6 +119,32 @@ class Assistant:
         alternatives = tuple(Alternative(g[0].text, g[0].confidence, article[g[0].passage_id], g[0].passage_id,
                                          g[0].start, g[0].end) for g in shown[1:])
         return Response(question, best[0].text, best[0].confidence, citations, alternatives, timings)
+
+
+def choose_answer(reading: Reading, rank: dict[str, int],
+                  threshold: float) -> tuple[list[Answer], list[list[Answer]]]:
+    """The answer to give, from a reading that decided to answer: its spans, best first, and every
+    distinct answer (spans grouped by normalised text), best first.
+
+    The best span wins. Answers within :data:`NEAR_TIE` of it tie, and the tie goes to the
+    answer more passages hold, then to the better-ranked passage: a choice that bf16 rounding
+    (which moves a margin by less than 0.1) cannot flip. Choosing by summed support instead
+    rewards fragments that recur (``docs/reader.md`` has the measurement).
+
+    Args:
+        reading: the reader's result for one question, with ``decision == "answer"``.
+        rank: each read passage's retrieval rank, by passage id.
+        threshold: the reader's threshold; spans below it are never chosen.
+    """
+    groups: dict[str, list[Answer]] = {}
+    for answer in reading.answers:
+        groups.setdefault(normalize_answer(answer.text) or answer.text, []).append(answer)
+    support = sorted(groups.values(), key=lambda g: -g[0].score)
+    cleared = [g for g in support if g[0].score >= threshold]
+    near = [g for g in cleared if g[0].score >= cleared[0][0].score - NEAR_TIE]
+    best = max(near, key=lambda g: (len({a.passage_id for a in g}), -min(rank.get(a.passage_id, 0) for a in g),
+                                    g[0].score))
+    return best, support
 
 
 def _respond_about(question: str, hits: list[Hit], name: str, timings: dict[str, float]) -> Response:
