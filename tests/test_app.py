@@ -19,10 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from rag.serve.api import create_app
-from rag.serve.library import Library
-from rag.serve.ui import mount
-
 pytestmark = pytest.mark.slow
 CHROMIUM = "/usr/bin/chromium"
 SPOKESMAN = "Who is the spokesman for Dostum's party?"
@@ -41,6 +37,10 @@ class Served:
 
     def __init__(self, folder: Path, read_only: bool = False) -> None:
         import uvicorn
+
+        from rag.serve.api import create_app
+        from rag.serve.library import Library
+        from rag.serve.ui import mount
 
         self.library = Library(folder, read_only=read_only)
         self.port = _free_port()
@@ -180,6 +180,8 @@ def test_an_int8_library_answers_a_batch_as_each_question_alone(library_folder):
     from rag.indexing.workflow import export_models
 
     export_models(Embedder(DEFAULT_MODEL))  # cached after the first build
+    from rag.serve.library import Library
+
     library = Library(library_folder, backend="int8")  # as `rag serve --backend int8` opens it
     reader = library.assistant.reader
     assert reader.onnx_file.name.startswith("reader-int8") and reader.isolate_questions
@@ -193,6 +195,8 @@ def test_an_int8_library_answers_a_batch_as_each_question_alone(library_folder):
 
 def test_a_fresh_library_can_start_with_a_split_batch(library_folder):
     # The first batch loads the reader: once, before the two halves start (they would both import it).
+    from rag.serve.library import Library
+
     library = Library(library_folder)
     answers = [r.answer for r in library.ask([SPOKESMAN, "Who is the governor of Balkh?"], [5, 5], ["hybrid"] * 2)]
     assert answers[1] == "Mohammad Atta Noor" and answers[0] in ("Zabih Fetrat", "Dr Zabih Fetrat")

@@ -20,6 +20,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 # Bottom to top: a module may import its own layer and the layers below. The core (records,
 # errors, settings, the index contract, the model exports) sits under every stage.
@@ -153,6 +155,7 @@ def test_opening_the_folder_index_loads_neither_the_reader_nor_the_cleaning_rule
     assert done.stdout.strip() == "[]"
 
 
+@pytest.mark.slow  # builds a wheel
 def test_only_rag_and_embeddings_are_installed(tmp_path):
     source = tmp_path / "source"  # a copy, so the build leaves nothing in the checkout
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", "build", "*.egg-info", "__pycache__",

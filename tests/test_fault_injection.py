@@ -92,6 +92,7 @@ def _save_killed_at(folder: Path, docs: list[Document], kill_at: int) -> bool:
     return os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
 
 
+@pytest.mark.slow  # a save killed at each of its file operations in turn: seconds
 def test_kill_9_at_every_file_operation_of_a_save_loses_nothing(tmp_path, base):
     before = _doc_ids(base)
     new = _articles("harbour", 5)
@@ -138,6 +139,7 @@ def _write_articles(folder: Path, docs: list[Document]) -> Path:
     return folder
 
 
+@pytest.mark.slow  # two writer processes, three times
 @pytest.mark.parametrize("trial", range(3))
 def test_concurrent_updates_keep_every_document(tmp_path, base, trial):
     folder = tmp_path / "idx"

@@ -1,13 +1,12 @@
 """Span decoding against a fake model whose logits are set by hand (Haystack's MockModel idea)."""
 
-from types import SimpleNamespace
+from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from transformers import AutoTokenizer
+from tokenizers import Tokenizer
 
 from embeddings import default_model_path
 from rag.read.reader import Reader
@@ -16,7 +15,10 @@ from rag.types import Answer, NoAnswer, Passage, Reading
 
 
 class FakeQA:
-    """Start/end logits from token ids: chosen tokens get chosen scores, [CLS] gets ``null``, the rest 0."""
+    """Start/end logits from token ids: chosen tokens get chosen scores, [CLS] gets ``null``, the rest 0.
+
+    It runs as an ONNX Runtime session does (``run(names, inputs)``), so no model and no torch are loaded.
+    """
 
     def __init__(self, tokenizer, starts: dict[str, float], ends: dict[str, float], null: float = 0.0):
         self.starts = {self._id(tokenizer, t): s for t, s in starts.items()}
@@ -26,30 +28,39 @@ class FakeQA:
 
     @staticmethod
     def _id(tokenizer, token: str) -> int:
-        assert token in tokenizer.vocab, f"{token!r} is not one token"
-        return tokenizer.vocab[token]
+        found = tokenizer.token_to_id(token)
+        assert found is not None, f"{token!r} is not one token"
+        return found
 
-    def __call__(self, input_ids, token_type_ids, attention_mask):
+    def run(self, names, inputs):
+        assert names == ["start_logits", "end_logits"]
         self.calls += 1
-        start = torch.zeros(input_ids.shape)
-        end = torch.zeros(input_ids.shape)
+        input_ids = inputs["input_ids"]
+        start = np.zeros(input_ids.shape, dtype=np.float32)
+        end = np.zeros(input_ids.shape, dtype=np.float32)
         for token, score in self.starts.items():
             start[input_ids == token] = score
         for token, score in self.ends.items():
             end[input_ids == token] = score
         start[:, 0] = end[:, 0] = self.null / 2
-        return SimpleNamespace(start_logits=start, end_logits=end)
+        return start, end
+
+
+TOKENIZER_JSON = (Path(default_model_path()) / "tokenizer.json").read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return AutoTokenizer.from_pretrained(default_model_path())
+    plain = Tokenizer.from_str(TOKENIZER_JSON)
+    plain.no_padding()
+    plain.no_truncation()
+    return plain
 
 
 def reader(tokenizer, starts, ends, null=0.0, **settings):
     settings.setdefault("max_length", 128)
     settings.setdefault("stride", 32)
-    return Reader.from_model(FakeQA(tokenizer, starts, ends, null), tokenizer, **settings)
+    return Reader.from_session(FakeQA(tokenizer, starts, ends, null), TOKENIZER_JSON, **settings)
 
 
 FILLER = " ".join(["the river runs past the old mill"] * 60)
@@ -86,7 +97,7 @@ def test_spans_longer_than_the_limit_are_forbidden(tokenizer):
     text = "zebra " + "and " * 40 + "tiger"
     r = reader(tokenizer, {"zebra": 5.0}, {"tiger": 5.0}, max_answer_tokens=10)
     best = r.read("what?", [text]).answers[0]
-    assert best.text != text and len(tokenizer(best.text, add_special_tokens=False)["input_ids"]) <= 10
+    assert best.text != text and len(tokenizer.encode(best.text, add_special_tokens=False).ids) <= 10
 
 
 def test_no_answer_is_explicit_and_carries_a_score(tokenizer):
@@ -113,7 +124,7 @@ def test_the_same_span_in_overlapping_windows_is_reported_once(tokenizer):
 
 
 def test_spans_are_whole_words(tokenizer):
-    pieces = tokenizer.tokenize("fetrat")
+    pieces = tokenizer.encode("fetrat", add_special_tokens=False).tokens
     assert len(pieces) > 1  # the name is split into word pieces
     r = reader(tokenizer, {pieces[1]: 5.0}, {pieces[1]: 5.0})
     first = r.read("who?", ["Dr Zabih Fetrat said so."]).answer

@@ -4,15 +4,10 @@ a loadable reader."""
 import json
 
 import pytest
-import torch
-from safetensors.torch import load_file
 
 from rag.evaluation.squad import load_squad
-from rag.read.reader import Reader
-from rag.training.data import TrainSettings, build_pairs, names_in, swapped_question
-from rag.training.train import train
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow  # training imports torch: each test imports what it needs, so the fast suite does not
 
 ANIMALS = ["zebra", "tiger", "lion", "otter", "camel", "horse"]
 
@@ -34,6 +29,8 @@ def data_dir(tmp_path):
 def test_pairs_include_negatives_without_the_answer(data_dir):
     import random
 
+    from rag.training.data import build_pairs
+
     questions = load_squad(data_dir / "tiny.json")
     assert all(q.context[q.answer_starts[0]:].startswith(q.answers[0]) for q in questions)
     pairs = build_pairs(questions, negative_rate=1.0, rng=random.Random(0))
@@ -46,6 +43,8 @@ def test_pairs_include_negatives_without_the_answer(data_dir):
 
 def test_swapped_names_make_questions_the_paragraph_cannot_answer(tmp_path):
     import random
+
+    from rag.training.data import build_pairs, names_in, swapped_question
 
     sentence = "Who is the governor of Balkh? Then the Taliban said General Dostum met him in Mazar-e Sharif."
     assert names_in(sentence) == (
@@ -69,6 +68,13 @@ def test_swapped_names_make_questions_the_paragraph_cannot_answer(tmp_path):
 
 
 def test_train_stops_resumes_and_saves_a_reader(data_dir, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    from rag.read.reader import Reader
+    from rag.training.data import TrainSettings
+    from rag.training.train import train
+
     settings = TrainSettings(mix={"tiny": 1.0}, batch_size=2, max_length=128, stride=32, epochs=2.0, lr=1e-4)
     out = tmp_path / "reader"
     with pytest.raises(SystemExit) as stopped:
@@ -93,7 +99,7 @@ def test_train_stops_resumes_and_saves_a_reader(data_dir, tmp_path):
 def test_calibration_fits_decoding_and_threshold_on_held_out_sets_of_five(tmp_path):
     import shutil
 
-    from rag.read.reader import shipped_reader_dir
+    from rag.read.reader import Reader, shipped_reader_dir
     from rag.training.calibrate import calibrate
     from rag.training.data import is_held_out
 

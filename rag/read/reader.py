@@ -141,6 +141,7 @@ class Reader:
         self.onnx_file = Path(onnx_file) if onnx_file is not None else None
         self.isolate_questions = isolate_questions
         self._model: Any = None  # a torch module, or an onnxruntime session
+        self._torch: Any = None  # the torch module, once the model runs on it
         self._pairs: Any = None  # tokenizers.Tokenizer cutting (question, passage) pairs into windows
         self._plain: Any = None  # the same, without truncation or special tokens
 
@@ -160,6 +161,22 @@ class Reader:
         reader._set_tokenizer(tokenizer.backend_tokenizer.to_str())
         if reader.precision == "auto":  # a model in training, or a test's stand-in: as it is, unless asked
             reader.precision = "fp32"
+        return reader
+
+    @classmethod
+    def from_session(cls, session: Any, tokenizer_json: str, **settings: Any) -> Reader:
+        """A reader over an ONNX Runtime session already in memory, or anything with its ``run`` method.
+
+        Args:
+            session: ``run(["start_logits", "end_logits"], inputs)`` gives the logits as arrays,
+                as an ``onnxruntime.InferenceSession`` of an exported reader does.
+            tokenizer_json: its fast tokenizer's definition (a ``tokenizer.json``'s text).
+            **settings: as for :class:`Reader`.
+        """
+        reader = cls(model="<in memory>", **settings)
+        reader._model = session
+        reader._set_tokenizer(tokenizer_json)
+        reader.precision = "fp32"
         return reader
 
     def load(self) -> None:
@@ -264,7 +281,7 @@ class Reader:
     @property
     def runs_on_torch(self) -> bool:
         """Whether the model runs with PyTorch (not from an ONNX export)."""
-        return self.onnx_file is None
+        return self._torch is not None if self._model is not None else self.onnx_file is None
 
     def read_batch(self, questions: Sequence[str], passages: Sequence[Sequence[Passage | str]],
                    top_k: int = 3) -> list[Reading]:
@@ -399,10 +416,10 @@ class Reader:
 
     def _forward(self, inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Start and end logits of a padded batch of windows (see ``embeddings.onnx.padded``), as float32 arrays."""
-        if self.onnx_file is not None:
+        torch = self._torch
+        if torch is None:  # an ONNX Runtime session
             starts, ends = self._model.run(["start_logits", "end_logits"], inputs)
             return starts, ends
-        torch = self._torch
         autocast = torch.autocast(self.device.split(":")[0], dtype=torch.bfloat16, enabled=self.precision == "bf16")
         with torch.inference_mode(), autocast:
             out = self._model(**{k: torch.from_numpy(v).to(self.device) for k, v in inputs.items()})

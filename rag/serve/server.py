@@ -23,16 +23,15 @@ def serve(host: str = "127.0.0.1", port: int = 7860, index: Path | None = None, 
     Raises:
         RagError: the port is taken (checked before the models load).
     """
-    import uvicorn
-
-    from rag.serve.api import create_app
-    from rag.serve.ui import EXAMPLES, mount
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:  # before any heavy import
         try:
             probe.bind((host, port))
         except OSError as e:
             raise RagError(f"cannot serve on {host}:{port}: {e.strerror or e} (pass another --port)") from e
+    import uvicorn
+
+    from rag.serve.api import create_app
+    from rag.serve.ui import EXAMPLES, mount
     library = Library.open(index, read_only=read_only, backend=backend)
     # Load the models and let the kernels meet the common window shapes before the first user does.
     library.ask(EXAMPLES, [library.assistant.k] * len(EXAMPLES), [library.assistant.retriever.mode] * len(EXAMPLES))
