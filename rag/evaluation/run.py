@@ -270,10 +270,10 @@ def evaluate(gold_file: Path | None = None, squad: Path | None = None, index_dir
     out = out or Path("eval-results") / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({**report, "records": [asdict(r) for r in records]}, indent=2) + "\n")
-    png: Path | None = out.with_suffix(".png")
+    png = out.with_suffix(".png")
     try:
         plot(report, records, png)
     except MissingDependencyError as e:  # the figures are all in the JSON and the table; the plot is extra
         logger.warning("no plot: %s", e)
-        png = None
+        return report, out, None
     return report, out, png
