@@ -52,7 +52,7 @@ class Embedder:
         device: torch device; the CPU by default.
         onnx_file: encode with ONNX Runtime from this export of the model instead of PyTorch.
         precision: for passages to index with PyTorch: "fp32", "bf16" (autocast), or "auto":
-            bf16 on a CPU with native bf16, where passages encode 2.7x faster
+            bf16 on a CPU with native bf16, where passages encode faster with the same retrieval
             (``python -m eval.index_speed``). Queries are always encoded in fp32, so a query
             gets the same vector alone or in a batch.
     """

@@ -103,7 +103,7 @@ def quantize(source: str | Path, path: str | Path, inputs: Mapping[str, np.ndarr
     ONNX Runtime's dynamic quantization: the weights of every MatMul become int8, one scale
     per output channel; activations are quantized as they come, per tensor. One scale per
     weight matrix instead (``per_channel=False``) cost the reader 5.9 EM on the bundled gold
-    set where per channel cost none (eval/README.md, "Latency").
+    set where per channel cost none (docs/results.md, "Latency").
 
     Args:
         source: the fp32 ``.onnx`` export.

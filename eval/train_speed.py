@@ -8,7 +8,7 @@ paragraph pairs, a quarter of them negatives), featurized at its window length a
 its batches. In each round every variant takes one pass over the whole sample, in turn, so
 a noisy machine hurts them alike; the first round is warm-up and is not counted. Batches
 are padded to their longest window, except in the "padded" variant. ``torch.compile`` is
-not a variant: it recompiled for every batch shape and did not finish (eval/README.md).
+not a variant: it recompiled for every batch shape and did not finish (docs/results.md).
 Reports the median examples (pairs) per second over the rounds, and windows per second,
 and writes JSON.
 """

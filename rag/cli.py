@@ -43,7 +43,7 @@ T = TypeVar("T")
 
 
 BACKEND_HELP = ("how the models run: onnx (ONNX Runtime, no torch import: the fastest start), torch, "
-                "int8 (onnx with the reader quantized: about 2x faster, a few answers differ), "
+                "int8 (onnx with the reader quantized: faster, a few answers differ; docs/results.md), "
                 "or auto: onnx where `rag index` has exported the models (default)")
 
 
@@ -324,12 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--read-only", action="store_true", help="turn uploads and removal off")
     p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="how the models run: auto (default) embeds questions with ONNX Runtime and reads with "
-                        "PyTorch, bf16 where the CPU has it (there the fastest reading that keeps fp32's answers); "
-                        "int8 reads with the quantized reader: 1.6x the answers per second under load "
-                        "(python -m eval.load), a few answers differ from fp32's; torch or onnx for all models")
+                        "PyTorch, bf16 where the CPU has it; int8 reads with the quantized reader: more answers "
+                        "per second, a few answers differ from fp32's (docs/results.md); torch or onnx for all models")
     p.set_defaults(run=cmd_serve)
 
-    p = sub.add_parser("eval", help="score against gold questions, stage by stage (see eval/README.md)")
+    p = sub.add_parser("eval", help="score against gold questions, stage by stage (see docs/results.md)")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--gold", type=Path, help="gold JSONL (default: the bundled corpus's gold questions)")
     source.add_argument("--squad", type=Path, help="SQuAD v1.1/v2.0 JSON: its paragraphs become the corpus")

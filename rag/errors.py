@@ -100,4 +100,7 @@ def run_guarded(command: Callable[..., object], *args: object) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader of our output went away (``rag search --json | head``): not an error
+        sys.stderr.close()
+        return 0
     return 0

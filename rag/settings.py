@@ -34,8 +34,7 @@ BACKENDS: tuple[Backend, ...] = get_args(Backend)
 EXPLICIT_BACKENDS: tuple[Backend, ...] = BACKENDS[1:]  # the runtimes "auto" chooses among
 # How hybrid retrieval fuses the dense and BM25 rankings (see rag.search.fusion), the default first:
 # an even convex sum of min-max-normalised scores found the answer's passage first more often
-# than reciprocal rank fusion, on the bundled gold (86.4 % against 79.0) and on SQuADShifts
-# New Wiki as a corpus (84.5 against 80.8; eval/README.md, "Fusion").
+# than reciprocal rank fusion, on the bundled gold and on SQuADShifts New Wiki (docs/results.md, "Fusion").
 Fusion = Literal["convex", "rrf"]
 FUSIONS: tuple[Fusion, ...] = get_args(Fusion)
 DEFAULT_FUSION = FUSIONS[0]
@@ -44,8 +43,8 @@ DEFAULT_FUSION = FUSIONS[0]
 CONFIDENCE_LEVELS: tuple[tuple[float, str], ...] = ((0.75, "high"), (0.5, "medium"), (0.0, "low"))
 # The FAISS index of rag.index.dense: exact (flat), approximate (HNSW), or chosen by size.
 DENSE_KINDS: tuple[str, ...] = ("auto", "flat", "hnsw")
-# From this many passages HNSW: exact search then takes 22 ms a question on one core, HNSW
-# 2.8 ms at recall@10 0.96 (efSearch 1024; eval/README.md, "Where HNSW starts to pay").
+# From this many passages HNSW: there exact search is several times slower than HNSW at a small
+# loss of recall (docs/results.md, "Where HNSW starts to pay").
 HNSW_FROM = 200_000
 
 
@@ -139,8 +138,8 @@ def configure_entry_point(verbose: bool = False) -> None:
     so calling this before any model is loaded silences their weight-loading bars and
     load reports without importing them here. A variable the user set is left alone.
     """
-    # OpenMP threads (PyTorch's) spin only briefly before they sleep: as fast as the default on
-    # a quiet machine, and p95 284 ms instead of 2.4 s beside a competing load (python -m eval.threads).
+    # OpenMP threads (PyTorch's) spin only briefly before they sleep: as fast as the default on a
+    # quiet machine, and far steadier beside a competing load (docs/results.md, "Thread settings").
     os.environ.setdefault("GOMP_SPINCOUNT", "20000")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

@@ -85,8 +85,8 @@ class Reader:
             by default the value calibrated for the model (0.0 for a model without calibration).
         device: torch device.
         precision: "fp32", "bf16" (autocast), or "auto": bf16 on a CPU with native bf16
-            (AVX-512 BF16 or AMX), where it reads 1.7x faster and changed none of the 93
-            bundled gold answers (``python -m eval.latency`` measures both), else fp32.
+            (AVX-512 BF16 or AMX), where it reads faster with a rare answer changed
+            (``docs/results.md``, ``python -m eval.latency``), else fp32.
         onnx_file: run the model with ONNX Runtime (fp32) from this export instead of
             PyTorch (see ``rag.read.runtime``): the same answers, and no torch import.
         prior: the span length prior and sentence-crossing penalty; by default those fitted
@@ -96,8 +96,7 @@ class Reader:
         isolate_questions: read each question's windows in batches of their own, never with
             another question's. Needed where a batch's numbers depend on all its rows, as
             with dynamic int8 quantization, whose activation scales are per batch: a question
-            then gets the same answer whoever else is asking (14 of 160 answers changed
-            under load without it, ``python -m eval.load --backend int8``).
+            then gets the same answer whoever else is asking (``docs/results.md``, "Many users").
 
     Both backends tokenize the same way (``tokenizers``, as transformers' fast tokenizers do
     underneath), so they read the very same windows; only the forward pass differs.

@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint-every", type=int, default=100)
     parser.add_argument("--max-minutes", type=float, default=None, help="stop (resumably) after this long")
     parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads; 1 holds its speed when other work shares the cores (eval/README.md)")
+                        help="CPU threads; 1 holds its speed when other work shares the cores (docs/results.md)")
     parser.add_argument("--no-calibrate", action="store_true", help="skip calibration on the held-out slice")
     args = parser.parse_args(argv)
     configure_entry_point(verbose=True)
