@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from embeddings import DEFAULT_MODEL
 from rag.errors import RagError, run_guarded
+from rag.serve.access import Limits
 from rag.settings import (
     BACKENDS,
     DEFAULT_FUSION,
@@ -225,9 +226,13 @@ def cmd_ask(args: argparse.Namespace) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
+    from rag.serve.access import Access, Limits, Tokens
     from rag.serve.server import serve
 
-    serve(args.host, args.port, args.index, args.read_only, args.backend)
+    limits = Limits(args.max_question_chars, args.max_k, args.max_body_kb * 1000, args.max_upload_files,
+                    int(args.max_upload_mb * 1_000_000), args.rate_limit)
+    access = Access(Tokens.load(args.read_token_file, args.write_token_file), limits)
+    serve(args.host, args.port, args.index, args.read_only, args.backend, access)
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -322,6 +327,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="index folder to serve, and to add uploads to (default: your own library, "
                         "first filled with the bundled articles)")
     p.add_argument("--read-only", action="store_true", help="turn uploads and removal off")
+    p.add_argument("--write-token-file", type=Path, metavar="FILE",
+                   help="uploads and removals need this token (the file's first line; or set RAG_WRITE_TOKEN); "
+                        "needed to serve writes on any address but loopback")
+    p.add_argument("--read-token-file", type=Path, metavar="FILE",
+                   help="asking, searching and the chat need this token too (or set RAG_READ_TOKEN)")
+    limits = Limits()
+    p.add_argument("--max-question-chars", type=_positive_int, default=limits.question_chars,
+                   help="longest question taken (default %(default)s)")
+    p.add_argument("--max-k", type=_positive_int, default=limits.k,
+                   help="most passages a question may ask to read (default %(default)s)")
+    p.add_argument("--max-body-kb", type=_positive_int, default=limits.body_bytes // 1000,
+                   help="largest JSON request body (default %(default)s)")
+    p.add_argument("--max-upload-files", type=_positive_int, default=limits.upload_files,
+                   help="most files in one upload (default %(default)s)")
+    p.add_argument("--max-upload-mb", type=float, default=limits.upload_bytes / 1e6,
+                   help="largest uploaded file (default %(default)g)")
+    p.add_argument("--rate-limit", type=_non_negative_int, default=limits.requests_per_minute,
+                   help="requests a minute per client to the API and the chat, 0 for none (default %(default)s)")
     p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="how the models run: auto (default) embeds questions with ONNX Runtime and reads with "
                         "PyTorch, bf16 where the CPU has it; int8 reads with the quantized reader: more answers "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -122,13 +123,36 @@ def check_mode(mode: str) -> Mode:
     return mode
 
 
+def check_question(question: object) -> str:
+    """Return ``question`` if it is text that asks something: a string of valid Unicode, with a letter
+    or a digit, and no control character but tabs and line breaks.
+
+    Raises:
+        InvalidInputError: it is not such a string; the message quotes its start.
+    """
+    shown = repr(question)[:60]
+    if not isinstance(question, str) or not question.strip():
+        raise InvalidInputError(f"a question must be a non-empty string, got {shown}")
+    try:
+        question.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InvalidInputError(f"the question is not valid text: it holds a lone surrogate "
+                                f"(U+{ord(question[e.start]):04X})") from None
+    control = next((c for c in question if unicodedata.category(c) == "Cc" and c not in "\t\n\r"), None)
+    if control is not None:
+        raise InvalidInputError(f"the question holds a control character (U+{ord(control):04X})")
+    if not any(c.isalnum() for c in question):
+        raise InvalidInputError(f"the question is empty: it has no letter or digit, got {shown}")
+    return question
+
+
 def check_questions(questions: Sequence[str]) -> None:
-    """Raise unless ``questions`` is a list of non-empty strings (a lone string is a mistake, not a list)."""
+    """Raise unless ``questions`` is a list of questions (:func:`check_question`); a lone string is a
+    mistake, not a list."""
     if isinstance(questions, str):
         raise InvalidInputError("expected a list of questions, got one string; use search() or ask() for one")
     for q in questions:
-        if not isinstance(q, str) or not q.strip():
-            raise InvalidInputError(f"questions must be non-empty strings, got {q!r}")
+        check_question(q)
 
 
 def configure_entry_point(verbose: bool = False) -> None:

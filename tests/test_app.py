@@ -8,79 +8,19 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import threading
 import time
-import urllib.error
-import urllib.request
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
+from tests.served import Served
 
 pytestmark = pytest.mark.slow
 CHROMIUM = "/usr/bin/chromium"
 SPOKESMAN = "Who is the spokesman for Dostum's party?"
 HARBOUR = ("Harbour bridge reopens\n\nBy Nadia Osei\n\nThe harbour bridge in Dover reopened on Monday after repairs "
            "costing 4 million pounds, the council said. Mayor Ana Vasquez-Tran cut the ribbon.\n")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Served:
-    """``rag serve`` in a thread: FastAPI with the chat mounted, over a library folder."""
-
-    def __init__(self, folder: Path, read_only: bool = False) -> None:
-        import uvicorn
-
-        from rag.serve.api import create_app
-        from rag.serve.library import Library
-        from rag.serve.ui import mount
-
-        self.library = Library(folder, read_only=read_only)
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(mount(create_app(self.library), self.library), host="127.0.0.1", port=self.port,
-                                log_level="warning", timeout_graceful_shutdown=1)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
-    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict | list]:
-        data = json.dumps(body).encode() if body else None
-        request = urllib.request.Request(self.url + path, method=method, data=data,
-                                         headers={"content-type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=120) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read())
-
-    def upload(self, files: dict[str, bytes]) -> tuple[int, dict]:
-        boundary = uuid.uuid4().hex
-        body = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\n"
-                        f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n"
-                        for name, data in files.items()) + f"--{boundary}--\r\n".encode()
-        request = urllib.request.Request(self.url + "/api/documents", method="POST", data=body,
-                                         headers={"content-type": f"multipart/form-data; boundary={boundary}"})
-        try:
-            with urllib.request.urlopen(request, timeout=120) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read())
 
 
 @pytest.fixture(scope="module")
@@ -126,8 +66,8 @@ def test_api_search_documents_and_openapi(served):
 
 
 @pytest.mark.parametrize("body, message", [
-    ({"question": "  "}, "questions must be non-empty strings, got '  '"),
-    ({"question": "Who?", "k": 0}, "k must be a positive integer, got 0"),
+    ({"question": "  "}, "a question must be a non-empty string, got '  '"),
+    ({"question": "Who?", "k": 0}, "k must be an integer from 1 to 100, got 0"),
     ({"question": "Who?", "mode": "sparse"}, "mode must be one of hybrid, dense, bm25, got 'sparse'"),
     ({"k": 3}, "question: Field required"),
     ({"question": "Who?", "since": "last week"}, "since must be a date written YYYY-MM-DD, got 'last week'"),
@@ -282,7 +222,7 @@ def test_browser_phone_shows_the_top_of_the_answer_and_errors_inline(served, bro
         assert 0 <= top <= PHONE["height"] / 3, f"answer top at {top}px"
     messages = page.locator('#chat [data-testid="bot"]').count()
     box = page.locator("#question textarea")
-    for text, error in (("   ", "Type a question first."), ("why " * 300, "Questions are limited to 1000 characters.")):
+    for text, error in (("   ", "Type a question first."), ("why " * 600, "Questions are limited to 2,000 characters.")):
         box.fill(text)
         box.press("Enter")
         page.locator("#question-error", has_text=error).wait_for(timeout=10_000)
@@ -364,5 +304,39 @@ def test_browser_upload_lasts_across_a_restart_and_does_not_block_questions(libr
         assert "Harbour bridge reopens" in page.locator("#library").inner_text()
         assert "Mayor Ana Vasquez-Tran" in _ask(page, "Who cut the ribbon?").inner_text()
         assert not list(Path(tmp_path).glob("**/gradio/**/harbour.txt"))
+    finally:
+        server.stop()
+
+
+@pytest.mark.browser
+def test_browser_signs_in_with_the_read_token_and_writes_only_with_the_write_token(library_folder, browser,
+                                                                                   tmp_path):
+    from rag.serve.access import Access, Limits, Tokens
+
+    folder = tmp_path / "lib"
+    shutil.copytree(library_folder, folder)
+    (tmp_path / "harbour.txt").write_text(HARBOUR)
+    read, write = "newsroom-read-token-1", "newsroom-write-token-1"
+    server = Served(folder, access=Access(Tokens(read, write), Limits(requests_per_minute=0)))
+    try:
+        page = browser.new_page(viewport=DESKTOP)
+        page.goto(server.url)
+        assert "/login" in page.url  # the chat is behind the read token
+        page.get_by_label("Token").fill("not-the-token-at-all")
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("alert").filter(has_text="That token is wrong").wait_for()
+        page.get_by_label("Token").fill(read)
+        page.get_by_role("button", name="Sign in").click()
+        page.locator("#question textarea").wait_for(timeout=60_000)
+        assert "Mohammad Atta Noor" in _ask(page, "Who is the governor of Balkh?").inner_text()
+
+        page.locator("#upload input[type=file]").set_input_files([str(tmp_path / "harbour.txt")])
+        page.locator("#upload-status", has_text="needs the write token").wait_for(timeout=60_000)
+        assert "Harbour bridge reopens" not in page.locator("#library").inner_text()
+        page.locator("#write-token input").fill(write)
+        page.locator("#upload input[type=file]").set_input_files([str(tmp_path / "harbour.txt")])
+        page.locator("#upload-status", has_text="“Harbour bridge reopens” added").wait_for(timeout=120_000)
+        assert write not in page.content()
+        page.close()
     finally:
         server.stop()

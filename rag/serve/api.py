@@ -8,81 +8,156 @@
     DELETE /api/documents/{id}                                                   -> the passages removed
 
 Errors are the CLI's messages as ``{"error": "..."}`` with a 4xx status. The OpenAPI
-page is at ``/docs``. Concurrent questions are answered together in batches.
+page is at ``/docs``. Concurrent questions are answered together in batches. Who may read
+and write, and how much a request may ask, is ``rag.serve.access``: writes take
+``Authorization: Bearer WRITE_TOKEN`` when the server has a write token.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
+from html import escape
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import FastAPI, File, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Header, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 
 from rag.errors import (
     DocumentNotFoundError,
     IndexWriteError,
     IngestError,
+    InvalidInputError,
     RagError,
     ReadOnlyError,
     TooLargeError,
 )
+from rag.serve.access import COOKIE, Access, bearer
 from rag.serve.batching import MicroBatcher
-from rag.serve.library import UPLOAD_MAX_BYTES, Library
+from rag.serve.guard import Guard
+from rag.serve.library import Library
 from rag.settings import (
     DEFAULT_K,
     DEFAULT_MODE,
     SUPPORTED_SUFFIXES,
     Mode,
     check_mode,
-    check_positive_int,
-    check_questions,
+    check_question,
 )
-from rag.types import Filters, Response, parse_date
+from rag.types import Filters, parse_date
+from rag.types import Response as Answered
 
-_STATUS = {DocumentNotFoundError: 404, ReadOnlyError: 403, TooLargeError: 413, IndexWriteError: 507}
+
+class Unauthorized(RagError):
+    """A request that needs a token sent none."""
+
+
+_STATUS = {Unauthorized: 401, DocumentNotFoundError: 404, ReadOnlyError: 403, TooLargeError: 413,
+           IndexWriteError: 507}
+_SAFE_NAME = re.compile(r"[^\w .()-]+")
+
+
+def _file_name(given: str | None, n: int) -> str:
+    """An uploaded file's name as a plain file name: no folders, no control or odd characters."""
+    name = _SAFE_NAME.sub("_", Path((given or "").replace("\\", "/")).name).strip(" .")[:120]
+    return name or f"upload-{n}.txt"
+
+
+def _local(target: str) -> str:
+    """A redirect target on this server only (a path), never another site."""
+    return target if target.startswith("/") and not target.startswith("//") else "/"
+
 
 
 class Query(BaseModel):
-    """A question, with how many passages to read, how to retrieve them, and which documents may answer."""
+    """A question, with how many passages to read, how to retrieve them, and which documents may answer.
 
-    question: str
-    k: int = DEFAULT_K
-    mode: str = DEFAULT_MODE
-    since: str | None = None
-    until: str | None = None
-    sources: list[str] = []
-    authors: list[str] = []
-    doc_ids: list[str] = []
+    Types are strict: ``k`` must be a JSON integer (not "5", not true), and unknown fields are refused.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: StrictStr
+    k: StrictInt = DEFAULT_K
+    mode: StrictStr = DEFAULT_MODE
+    since: StrictStr | None = None
+    until: StrictStr | None = None
+    sources: list[StrictStr] = []
+    authors: list[StrictStr] = []
+    doc_ids: list[StrictStr] = []
 
 
-def _checked(query: Query) -> tuple[str, int, Mode, Filters]:
-    check_questions([query.question])
+def _checked(query: Query, access: Access) -> tuple[str, int, Mode, Filters]:
+    limits = access.limits
+    if len(query.question) > limits.question_chars:
+        raise TooLargeError(f"the question is {len(query.question):,} characters; this server takes at most "
+                            f"{limits.question_chars:,}")
+    check_question(query.question)
+    if not 1 <= query.k <= limits.k:
+        raise InvalidInputError(f"k must be an integer from 1 to {limits.k}, got {query.k}")
     filters = Filters(parse_date(query.since, "since"), parse_date(query.until, "until"), tuple(query.sources),
                       tuple(query.authors), tuple(query.doc_ids))
-    return query.question, check_positive_int("k", query.k), check_mode(query.mode), filters
+    return query.question, query.k, check_mode(query.mode), filters
 
 
-def create_app(library: Library) -> FastAPI:
-    """The API over ``library``; mount the chat on it with :func:`rag.serve.ui.mount`."""
+LOGIN_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign in: ask the articles</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body style="font-family: system-ui, sans-serif; max-width: 28em; margin: 4em auto; padding: 0 1em">
+<h1 style="font-size: 1.4em">Ask the articles</h1><p>This server needs its read token.</p>{message}
+<form method="post" action="/login"><input type="hidden" name="next" value="{next}">
+<label for="token">Token</label><br><input id="token" name="token" type="password" autocomplete="current-password"
+ required style="width: 100%; padding: .4em; margin: .3em 0 .8em"><br><button type="submit">Sign in</button></form>
+</body></html>"""
+
+
+def create_app(library: Library, access: Access | None = None) -> FastAPI:
+    """The API over ``library``, behind ``access`` (no tokens and the default limits by default); mount the
+    chat on it with :func:`rag.serve.ui.mount`."""
+    access = access if access is not None else Access()
     try:
         release = version("rag-news-qa")
     except PackageNotFoundError:
         release = "0"
     app = FastAPI(title="rag-news-qa", version=release,
                   description="Ask questions of news articles: cited extractive answers, offline.")
-    batcher: MicroBatcher[tuple[str, int, Mode, Filters], Response] = MicroBatcher(
+    batcher: MicroBatcher[tuple[str, int, Mode, Filters], Answered] = MicroBatcher(
         lambda items: library.ask(*zip(*items)))
+    app.add_middleware(Guard, access=access)
+
+    def may_write(authorization: Annotated[str | None, Header()] = None) -> None:
+        """Writes take the write token, when the server has one: 401 without it, 403 with another."""
+        tokens = access.tokens
+        if tokens.writing_needs_token:
+            presented = bearer(authorization)
+            if presented is None:
+                raise Unauthorized("writing needs the write token: send Authorization: Bearer TOKEN")
+            if not tokens.can_write(presented):
+                raise ReadOnlyError("the write token is wrong")
 
     @app.exception_handler(RagError)
     async def rag_error(_: Request, e: RagError) -> JSONResponse:
         status = next((code for kind, code in _STATUS.items() if isinstance(e, kind)), 400)
-        return JSONResponse({"error": str(e)}, status_code=status)
+        headers = {"www-authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse({"error": str(e)}, status_code=status, headers=headers)
+
+    @app.get("/login", include_in_schema=False)
+    def login_page(next: str = "/") -> HTMLResponse:
+        return HTMLResponse(LOGIN_PAGE.format(message="", next=escape(_local(next))))
+
+    @app.post("/login", include_in_schema=False)
+    def login(token: Annotated[str, Form()], next: Annotated[str, Form()] = "/") -> Response:
+        session = access.tokens.session(token)
+        if session is None:
+            return HTMLResponse(LOGIN_PAGE.format(message="<p role='alert'>That token is wrong.</p>",
+                                                  next=escape(_local(next))), status_code=401)
+        response = RedirectResponse(_local(next), status_code=303)
+        response.set_cookie(COOKIE, session, httponly=True, samesite="strict")
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_: Request, e: RequestValidationError) -> JSONResponse:
@@ -93,11 +168,11 @@ def create_app(library: Library) -> FastAPI:
 
     @app.post("/api/ask", summary="Answer a question, with its confidence and numbered sources")
     def ask(query: Query) -> dict:
-        return batcher.submit(_checked(query)).to_dict()
+        return batcher.submit(_checked(query, access)).to_dict()
 
     @app.post("/api/search", summary="The passages retrieved for a question, best first")
     def search(query: Query) -> dict:
-        question, k, mode, filters = _checked(query)
+        question, k, mode, filters = _checked(query, access)
         with library.compute:
             hits = library.assistant.retriever.search(question, k, mode, filters)
         return {"question": question, "hits": [hit.to_dict() for hit in hits]}
@@ -106,25 +181,29 @@ def create_app(library: Library) -> FastAPI:
     def documents() -> list[dict]:
         return library.documents()
 
-    @app.post("/api/documents", summary=f"Add articles ({' '.join(SUPPORTED_SUFFIXES)} files) to the index on disk")
+    @app.post("/api/documents", summary=f"Add articles ({' '.join(SUPPORTED_SUFFIXES)} files) to the index on disk",
+              dependencies=[Depends(may_write)])
     def upload(files: Annotated[list[UploadFile], File()]) -> dict:
         library.check_writable()  # before the upload is written anywhere
+        limits = access.limits
+        if len(files) > limits.upload_files:
+            raise TooLargeError(f"{len(files)} files in one upload; this server takes at most {limits.upload_files}")
         folder = Path(tempfile.mkdtemp(prefix="rag-upload-"))
         try:
             paths, names = [], []
             for n, upload in enumerate(files):
-                name = Path(upload.filename or f"upload-{n}.txt").name
+                name = _file_name(upload.filename, n)
                 path = folder / f"{n}-{name}"
                 with path.open("wb") as out:
                     copied = 0
                     while chunk := upload.file.read(1 << 20):
                         copied += len(chunk)
-                        if copied > UPLOAD_MAX_BYTES:
-                            raise TooLargeError(f"{name}: over the upload limit of {UPLOAD_MAX_BYTES / 1e6:g} MB")
+                        if copied > limits.upload_bytes:
+                            raise TooLargeError(f"{name}: over the upload limit of {limits.upload_bytes / 1e6:g} MB")
                         out.write(chunk)
                 paths.append(path)
                 names.append(name)
-            report = library.add_files(paths, names)
+            report = library.add_files(paths, names, limits.upload_bytes)
         finally:
             shutil.rmtree(folder, ignore_errors=True)  # nothing of an upload stays but the index
         if not report.added and not report.already:
@@ -133,7 +212,8 @@ def create_app(library: Library) -> FastAPI:
                 "already_indexed": [{"id": d.id, "title": d.title} for d in report.already],
                 "skipped": list(report.skipped), "passages": report.passages}
 
-    @app.delete("/api/documents/{doc_id}", summary="Remove an article from the index on disk")
+    @app.delete("/api/documents/{doc_id}", summary="Remove an article from the index on disk",
+                dependencies=[Depends(may_write)])
     def remove(doc_id: str) -> dict:
         return {"removed": doc_id, "passages": library.remove(doc_id)}
 

@@ -201,12 +201,14 @@ class Library:
             torch.set_num_threads(threads)
         return first + second
 
-    def add_files(self, paths: Sequence[Path], names: Sequence[str] | None = None) -> AddReport:
+    def add_files(self, paths: Sequence[Path], names: Sequence[str] | None = None,
+                  max_file_bytes: int = UPLOAD_MAX_BYTES) -> AddReport:
         """Read uploaded files and add their articles to the index on disk and to the live snapshot.
 
         Args:
             paths: the files as stored by the server.
             names: the names their owner gave them (what a source card shows); ``paths``' names by default.
+            max_file_bytes: a larger file is skipped, and said so.
 
         Raises:
             ReadOnlyError: the library is served read-only.
@@ -220,7 +222,7 @@ class Library:
                 skipped.append(message.replace(str(path), name))
 
             docs += [replace(d, source=d.source.replace(str(path), name))
-                     for d in read_or_skip(path, skip, UPLOAD_MAX_BYTES)]
+                     for d in read_or_skip(path, skip, max_file_bytes)]
         if not docs:
             return AddReport((), (), tuple(skipped), 0)
         # The disk may be newer than our snapshot: the workflow opens the index there, under its writer lock.

@@ -22,15 +22,15 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no teleme
 import gradio as gr  # noqa: E402
 
 from rag.errors import InvalidInputError, RagError  # noqa: E402
-from rag.serve.library import UPLOAD_MAX_BYTES, Library  # noqa: E402
+from rag.serve.access import Access  # noqa: E402
+from rag.serve.library import Library  # noqa: E402
 from rag.serve.render import escape, response_html  # noqa: E402
-from rag.settings import MODES, SUPPORTED_SUFFIXES  # noqa: E402
+from rag.settings import MODES, SUPPORTED_SUFFIXES, check_question  # noqa: E402
 from rag.types import Filters, parse_date  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
 UPLOAD_TYPES = list(SUPPORTED_SUFFIXES)
-MAX_QUESTION_CHARS = 1000
 MAX_BATCH = 16  # questions retrieved or read together
 EXAMPLES = [
     "Who is the spokesman for Dostum's party?",
@@ -86,16 +86,23 @@ def _filters(since: str | None, until: str | None, sources: list[str] | None) ->
                    until=parse_date((until or "").strip() or None, "until"), sources=tuple(sources or ()))
 
 
-def build_app(library: Library) -> gr.Blocks:
-    """The chat over ``library``: questions, answer and source cards, uploads and the Library panel."""
+def build_app(library: Library, access: Access | None = None) -> gr.Blocks:
+    """The chat over ``library``, behind ``access``: questions, answer and source cards, uploads and the
+    Library panel (which asks for the write token once, where the server has one)."""
+    access = access if access is not None else Access()
+    limits = access.limits
 
     def start(message: str, history: list, since: str, until: str, sources: list):
         """Show the question at once, or say inline what is wrong with it or its limits."""
         question = (message or "").strip()
         if not question:
             return history, message, "Type a question first.", None
-        if len(question) > MAX_QUESTION_CHARS:
-            return history, message, f"Questions are limited to {MAX_QUESTION_CHARS} characters.", None
+        if len(question) > limits.question_chars:
+            return history, message, f"Questions are limited to {limits.question_chars:,} characters.", None
+        try:
+            check_question(question)
+        except InvalidInputError as e:
+            return history, message, escape(str(e)), None
         try:
             _filters(since, until, sources)
         except InvalidInputError as e:
@@ -126,13 +133,21 @@ def build_app(library: Library) -> gr.Blocks:
                 histories[i] = [*histories[i][:-1], {"role": "assistant", "content": response_html(response)}]
         return [histories, [None] * len(questions)]
 
-    def add_files(paths: list[str] | None):
+    def add_files(paths: list[str] | None, token: str):
         if not paths:
             yield "No file chosen.", gr.skip(), gr.skip(), None
             return
+        if not access.tokens.can_write(token or None):
+            for path in paths:
+                Path(path).unlink(missing_ok=True)
+            yield "✗ Adding articles needs the write token: enter it above.", gr.skip(), gr.skip(), None
+            return
+        if len(paths) > limits.upload_files:
+            yield f"✗ At most {limits.upload_files} files at once.", gr.skip(), gr.skip(), None
+            return
         yield f"Indexing {len(paths)} file(s)… questions are still answered meanwhile.", gr.skip(), gr.skip(), None
         try:
-            report = library.add_files([Path(p) for p in paths])
+            report = library.add_files([Path(p) for p in paths], max_file_bytes=limits.upload_bytes)
         except RagError as e:
             yield f"✗ {escape(str(e))}", gr.skip(), gr.skip(), None
             return
@@ -147,9 +162,11 @@ def build_app(library: Library) -> gr.Blocks:
             lines.append(f"{report.passages} passages added; the library now has {total} articles.")
         yield "<br>".join(lines), *_library_views(library), None
 
-    def remove(doc_id: str | None):
+    def remove(doc_id: str | None, token: str):
         if not doc_id:
             return "Choose an article to remove.", gr.skip(), gr.skip()
+        if not access.tokens.can_write(token or None):
+            return "✗ Removing articles needs the write token: enter it above.", gr.skip(), gr.skip()
         title = library.index.documents[doc_id].title if doc_id in library.index.documents else doc_id
         try:
             passages = library.remove(doc_id)
@@ -170,7 +187,8 @@ def build_app(library: Library) -> gr.Blocks:
                 error = gr.Markdown(elem_id="question-error")
                 gr.Examples(EXAMPLES, inputs=question, label="Try one")
             with gr.Column(scale=1):
-                k = gr.Slider(1, 20, value=library.assistant.k, step=1, label="Passages to read (k)")
+                k = gr.Slider(1, min(20, limits.k), value=min(library.assistant.k, limits.k), step=1,
+                              label="Passages to read (k)")
                 mode = gr.Radio(list(MODES), value=library.assistant.retriever.mode, label="Retrieval")
                 with gr.Accordion("Limit to", open=False):
                     since = gr.Textbox(label="Published from (YYYY-MM-DD)", elem_id="since", max_lines=1)
@@ -184,17 +202,20 @@ def build_app(library: Library) -> gr.Blocks:
                     if library.read_only:
                         gr.Markdown("<small>This library is read-only.</small>")
                     else:
+                        token = gr.Textbox(label="Write token", type="password", elem_id="write-token",
+                                           visible=access.tokens.writing_needs_token, max_lines=1,
+                                           info="Adding and removing articles needs it on this server.")
                         files = gr.File(label=f"Add articles ({', '.join(UPLOAD_TYPES)}; "
-                                              f"{UPLOAD_MAX_BYTES // 1_000_000} MB each)",
+                                              f"{limits.upload_bytes / 1e6:g} MB each)",
                                         file_count="multiple", file_types=UPLOAD_TYPES, type="filepath",
                                         elem_id="upload")
                         status = gr.Markdown(elem_id="upload-status")
                         choice = gr.Dropdown(choices["choices"], label="Remove an article", value=None,
                                              elem_id="remove-choice")
                         remove_button = gr.Button("Remove", elem_id="remove", variant="stop", size="sm")
-                        files.upload(add_files, files, [status, table, choice, files], api_name="upload",
+                        files.upload(add_files, [files, token], [status, table, choice, files], api_name="upload",
                                      concurrency_id="library", concurrency_limit=1)
-                        remove_button.click(remove, choice, [status, table, choice], api_name="remove",
+                        remove_button.click(remove, [choice, token], [status, table, choice], api_name="remove",
                                             concurrency_id="library", concurrency_limit=1)
 
         (question.submit(start, [question, chat, since, until, sources], [chat, question, error, pending],
@@ -209,6 +230,8 @@ def build_app(library: Library) -> gr.Blocks:
     return demo
 
 
-def mount(app, library: Library):
-    """Mount the chat over ``library`` at ``/`` of the FastAPI ``app``; returns the app."""
-    return gr.mount_gradio_app(app, build_app(library), path="/", css=CSS, max_file_size=UPLOAD_MAX_BYTES)
+def mount(app, library: Library, access: Access | None = None):
+    """Mount the chat over ``library`` at ``/`` of the FastAPI ``app``, behind ``access``; returns the app."""
+    access = access if access is not None else Access()
+    return gr.mount_gradio_app(app, build_app(library, access), path="/", css=CSS,
+                               max_file_size=access.limits.upload_bytes)

@@ -1,0 +1,292 @@
+"""Soak and abuse benchmark: many clients mixing questions, searches, uploads and removals on `rag serve`,
+then the same with costly and malformed requests sent alongside.
+
+    python -m eval.soak [--clients 16] [--seconds 60]
+
+Starts `rag serve` with a write token and the default limits on a copy of the bundled index.
+Each client connects from its own loopback address (127.0.0.10, .11, ...), so each has its own
+rate, as clients on a newsroom's network do. Three phases, ``--seconds`` each:
+
+1. quiet: one client asks the gold questions alone: the server's own p50/p95;
+2. soak: ``--clients`` clients, each in a loop: 70 % ask, 20 % search, 5 % upload an article of
+   its own, 5 % remove one it uploaded;
+3. soak under abuse: the same, and one more client sending, in a loop, the costly requests a
+   shared server must bound: a 1 MB question, k of 10^9 and 10^30, k as a string and as true,
+   a lone surrogate, NULs, punctuation only, a 1 MB body, 30 files in one upload, writes
+   without the token.
+
+Reports per phase the requests, the statuses, errors (anything but a 2xx, or the 4xx and 429
+the abuser is meant to get), 5xx, and p50/p95 of ordinary questions; the server's resident
+memory before and after; and the documents: every one that should be there (the bundled ones,
+and each upload not removed) against what the server lists at the end. Prints a table and
+writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from eval.results import write_json
+from rag.errors import run_guarded
+from rag.evaluation.gold import BUNDLED_GOLD, load_gold
+from rag.evaluation.metrics import latency_summary
+from rag.settings import configure_entry_point
+
+TOKEN = "soak-write-token-" + uuid.uuid4().hex
+ABUSE = [  # (what, method, path, body, headers): each must get a 4xx, never a 5xx
+    ("1 MB question", "POST", "/api/ask", {"question": "Who? " * 200_000}, {}),
+    ("k = 10^9", "POST", "/api/ask", {"question": "Who leads the IMU?", "k": 10**9}, {}),
+    ("k = 10^30", "POST", "/api/search", {"question": "Who leads the IMU?", "k": 10**30}, {}),
+    ("k as a string", "POST", "/api/ask", {"question": "Who leads the IMU?", "k": "5"}, {}),
+    ("k as true", "POST", "/api/ask", {"question": "Who leads the IMU?", "k": True}, {}),
+    ("lone surrogate", "POST", "/api/ask", {"question": "\ud800"}, {}),
+    ("NUL bytes", "POST", "/api/ask", {"question": "\x00\x00\x00"}, {}),
+    ("punctuation only", "POST", "/api/search", {"question": "?!..."}, {}),
+    ("1 MB body", "POST", "/api/ask", {"question": "Who?", "sources": ["x" * 1_000_000]}, {}),
+    ("remove without the token", "DELETE", "/api/documents/anything", None, {}),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def request(port: int, source: str, method: str, path: str, body: object = None, headers: dict | None = None,
+            raw: bytes | None = None) -> tuple[int, float, object]:
+    """(status, seconds, parsed body) of one request from the loopback address ``source``; status 0 if it failed."""
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    started = time.perf_counter()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300, source_address=(source, 0))
+    try:
+        connection.request(method, path, body=data, headers={"content-type": "application/json", **(headers or {})})
+        response = connection.getresponse()
+        payload = response.read()
+        try:
+            parsed = json.loads(payload)
+        except ValueError:
+            parsed = payload[:200].decode("utf-8", "replace")
+        return response.status, time.perf_counter() - started, parsed
+    except OSError as e:
+        return 0, time.perf_counter() - started, f"{type(e).__name__}: {e}"
+    finally:
+        connection.close()
+
+
+def _upload(port: int, source: str, files: dict[str, bytes], token: str | None) -> tuple[int, float, object]:
+    boundary = uuid.uuid4().hex
+    body = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\n"
+                    f"Content-Type: text/plain\r\n\r\n".encode() + data + b"\r\n"
+                    for name, data in files.items()) + f"--{boundary}--\r\n".encode()
+    headers = {"content-type": f"multipart/form-data; boundary={boundary}",
+               **({"authorization": f"Bearer {token}"} if token else {})}
+    return request(port, source, "POST", "/api/documents", raw=body, headers=headers)
+
+
+def _article(client: int, n: int) -> bytes:
+    tag = uuid.uuid4().hex[:10]
+    return (f"Council {tag} votes on the harbour budget\n\nThe council of district {client}-{n} ({tag}) voted "
+            f"on Tuesday to fund {n + 3} new ferries, its clerk said. The vote was {client + 5} to {n % 4}.\n").encode()
+
+
+class Client(threading.Thread):
+    """One newsroom user, from its own address, until ``stop``: the ordinary mix of requests."""
+
+    def __init__(self, number: int, port: int, questions: list[str], stop: threading.Event) -> None:
+        super().__init__(daemon=True)
+        self.source = f"127.0.0.{10 + number}"
+        self.number, self.port, self.questions, self.stop = number, port, questions, stop
+        self.rng = random.Random(number)
+        self.statuses: list[int] = []
+        self.ask_seconds: list[float] = []
+        self.errors: list[str] = []
+        self.uploaded: list[str] = []
+        self.removed: list[str] = []
+
+    def run(self) -> None:
+        n = 0
+        while not self.stop.is_set():
+            n += 1
+            roll = self.rng.random()
+            if roll < 0.7:
+                status, seconds, body = request(self.port, self.source, "POST", "/api/ask",
+                                                {"question": self.rng.choice(self.questions)})
+                if status == 200:
+                    self.ask_seconds.append(seconds)
+            elif roll < 0.9:
+                status, _, body = request(self.port, self.source, "POST", "/api/search",
+                                          {"question": self.rng.choice(self.questions), "k": 3})
+            elif roll < 0.95 or not self.uploaded:
+                status, _, body = _upload(self.port, self.source, {f"c{self.number}-{n}.txt": _article(self.number, n)},
+                                          TOKEN)
+                if status == 200:
+                    self.uploaded += [d["id"] for d in body["added"]]
+            else:
+                doc_id = self.uploaded.pop(self.rng.randrange(len(self.uploaded)))
+                status, _, body = request(self.port, self.source, "DELETE", f"/api/documents/{doc_id}",
+                                          headers={"authorization": f"Bearer {TOKEN}"})
+                if status == 200:
+                    self.removed.append(doc_id)
+                else:
+                    self.uploaded.append(doc_id)
+            self.statuses.append(status)
+            if status != 200:
+                self.errors.append(f"{status}: {str(body)[:120]}")
+
+
+class Abuser(threading.Thread):
+    """Sends the costly and malformed requests of ABUSE in a loop, from its own address."""
+
+    def __init__(self, port: int, stop: threading.Event) -> None:
+        super().__init__(daemon=True)
+        self.port, self.stop = port, stop
+        self.source = "127.0.0.9"
+        self.statuses: dict[str, list[int]] = {}
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for what, method, path, body, headers in ABUSE:
+                status = request(self.port, self.source, method, path, body, headers)[0]
+                self.statuses.setdefault(what, []).append(status)
+            files = {f"f{i}.txt": _article(99, i) for i in range(30)}
+            self.statuses.setdefault("30 files in one upload", []).append(_upload(self.port, self.source, files,
+                                                                                   TOKEN)[0])
+            self.statuses.setdefault("upload without the token", []).append(
+                _upload(self.port, self.source, {"x.txt": _article(98, 0)}, None)[0])
+            time.sleep(0.05)
+
+
+def _rss_mb(pid: int) -> float:
+    line = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmRSS"))
+    return int(line.split()[1]) / 1024
+
+
+def _start(folder: Path, port: int, token_file: Path) -> subprocess.Popen:
+    server = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--index", str(folder), "--port", str(port),
+                               "--write-token-file", str(token_file)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"rag serve exited: {server.stderr.read()}")
+        if request(port, "127.0.0.1", "GET", "/api/documents")[0] == 200:
+            return server
+        time.sleep(0.5)
+    server.kill()
+    raise SystemExit("rag serve did not start within 180 s")
+
+
+def _phase(port: int, questions: list[str], clients: int, seconds: float, abuse: bool) -> tuple[dict, list[Client]]:
+    stop = threading.Event()
+    workers = [Client(i, port, questions, stop) for i in range(clients)]
+    abuser = Abuser(port, stop) if abuse else None
+    for worker in workers + ([abuser] if abuser else []):
+        worker.start()
+    time.sleep(seconds)
+    stop.set()
+    for worker in workers + ([abuser] if abuser else []):
+        worker.join(timeout=300)
+    statuses = [s for w in workers for s in w.statuses]
+    asks = [s for w in workers for s in w.ask_seconds]
+    row = {"clients": clients, "requests": len(statuses), "ordinary_errors": sum(s != 200 for s in statuses),
+           "error_examples": [e for w in workers for e in w.errors][:5],
+           "ordinary_5xx": sum(s >= 500 or s == 0 for s in statuses), "asks": len(asks),
+           "ask_latency_s": latency_summary(asks) if asks else None}
+    if abuser:
+        row["abuse"] = {what: sorted(set(s)) for what, s in abuser.statuses.items()}
+        row["abuse_requests"] = sum(len(s) for s in abuser.statuses.values())
+        row["abuse_5xx"] = sum(code >= 500 or code == 0 for s in abuser.statuses.values() for code in s)
+        row["abuse_unexpected"] = sorted({code for s in abuser.statuses.values() for code in s}
+                                         - {400, 401, 403, 404, 413, 429})
+    return row, workers
+
+
+def run(clients: int, seconds: float) -> dict:
+    questions = [g.question for g in load_gold(BUNDLED_GOLD) if g.answerable]
+    work = Path(tempfile.mkdtemp(prefix="rag-soak-"))
+    try:
+        from rag.indexing.bundled import default_index
+
+        folder = default_index().save(work / "index")
+        token_file = work / "token"
+        token_file.write_text(TOKEN + "\n")
+        port = _free_port()
+        server = _start(folder, port, token_file)
+        try:
+            before = {d["id"] for d in request(port, "127.0.0.1", "GET", "/api/documents")[2]}
+            for q in questions[:5]:  # warm up
+                request(port, "127.0.0.1", "POST", "/api/ask", {"question": q})
+            rss_before = _rss_mb(server.pid)
+            quiet, _ = _phase(port, questions, 1, seconds, abuse=False)
+            soak, soaked = _phase(port, questions, clients, seconds, abuse=False)
+            abused, abusing = _phase(port, questions, clients, seconds, abuse=True)
+            rss_after = _rss_mb(server.pid)
+            listed = {d["id"] for d in request(port, "127.0.0.1", "GET", "/api/documents")[2]}
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    kept = {doc_id for w in soaked + abusing for doc_id in w.uploaded}
+    removed = {doc_id for w in soaked + abusing for doc_id in w.removed}
+    expected = (before | kept) - removed
+    return {"clients": clients, "seconds_per_phase": seconds, "phases": {"quiet": quiet, "soak": soak,
+                                                                         "soak under abuse": abused},
+            "rss_mb": {"before": rss_before, "after": rss_after, "growth": rss_after / rss_before - 1},
+            "documents": {"before": len(before), "uploaded_and_kept": len(kept), "removed": len(removed),
+                          "expected": len(expected), "listed": len(listed),
+                          "lost": sorted(expected - listed), "unexpected": sorted(listed - expected)}}
+
+
+def table(result: dict) -> str:
+    lines = [f"{'phase':<20}{'requests':>9}{'errors':>8}{'5xx':>5}{'asks':>6}{'p50 ms':>8}{'p95 ms':>8}"]
+    for name, row in result["phases"].items():
+        latency = row["ask_latency_s"] or {"p50": float("nan"), "p95": float("nan")}
+        lines.append(f"{name:<20}{row['requests']:>9}{row['ordinary_errors']:>8}{row['ordinary_5xx']:>5}"
+                     f"{row['asks']:>6}{1000 * latency['p50']:>8.0f}{1000 * latency['p95']:>8.0f}")
+    abused = result["phases"]["soak under abuse"]
+    soak = result["phases"]["soak"]
+    ratio = abused["ask_latency_s"]["p95"] / soak["ask_latency_s"]["p95"]
+    lines += ["", f"abuse: {abused['abuse_requests']} requests, 5xx {abused['abuse_5xx']}, statuses other than "
+                  f"400/401/403/404/413/429: {abused['abuse_unexpected'] or 'none'}",
+              *(f"  {what:<26} {codes}" for what, codes in abused["abuse"].items()),
+              f"ordinary p95 under abuse / without: {ratio:.2f}",
+              f"server RSS {result['rss_mb']['before']:.0f} -> {result['rss_mb']['after']:.0f} MB "
+              f"({100 * result['rss_mb']['growth']:+.1f} %)",
+              f"documents: {result['documents']['expected']} expected, {result['documents']['listed']} listed, "
+              f"{len(result['documents']['lost'])} lost, {len(result['documents']['unexpected'])} unexpected"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=60.0, help="length of each phase")
+    parser.add_argument("--out", type=Path, default=Path("eval-results/soak.json"))
+    args = parser.parse_args(argv)
+    configure_entry_point()
+    return run_guarded(report, args)
+
+
+def report(args: argparse.Namespace) -> None:
+    result = run(args.clients, args.seconds)
+    print(table(result))
+    write_json(args.out, result)
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
