@@ -222,7 +222,8 @@ def test_browser_phone_shows_the_top_of_the_answer_and_errors_inline(served, bro
         assert 0 <= top <= PHONE["height"] / 3, f"answer top at {top}px"
     messages = page.locator('#chat [data-testid="bot"]').count()
     box = page.locator("#question textarea")
-    for text, error in (("   ", "Type a question first."), ("why " * 600, "Questions are limited to 2,000 characters.")):
+    too_long = ("why " * 600, "Questions are limited to 2,000 characters.")
+    for text, error in (("   ", "Type a question first."), too_long):
         box.fill(text)
         box.press("Enter")
         page.locator("#question-error", has_text=error).wait_for(timeout=10_000)
