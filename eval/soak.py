@@ -15,11 +15,12 @@ rate, as clients on a newsroom's network do. Three phases, ``--seconds`` each:
    a lone surrogate, NULs, punctuation only, a 1 MB body, 30 files in one upload, writes
    without the token.
 
-Reports per phase the requests, the statuses, errors (anything but a 2xx, or the 4xx and 429
-the abuser is meant to get), 5xx, and p50/p95 of ordinary questions; the server's resident
-memory before and after; and the documents: every one that should be there (the bundled ones,
-and each upload not removed) against what the server lists at the end. Prints a table and
-writes JSON.
+Reports per phase the requests, the 429s (a client waits as ``Retry-After`` says), errors
+(anything but a 2xx; for the abuser, anything but the 4xx and 429 it is meant to get), 5xx,
+and p50/p95 of ordinary questions; tracebacks in the server's log; the server's resident
+memory after a warm-up (each kind of request once) and at the end; and the documents: every
+one that should be there (the bundled ones, and each upload not removed) against what the
+server lists at the end. Prints a table and writes JSON.
 """
 
 from __future__ import annotations
@@ -67,7 +68,10 @@ def _free_port() -> int:
 
 def request(port: int, source: str, method: str, path: str, body: object = None, headers: dict | None = None,
             raw: bytes | None = None) -> tuple[int, float, object]:
-    """(status, seconds, parsed body) of one request from the loopback address ``source``; status 0 if it failed."""
+    """(status, seconds, parsed body) of one request from the loopback address ``source``; status 0 if it failed.
+
+    A 429's body is replaced by its ``Retry-After`` seconds, as an int.
+    """
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     started = time.perf_counter()
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300, source_address=(source, 0))
@@ -75,6 +79,8 @@ def request(port: int, source: str, method: str, path: str, body: object = None,
         connection.request(method, path, body=data, headers={"content-type": "application/json", **(headers or {})})
         response = connection.getresponse()
         payload = response.read()
+        if response.status == 429:
+            return 429, time.perf_counter() - started, int(response.getheader("retry-after") or 1)
         try:
             parsed = json.loads(payload)
         except ValueError:
@@ -111,6 +117,7 @@ class Client(threading.Thread):
         self.number, self.port, self.questions, self.stop = number, port, questions, stop
         self.rng = random.Random(number)
         self.statuses: list[int] = []
+        self.throttled = 0
         self.ask_seconds: list[float] = []
         self.errors: list[str] = []
         self.uploaded: list[str] = []
@@ -140,8 +147,12 @@ class Client(threading.Thread):
                                           headers={"authorization": f"Bearer {TOKEN}"})
                 if status == 200:
                     self.removed.append(doc_id)
-                else:
+                else:  # refused or throttled: still there
                     self.uploaded.append(doc_id)
+            if status == 429:  # a well-behaved client waits as it is told
+                self.throttled += 1
+                self.stop.wait(float(body))  # type: ignore[arg-type]
+                continue
             self.statuses.append(status)
             if status != 200:
                 self.errors.append(f"{status}: {str(body)[:120]}")
@@ -174,19 +185,32 @@ def _rss_mb(pid: int) -> float:
     return int(line.split()[1]) / 1024
 
 
-def _start(folder: Path, port: int, token_file: Path) -> subprocess.Popen:
-    server = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--index", str(folder), "--port", str(port),
-                               "--write-token-file", str(token_file)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+def _start(folder: Path, port: int, token_file: Path, log: Path) -> subprocess.Popen:
+    """`rag serve` in a process of its own, its log to ``log`` (a pipe nobody reads would fill and stall it)."""
+    with log.open("w") as out:
+        server = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--index", str(folder), "--port",
+                                   str(port), "--write-token-file", str(token_file)],
+                                  stdout=out, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise SystemExit(f"rag serve exited: {server.stderr.read()}")
+            raise SystemExit(f"rag serve exited: {log.read_text()}")
         if request(port, "127.0.0.1", "GET", "/api/documents")[0] == 200:
             return server
         time.sleep(0.5)
     server.kill()
     raise SystemExit("rag serve did not start within 180 s")
+
+
+def _warm_up(port: int, questions: list[str]) -> None:
+    """Every kind of request once, so that memory is measured from a server that has done each."""
+    for q in questions[:5]:
+        request(port, "127.0.0.1", "POST", "/api/ask", {"question": q})
+        request(port, "127.0.0.1", "POST", "/api/search", {"question": q})
+    status, _, body = _upload(port, "127.0.0.1", {"warm-up.txt": _article(0, 0)}, TOKEN)
+    for doc in body["added"] if status == 200 else []:  # type: ignore[index]
+        request(port, "127.0.0.1", "DELETE", f"/api/documents/{doc['id']}",
+                headers={"authorization": f"Bearer {TOKEN}"})
 
 
 def _phase(port: int, questions: list[str], clients: int, seconds: float, abuse: bool) -> tuple[dict, list[Client]]:
@@ -201,7 +225,8 @@ def _phase(port: int, questions: list[str], clients: int, seconds: float, abuse:
         worker.join(timeout=300)
     statuses = [s for w in workers for s in w.statuses]
     asks = [s for w in workers for s in w.ask_seconds]
-    row = {"clients": clients, "requests": len(statuses), "ordinary_errors": sum(s != 200 for s in statuses),
+    row = {"clients": clients, "requests": len(statuses), "throttled": sum(w.throttled for w in workers),
+           "ordinary_errors": sum(s != 200 for s in statuses),
            "error_examples": [e for w in workers for e in w.errors][:5],
            "ordinary_5xx": sum(s >= 500 or s == 0 for s in statuses), "asks": len(asks),
            "ask_latency_s": latency_summary(asks) if asks else None}
@@ -214,7 +239,8 @@ def _phase(port: int, questions: list[str], clients: int, seconds: float, abuse:
     return row, workers
 
 
-def run(clients: int, seconds: float) -> dict:
+def run(clients: int, seconds: float, server_log: Path) -> dict:
+    """The three phases (see the module's notes); the server's log is copied to ``server_log``."""
     questions = [g.question for g in load_gold(BUNDLED_GOLD) if g.answerable]
     work = Path(tempfile.mkdtemp(prefix="rag-soak-"))
     try:
@@ -224,11 +250,11 @@ def run(clients: int, seconds: float) -> dict:
         token_file = work / "token"
         token_file.write_text(TOKEN + "\n")
         port = _free_port()
-        server = _start(folder, port, token_file)
+        log = work / "server.log"
+        server = _start(folder, port, token_file, log)
         try:
             before = {d["id"] for d in request(port, "127.0.0.1", "GET", "/api/documents")[2]}
-            for q in questions[:5]:  # warm up
-                request(port, "127.0.0.1", "POST", "/api/ask", {"question": q})
+            _warm_up(port, questions)
             rss_before = _rss_mb(server.pid)
             quiet, _ = _phase(port, questions, 1, seconds, abuse=False)
             soak, soaked = _phase(port, questions, clients, seconds, abuse=False)
@@ -238,6 +264,9 @@ def run(clients: int, seconds: float) -> dict:
         finally:
             server.terminate()
             server.wait(timeout=60)
+        tracebacks = log.read_text().count("Traceback")
+        server_log.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(log, server_log)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     kept = {doc_id for w in soaked + abusing for doc_id in w.uploaded}
@@ -245,6 +274,7 @@ def run(clients: int, seconds: float) -> dict:
     expected = (before | kept) - removed
     return {"clients": clients, "seconds_per_phase": seconds, "phases": {"quiet": quiet, "soak": soak,
                                                                          "soak under abuse": abused},
+            "server_tracebacks": tracebacks,
             "rss_mb": {"before": rss_before, "after": rss_after, "growth": rss_after / rss_before - 1},
             "documents": {"before": len(before), "uploaded_and_kept": len(kept), "removed": len(removed),
                           "expected": len(expected), "listed": len(listed),
@@ -252,10 +282,11 @@ def run(clients: int, seconds: float) -> dict:
 
 
 def table(result: dict) -> str:
-    lines = [f"{'phase':<20}{'requests':>9}{'errors':>8}{'5xx':>5}{'asks':>6}{'p50 ms':>8}{'p95 ms':>8}"]
+    lines = [f"{'phase':<20}{'requests':>9}{'429':>6}{'errors':>8}{'5xx':>5}{'asks':>6}{'p50 ms':>8}{'p95 ms':>8}"]
     for name, row in result["phases"].items():
         latency = row["ask_latency_s"] or {"p50": float("nan"), "p95": float("nan")}
-        lines.append(f"{name:<20}{row['requests']:>9}{row['ordinary_errors']:>8}{row['ordinary_5xx']:>5}"
+        lines.append(f"{name:<20}{row['requests']:>9}{row['throttled']:>6}{row['ordinary_errors']:>8}"
+                     f"{row['ordinary_5xx']:>5}"
                      f"{row['asks']:>6}{1000 * latency['p50']:>8.0f}{1000 * latency['p95']:>8.0f}")
     abused = result["phases"]["soak under abuse"]
     soak = result["phases"]["soak"]
@@ -266,6 +297,7 @@ def table(result: dict) -> str:
               f"ordinary p95 under abuse / without: {ratio:.2f}",
               f"server RSS {result['rss_mb']['before']:.0f} -> {result['rss_mb']['after']:.0f} MB "
               f"({100 * result['rss_mb']['growth']:+.1f} %)",
+              f"tracebacks in the server's log: {result['server_tracebacks']}",
               f"documents: {result['documents']['expected']} expected, {result['documents']['listed']} listed, "
               f"{len(result['documents']['lost'])} lost, {len(result['documents']['unexpected'])} unexpected"]
     return "\n".join(lines)
@@ -282,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(args: argparse.Namespace) -> None:
-    result = run(args.clients, args.seconds)
+    result = run(args.clients, args.seconds, args.out.with_suffix(".server.log"))
     print(table(result))
     write_json(args.out, result)
     print(f"\nwrote {args.out}")

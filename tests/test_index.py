@@ -285,3 +285,15 @@ def test_a_copy_of_an_indexed_story_is_recorded_as_a_copy_and_kept_through_save_
     loaded.save(tmp_path / "idx")
     merged = PassageIndex.open(tmp_path / "idx", fake_embedder)
     assert len(merged.segments) < 13 and merged.documents[original.id].copies == index.documents[original.id].copies
+
+
+def test_a_snapshot_keeps_answering_after_newer_saves_delete_its_generation(saved, embedder):
+    import threading
+
+    index = PassageIndex.open(saved, embedder)  # a server's snapshot, as an upload lands
+    shutil.rmtree(_live(saved))  # what two newer saves do to it: its folder is pruned
+    found = []
+    reader = threading.Thread(target=lambda: found.append(Retriever(index).search(QUESTION, 3)))
+    reader.start()  # a thread that has never read this snapshot before
+    reader.join()
+    assert [h.passage.text for h in found[0]] and "Tohir Yuldosh" in found[0][0].passage.text

@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
-import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -60,7 +59,12 @@ def write(path: Path, documents: Iterable[Document], passages: Iterable[Passage]
 
 
 class PassageStore:
-    """A read-only view of a store file; safe to share between threads (one connection each).
+    """A read-only view of a store file; safe to share between threads.
+
+    The file is opened once, here, and the connection kept for the store's life: a newer save
+    may delete this generation's folder while a question still reads this snapshot (the
+    server swaps snapshots as uploads land), and an open file outlives its name. SQLite is
+    built serialized (``sqlite3.threadsafety == 3``), so the one connection serves every thread.
 
     Args:
         path: the ``passages.sqlite`` file.
@@ -68,15 +72,7 @@ class PassageStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._local = threading.local()
-
-    @property
-    def db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(f"file:{self.path}?mode=ro&immutable=1", uri=True)
-            self._local.db = db
-        return db
+        self.db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
 
     @cached_property
     def fields(self) -> tuple[str, ...]:
