@@ -1,4 +1,4 @@
-"""Past one machine: indexing on Ray, and serving from Qdrant, against the single-process parts.
+"""Past one machine: indexing on Ray, and serving from PostgreSQL and Qdrant, against the single-process parts.
 
     python -m eval.cluster [--passages 100000] [--index-passages 2000] [--queries 100]
 
@@ -7,18 +7,20 @@ Two parts, measured in one run on this machine:
 1. Indexing throughput: reading, cleaning, chunking and embedding (the real encoder, at the
    precision ``rag index`` uses) of the bundled corpus and of ``--index-passages``
    passages' worth of article files (real paragraphs as in ``eval.scale``, five to an
-   article), in one process, on a local Ray of 1 worker and on one of 2 workers. Ray's
-   start-up is timed apart from the work. The variants run one after the other, so their
-   ratios are only as good as the machine is quiet.
+   article), in one process; on a local Ray of 1 worker and of 2 workers; and on a real Ray
+   cluster on loopback (``eval.servers.LocalRay``) of 1 node (2 CPUs) and of 2 nodes (1 CPU
+   each). Ray's start-up is timed apart from the work. The variants run one after the
+   other, so their ratios are only as good as the machine is quiet.
 2. Search: the bundled corpus (its real vectors) and ``--passages`` passages (vectors
-   synthetic, as ``eval.scale`` makes them; questions real and really encoded) written
-   to an index folder and to a Qdrant collection in Qdrant's embedded local mode. For
-   each: dense, BM25 and hybrid search p50/p95 (variants alternating question by
-   question) and how many of the folder index's top 10 the collection returns (ties at the
-   cut counted as returned); the folder index searches exactly, so for dense search this is
-   recall@10 against exact search. The local mode is a pure-Python engine that scans
-   every point; a Qdrant server indexes with HNSW and would be faster: these latencies
-   are the local mode's, not a cluster's.
+   synthetic, as ``eval.scale`` makes them; questions real and really encoded) written to
+   an index folder, to a real PostgreSQL 18 server with pgvector on loopback
+   (``eval.servers.LocalPostgres``) and to a Qdrant collection in Qdrant's embedded local
+   mode. For each: the write time (passages per second), dense, BM25 and hybrid search
+   p50/p95 (backends alternating question by question) and how many of the folder index's
+   top 10 the backend returns (ties at the cut counted as returned); the folder index
+   searches exactly, so for dense search this is recall@10 against exact search. Qdrant's
+   local mode is a pure-Python engine that scans every point; a Qdrant server would be
+   faster: its latencies are the local mode's, not a server's.
 
 Prints a table and writes JSON (``eval-results/cluster.json``).
 """
@@ -50,9 +52,17 @@ def _write_articles(folder: Path, documents) -> None:
         (folder / f"{d.id}.txt").write_text(f"{d.title}\n\n{d.text}\n", encoding="utf-8")
 
 
+INDEXING = ("one process", "local ray, 1 worker", "local ray, 2 workers", "ray cluster, 1 node",
+            "ray cluster, 2 nodes")
+
+
 def indexing(name: str, articles: Path) -> dict:
-    """Passages per second of read + clean + chunk + embed: one process, Ray with 1 and 2 workers."""
+    """Passages per second of read + clean + chunk + embed: one process; a local Ray of 1 and 2 workers;
+    a Ray cluster on loopback of 1 node (2 CPUs) and of 2 nodes (1 CPU each)."""
+    from contextlib import nullcontext
+
     from embeddings import Embedder
+    from eval.servers import LocalRay
     from rag.indexing.local import LocalPipeline
     from rag.indexing.ray import RayPipeline
     from rag.ingest import read_documents
@@ -67,17 +77,20 @@ def indexing(name: str, articles: Path) -> dict:
     seconds = time.perf_counter() - started
     row["passages"] = len(passages)
     row["one process"] = {"seconds": seconds, "passages_per_s": len(passages) / seconds}
-    for workers in (1, 2):
+    variants = [("local ray, 1 worker", None, 1), ("local ray, 2 workers", None, 2),
+                ("ray cluster, 1 node", LocalRay(workers=0, cpus=2), 2),
+                ("ray cluster, 2 nodes", LocalRay(workers=1, cpus=1), 2)]
+    for variant, cluster, workers in variants:
         started = time.perf_counter()
-        with RayPipeline(workers=workers) as pipeline:
+        with cluster if cluster is not None else nullcontext(), \
+                RayPipeline(cluster.address if cluster else None, workers=workers) as pipeline:
             ready = time.perf_counter()
             found = pipeline.read([articles], lambda _: None)
             ray_passages, _ = pipeline.chunk_and_embed(found, embedder, ChunkSettings())
             seconds = time.perf_counter() - ready
         if ray_passages != passages:
-            raise AssertionError(f"Ray with {workers} workers cut other passages than one process")
-        row[f"ray {workers}"] = {"seconds": seconds, "passages_per_s": len(passages) / seconds,
-                                 "start_s": ready - started}
+            raise AssertionError(f"{variant} cut other passages than one process")
+        row[variant] = {"seconds": seconds, "passages_per_s": len(passages) / seconds, "start_s": ready - started}
     return row
 
 
@@ -94,9 +107,15 @@ def agreement(hits, truth) -> float:
     return sum(h.passage.id in ids or abs(h.score - last) <= 1e-5 * max(1.0, abs(last)) for h in hits) / len(truth)
 
 
-def search(name: str, documents, passages, vectors: np.ndarray, questions: list[str], embedder, work: Path) -> dict:
-    """Latency and agreement of a Qdrant collection (local mode) against an index folder of the same vectors."""
+BACKENDS = ("postgresql", "qdrant")
+
+
+def search(name: str, documents, passages, vectors: np.ndarray, questions: list[str], embedder, work: Path,
+           postgres_url: str) -> dict:
+    """Latency and agreement of PostgreSQL and of a Qdrant collection (local mode) against an index folder of
+    the same vectors, and how fast each is written."""
     from rag.index.folder import PassageIndex
+    from rag.index.postgres import PostgresIndex
     from rag.index.qdrant import QdrantIndex
     from rag.search.retriever import Retriever
     from rag.settings import ChunkSettings, DenseSettings
@@ -104,27 +123,35 @@ def search(name: str, documents, passages, vectors: np.ndarray, questions: list[
     folder = PassageIndex.create(None, embedder, ChunkSettings(), DenseSettings(kind="flat"))
     folder.add_embedded(documents, passages, vectors)
     shutil.rmtree(work / "qdrant", ignore_errors=True)
-    started = time.perf_counter()
-    store = QdrantIndex.create(f"qdrant:{work}/qdrant/bench", embedder, ChunkSettings())
-    store.add_embedded(documents, passages, vectors)
-    row: dict = {"corpus": name, "passages": len(passages), "qdrant_write_s": time.perf_counter() - started}
-    with store:
-        retrievers = {(where, mode): Retriever(index, mode=mode)
-                      for where, index in (("folder", folder), ("qdrant", store)) for mode in MODES}
-        seconds: dict = {key: [] for key in retrievers}
-        found: dict = {}
-        for i, question in enumerate(questions):
-            for key in list(retrievers)[::1 if i % 2 else -1]:
-                started = time.perf_counter()
-                hits = retrievers[key].search(question, 10)
-                seconds[key].append(time.perf_counter() - started)
-                found[key, i] = hits
-        for (where, mode), times in seconds.items():
-            row[f"{where} {mode}"] = _percentiles(times)
+    row: dict = {"corpus": name, "passages": len(passages)}
+    stores = {}
+    for backend, location, kind in (("postgresql", postgres_url, PostgresIndex),
+                                    ("qdrant", f"qdrant:{work}/qdrant/bench", QdrantIndex)):
+        started = time.perf_counter()
+        store = kind.create(location, embedder, ChunkSettings())
+        store.add_embedded(documents, passages, vectors)
+        store.save()
+        seconds = time.perf_counter() - started
+        row[f"{backend} write"] = {"seconds": seconds, "passages_per_s": len(passages) / seconds}
+        stores[backend] = store
+    retrievers = {(where, mode): Retriever(index, mode=mode)
+                  for where, index in (("folder", folder), *stores.items()) for mode in MODES}
+    times: dict = {key: [] for key in retrievers}
+    found: dict = {}
+    for i, question in enumerate(questions):
+        for key in list(retrievers)[::1 if i % 2 else -1]:
+            started = time.perf_counter()
+            hits = retrievers[key].search(question, 10)
+            times[key].append(time.perf_counter() - started)
+            found[key, i] = hits
+    for (where, mode), spent in times.items():
+        row[f"{where} {mode}"] = _percentiles(spent)
+    for backend in stores:
         for mode in MODES:
-            row[f"{mode} top-10 agreement"] = float(np.mean([agreement(found[("qdrant", mode), i],
-                                                                       found[("folder", mode), i])
-                                                             for i in range(len(questions))]))
+            row[f"{backend} {mode} top-10 agreement"] = float(np.mean([
+                agreement(found[(backend, mode), i], found[("folder", mode), i]) for i in range(len(questions))]))
+    for store in stores.values():
+        store.close()
     return row
 
 
@@ -146,35 +173,41 @@ def run(shared: Path, n_passages: int, index_passages: int, n_questions: int, wo
         result["indexing"].append(indexing(name, folder))
         write_json(out, result)
 
+    from eval.servers import LocalPostgres
+
     real = exports.embedder(DEFAULT_MODEL, "auto")
     bundled = default_index()
     rows = np.arange(bundled.rows)
     bundled_vectors = np.vstack([bundled.dense.parts[0].reconstruct(int(r)) for r in rows]) if bundled.rows else None
-    result["search"].append(search("bundled corpus", list(bundled.documents.values()), list(bundled.passages),
-                                   bundled_vectors, questions, real, work))
-    write_json(out, result)
-    documents, passages = corpus(paragraphs, n_passages)
-    base = real.encode(paragraphs[:20_000], passages=True)
-    vectors = near(base, len(passages), 0.02, np.random.default_rng(0))
-    result["search"].append(search(f"{n_passages:,} passages", documents, passages, vectors, questions, real, work))
-    write_json(out, result)
+    with LocalPostgres() as postgres:
+        result["search"].append(search("bundled corpus", list(bundled.documents.values()), list(bundled.passages),
+                                       bundled_vectors, questions, real, work, postgres.url("bundled")))
+        write_json(out, result)
+        documents, passages = corpus(paragraphs, n_passages)
+        base = real.encode(paragraphs[:20_000], passages=True)
+        vectors = near(base, len(passages), 0.02, np.random.default_rng(0))
+        result["search"].append(search(f"{n_passages:,} passages", documents, passages, vectors, questions, real,
+                                       work, postgres.url("large")))
+        write_json(out, result)
     return result
 
 
 def table(result: dict) -> str:
     lines = ["Indexing: read + clean + chunk + embed, passages/s (Ray start-up apart)"]
     for row in result["indexing"]:
-        cells = [f"{v}: {row[v]['passages_per_s']:.1f}" for v in ("one process", "ray 1", "ray 2")]
-        starts = ", ".join(f"{row[v]['start_s']:.1f}" for v in ("ray 1", "ray 2"))
-        lines.append(f"  {row['corpus']:<32} ({row['passages']:,} passages)  " + "  ".join(cells)
-                     + f"  (Ray start-up {starts} s)")
-    lines.append("Search p50/p95 ms, index folder vs Qdrant local mode; top-10 agreement")
+        cells = [f"{v}: {row[v]['passages_per_s']:.1f}" for v in INDEXING if v in row]
+        starts = ", ".join(f"{row[v]['start_s']:.1f}" for v in INDEXING[1:] if v in row)
+        lines.append(f"  {row['corpus']} ({row['passages']:,} passages)\n    " + "  ".join(cells)
+                     + f"\n    (Ray start-up {starts} s)")
+    lines.append("Search p50/p95 ms against the index folder; top-10 agreement with it; write passages/s")
     for row in result["search"]:
-        lines.append(f"  {row['corpus']} (Qdrant write {row['qdrant_write_s']:.1f} s)")
+        lines.append(f"  {row['corpus']}: write " + ", ".join(f"{b} {row[f'{b} write']['passages_per_s']:.0f}/s"
+                                                             for b in BACKENDS))
         for mode in MODES:
-            f, q = row[f"folder {mode}"], row[f"qdrant {mode}"]
-            lines.append(f"    {mode:<7} folder {f['p50_ms']:7.1f}/{f['p95_ms']:7.1f}   qdrant {q['p50_ms']:7.1f}/"
-                         f"{q['p95_ms']:7.1f}   agreement {row[f'{mode} top-10 agreement']:.3f}")
+            f = row[f"folder {mode}"]
+            cells = [f"{b} {row[f'{b} {mode}']['p50_ms']:7.1f}/{row[f'{b} {mode}']['p95_ms']:7.1f} "
+                     f"({row[f'{b} {mode} top-10 agreement']:.3f})" for b in BACKENDS]
+            lines.append(f"    {mode:<7} folder {f['p50_ms']:7.1f}/{f['p95_ms']:7.1f}   " + "   ".join(cells))
     return "\n".join(lines)
 
 

@@ -122,6 +122,7 @@ class Client(threading.Thread):
         self.errors: list[str] = []
         self.uploaded: list[str] = []
         self.removed: list[str] = []
+        self.history: dict[str, list[str]] = {}  # what this client saw happen to each document it uploaded
 
     def run(self) -> None:
         n = 0
@@ -141,10 +142,13 @@ class Client(threading.Thread):
                                           TOKEN)
                 if status == 200:
                     self.uploaded += [d["id"] for d in body["added"]]
+                    for d in body["added"] + body["already_indexed"]:
+                        self.history.setdefault(d["id"], []).append("added" if d in body["added"] else "already")
             else:
                 doc_id = self.uploaded.pop(self.rng.randrange(len(self.uploaded)))
                 status, _, body = request(self.port, self.source, "DELETE", f"/api/documents/{doc_id}",
                                           headers={"authorization": f"Bearer {TOKEN}"})
+                self.history.setdefault(doc_id, []).append(f"removed: {status}")
                 if status == 200:
                     self.removed.append(doc_id)
                 else:  # refused or throttled: still there
@@ -180,9 +184,11 @@ class Abuser(threading.Thread):
             time.sleep(0.05)
 
 
-def _rss_mb(pid: int) -> float:
-    line = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmRSS"))
-    return int(line.split()[1]) / 1024
+def _memory(pid: int) -> dict[str, float]:
+    """Resident memory in all (VmRSS), of the heap (RssAnon) and of mapped files (RssFile: the index's
+    memory-mapped vectors and lists, counted once per mapping), MB."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return {key: int(fields[key].split()[0]) / 1024 for key in ("VmRSS", "RssAnon", "RssFile")}
 
 
 def _start(folder: Path, port: int, token_file: Path, log: Path) -> subprocess.Popen:
@@ -202,8 +208,10 @@ def _start(folder: Path, port: int, token_file: Path, log: Path) -> subprocess.P
     raise SystemExit("rag serve did not start within 180 s")
 
 
-def _warm_up(port: int, questions: list[str]) -> None:
-    """Every kind of request once, so that memory is measured from a server that has done each."""
+def _warm_up(port: int, questions: list[str], clients: int) -> None:
+    """Every kind of request, one client and then ``clients`` at once (twice), so that memory is measured from
+    a server that has run its largest batches, concurrent uploads and all its threads (allocators keep what
+    they once needed)."""
     for q in questions[:5]:
         request(port, "127.0.0.1", "POST", "/api/ask", {"question": q})
         request(port, "127.0.0.1", "POST", "/api/search", {"question": q})
@@ -211,6 +219,20 @@ def _warm_up(port: int, questions: list[str]) -> None:
     for doc in body["added"] if status == 200 else []:  # type: ignore[index]
         request(port, "127.0.0.1", "DELETE", f"/api/documents/{doc['id']}",
                 headers={"authorization": f"Bearer {TOKEN}"})
+    def one_client(i: int) -> None:  # what a soak client does, once of each
+        source = f"127.0.3.{i + 1}"
+        for q in questions[i::clients][:3]:
+            request(port, source, "POST", "/api/ask", {"question": q})
+        status, _, body = _upload(port, source, {f"warm-{i}.txt": _article(100 + i, 0)}, TOKEN)
+        for doc in body["added"] if status == 200 else []:  # type: ignore[index]
+            request(port, source, "DELETE", f"/api/documents/{doc['id']}", headers={"authorization": f"Bearer {TOKEN}"})
+
+    for _ in range(2):
+        burst = [threading.Thread(target=one_client, args=(i,)) for i in range(clients)]
+        for thread in burst:
+            thread.start()
+        for thread in burst:
+            thread.join()
 
 
 def _phase(port: int, questions: list[str], clients: int, seconds: float, abuse: bool) -> tuple[dict, list[Client]]:
@@ -254,12 +276,15 @@ def run(clients: int, seconds: float, server_log: Path) -> dict:
         server = _start(folder, port, token_file, log)
         try:
             before = {d["id"] for d in request(port, "127.0.0.1", "GET", "/api/documents")[2]}
-            _warm_up(port, questions)
-            rss_before = _rss_mb(server.pid)
-            quiet, _ = _phase(port, questions, 1, seconds, abuse=False)
+            _warm_up(port, questions, clients)
+            memory = {"after warm-up": _memory(server.pid)}
+            quiet, alone = _phase(port, questions, 1, seconds, abuse=False)
+            memory["after quiet"] = _memory(server.pid)
             soak, soaked = _phase(port, questions, clients, seconds, abuse=False)
+            memory["after soak"] = _memory(server.pid)
             abused, abusing = _phase(port, questions, clients, seconds, abuse=True)
-            rss_after = _rss_mb(server.pid)
+            memory["after soak under abuse"] = _memory(server.pid)
+            rss = {when: m["VmRSS"] for when, m in memory.items()}
             listed = {d["id"] for d in request(port, "127.0.0.1", "GET", "/api/documents")[2]}
         finally:
             server.terminate()
@@ -269,16 +294,22 @@ def run(clients: int, seconds: float, server_log: Path) -> dict:
         shutil.copyfile(log, server_log)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    kept = {doc_id for w in soaked + abusing for doc_id in w.uploaded}
-    removed = {doc_id for w in soaked + abusing for doc_id in w.removed}
+    clients_of_all_phases = alone + soaked + abusing
+    kept = {doc_id for w in clients_of_all_phases for doc_id in w.uploaded}
+    removed = {doc_id for w in clients_of_all_phases for doc_id in w.removed}
     expected = (before | kept) - removed
     return {"clients": clients, "seconds_per_phase": seconds, "phases": {"quiet": quiet, "soak": soak,
                                                                          "soak under abuse": abused},
             "server_tracebacks": tracebacks,
-            "rss_mb": {"before": rss_before, "after": rss_after, "growth": rss_after / rss_before - 1},
+            "memory_mb": memory,
+            "rss_mb": {**rss, "growth": rss["after soak under abuse"] / rss["after warm-up"] - 1,
+                       "growth_under_abuse": rss["after soak under abuse"] / rss["after soak"] - 1},
             "documents": {"before": len(before), "uploaded_and_kept": len(kept), "removed": len(removed),
                           "expected": len(expected), "listed": len(listed),
-                          "lost": sorted(expected - listed), "unexpected": sorted(listed - expected)}}
+                          "lost": sorted(expected - listed), "unexpected": sorted(listed - expected),
+                          "history_of_the_unexpected": {doc_id: [event for w in clients_of_all_phases
+                                                                 for event in w.history.get(doc_id, [])]
+                                                        for doc_id in sorted(listed - expected)}}}
 
 
 def table(result: dict) -> str:
@@ -295,8 +326,9 @@ def table(result: dict) -> str:
                   f"400/401/403/404/413/429: {abused['abuse_unexpected'] or 'none'}",
               *(f"  {what:<26} {codes}" for what, codes in abused["abuse"].items()),
               f"ordinary p95 under abuse / without: {ratio:.2f}",
-              f"server RSS {result['rss_mb']['before']:.0f} -> {result['rss_mb']['after']:.0f} MB "
-              f"({100 * result['rss_mb']['growth']:+.1f} %)",
+              "server RSS (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in result["rss_mb"].items() if "growth" not in k)
+              + f"; growth {100 * result['rss_mb']['growth']:+.1f} % in all, "
+                f"{100 * result['rss_mb']['growth_under_abuse']:+.1f} % under abuse",
               f"tracebacks in the server's log: {result['server_tracebacks']}",
               f"documents: {result['documents']['expected']} expected, {result['documents']['listed']} listed, "
               f"{len(result['documents']['lost'])} lost, {len(result['documents']['unexpected'])} unexpected"]

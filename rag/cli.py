@@ -67,20 +67,12 @@ def _location(text: str) -> str | Path:
     return as_location(text)
 
 
-def _served_folder(text: str) -> Path:
-    from rag.index.open import is_uri
-
-    if is_uri(text):
-        raise argparse.ArgumentTypeError("rag serve serves an index folder; a Qdrant collection is searched with "
-                                         "rag search, ask and eval, or Retriever.load, for now")
-    return Path(text)
-
-
 def _store(text: str) -> str:
     from rag.index.open import SCHEMES, is_uri
 
     if not is_uri(text):
-        raise argparse.ArgumentTypeError(f"{text!r} is no store; name one as qdrant://HOST:PORT/COLLECTION "
+        raise argparse.ArgumentTypeError(f"{text!r} is no store; name one as "
+                                         "postgresql://USER@HOST:PORT/DB?table=NAME, qdrant://HOST:PORT/COLLECTION "
                                          f"or qdrant:FOLDER/COLLECTION (schemes: {', '.join(SCHEMES)})")
     return text
 
@@ -266,8 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--out", type=Path, help="index folder to write")
     target.add_argument("--store", type=_store, metavar="URI",
-                        help="write to a collection on a server instead: qdrant://HOST:PORT/COLLECTION "
-                             "(qdrant:FOLDER/COLLECTION: Qdrant's local mode)")
+                        help="write to a server instead: postgresql://USER@HOST:PORT/DB?table=NAME, "
+                             "qdrant://HOST:PORT/COLLECTION (qdrant:FOLDER/COLLECTION: Qdrant's local mode)")
     p.add_argument("--update", action="store_true", help="add new articles to the index at --out or --store")
     p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
                    help="read and embed on Ray: a local Ray, or the cluster at ADDRESS (needs the [cluster] extra)")
@@ -292,14 +284,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("remove", help="remove documents from an index by id")
     p.add_argument("doc_ids", nargs="+", help="document ids (see `rag search --json`)")
-    p.add_argument("--index", type=_location, required=True, help="index folder or qdrant:// collection")
+    p.add_argument("--index", type=_location, required=True, help="index folder, or postgresql:// or qdrant:// URI")
     p.add_argument("--no-wait", action="store_true", help="fail at once if another process is writing the index")
     p.set_defaults(run=cmd_remove)
 
     p = sub.add_parser("search", help="show the passages retrieved for a question")
     p.add_argument("question", type=_question)
     p.add_argument("--index", type=_location,
-                   help="index folder or qdrant:// collection (default: the bundled sample corpus)")
+                   help="index folder, or postgresql:// or qdrant:// URI (default: the bundled sample corpus)")
     p.add_argument("-k", type=_positive_int, default=DEFAULT_K, help="passages to show")
     p.add_argument("--mode", choices=MODES, default=DEFAULT_MODE)
     p.add_argument("--json", action="store_true", help="one JSON object per hit")
@@ -311,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("questions", nargs="*", help="one or more questions")
     p.add_argument("--questions", dest="questions_file", type=Path, help="file with one question per line")
     p.add_argument("--index", type=_location,
-                   help="index folder or qdrant:// collection (default: the bundled sample corpus)")
+                   help="index folder, or postgresql:// or qdrant:// URI (default: the bundled sample corpus)")
     p.add_argument("-k", type=_positive_int, default=DEFAULT_K, help="passages to read per question")
     p.add_argument("--mode", choices=MODES, default=DEFAULT_MODE)
     p.add_argument("--reader", help="extractive QA model folder or name (default: the shipped reader)")
@@ -323,9 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve the chat and the JSON API (/api, docs at /docs)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=_positive_int, default=7860)
-    p.add_argument("--index", type=_served_folder,
-                   help="index folder to serve, and to add uploads to (default: your own library, "
-                        "first filled with the bundled articles)")
+    p.add_argument("--index", type=_location,
+                   help="index to serve, and to add uploads to: a folder, or a postgresql:// or qdrant:// URI "
+                        "(default: your own library folder, first filled with the bundled articles)")
     p.add_argument("--read-only", action="store_true", help="turn uploads and removal off")
     p.add_argument("--write-token-file", type=Path, metavar="FILE",
                    help="uploads and removals need this token (the file's first line; or set RAG_WRITE_TOKEN); "
@@ -356,7 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--gold", type=Path, help="gold JSONL (default: the bundled corpus's gold questions)")
     source.add_argument("--squad", type=Path, help="SQuAD v1.1/v2.0 JSON: its paragraphs become the corpus")
     p.add_argument("--index", type=_location,
-                   help="index folder or qdrant:// collection (default: bundled corpus, or built from --squad)")
+                   help="index folder, or postgresql:// or qdrant:// URI "
+                        "(default: bundled corpus, or built from --squad)")
     p.add_argument("--sample", type=_positive_int, help="score a fixed random sample of this many questions")
     p.add_argument("--seed", type=int, default=0, help="seed of --sample")
     p.add_argument("-k", type=_positive_int, default=DEFAULT_K, help="passages read per question")

@@ -7,9 +7,10 @@ and sparse, each ``search_batch(questions, k, allowed) -> rankings``), a way to 
 these: retrieval and fusion (``rag.search``), and the indexing workflow (``rag.indexing``:
 reading, the copy check, chunking and embedding, locally or on Ray).
 
-The folder index (``rag.index.folder.PassageIndex``) and the Qdrant collection
-(``rag.index.qdrant.QdrantIndex``) implement it; ``tests/test_architecture.py`` checks
-that both satisfy it, so a new backend only has to do the same.
+The folder index (``rag.index.folder.PassageIndex``), PostgreSQL (``rag.index.postgres``)
+and the Qdrant collection (``rag.index.qdrant.QdrantIndex``) implement it, and mypy checks
+each of them against it (the ``_contract`` line at the end of each module), so a new backend
+only has to do the same.
 """
 
 from __future__ import annotations
@@ -72,8 +73,11 @@ class Index(Protocol):
 
     @property
     def embedder(self) -> Encoder:
-        """Encodes questions, and new passages, into the index's vector space."""
+        """Encodes questions, and new passages, into the index's vector space (a server wraps it to take turns)."""
         ...
+
+    @embedder.setter
+    def embedder(self, embedder: Encoder) -> None: ...
 
     @property
     def chunking(self) -> ChunkSettings:

@@ -71,7 +71,6 @@ def test_user_mistakes_print_one_line_and_fail(tmp_path, capsys, argv, message):
 
 @pytest.mark.parametrize("argv, message", [
     (["search", "   "], "the question is empty"),
-    (["serve", "--index", "qdrant://localhost:6333/news"], "rag serve serves an index folder"),
     (["index", "x", "--store", "milvus://localhost/news"], "is no store; name one as qdrant://"),
 ])
 def test_usage_errors_exit_2_with_one_message(capsys, argv, message):

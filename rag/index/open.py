@@ -1,6 +1,7 @@
 """Which backend keeps an index, read from its location, and opening it.
 
 A location is a folder (``rag.index.folder``), or a URI whose scheme names a server:
+``postgresql://USER@HOST:PORT/DB?table=NAME`` (``rag.index.postgres``),
 ``qdrant://HOST:PORT/COLLECTION`` (``qdrants://`` for TLS) or ``qdrant:FOLDER/COLLECTION``
 for Qdrant's embedded local mode (``rag.index.qdrant``). Each backend keeps the contract of
 ``rag.protocols.Index``; its module is imported only when a location names it.
@@ -15,7 +16,8 @@ from typing import cast
 from rag.protocols import Encoder, Index, Location
 
 # URI scheme -> the module and class of its backend; anything else is a folder.
-SCHEMES = {"qdrant:": ("rag.index.qdrant", "QdrantIndex"), "qdrants:": ("rag.index.qdrant", "QdrantIndex")}
+SCHEMES = {"qdrant:": ("rag.index.qdrant", "QdrantIndex"), "qdrants:": ("rag.index.qdrant", "QdrantIndex"),
+           "postgresql:": ("rag.index.postgres", "PostgresIndex"), "postgres:": ("rag.index.postgres", "PostgresIndex")}
 FOLDER = ("rag.index.folder", "PassageIndex")
 
 

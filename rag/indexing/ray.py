@@ -180,7 +180,7 @@ class RayPipeline:
         rows = dataset.map_batches(_ChunkAndEmbed, fn_constructor_args=(embedder.model_name, embedder.precision,
                                                                         chunking),
                                    batch_size=_DOCUMENTS_PER_BATCH, batch_format="numpy", num_cpus=1,
-                                   compute=ray.data.ActorPoolStrategy(size=self.workers)).take_all()
+                                   compute=ray.data.ActorPoolStrategy(min_size=1, max_size=self.workers)).take_all()
         rows.sort(key=lambda r: (r["order"], r["n"]))
         passages = [Passage(id=r["id"], doc_id=r["doc_id"], text=r["text"], start=int(r["start"]), end=int(r["end"]))
                     for r in rows]

@@ -1,4 +1,4 @@
-"""A served library: an index folder on disk, and the assistant over its newest snapshot.
+"""A served library: an index (a folder, or a collection on a server), and the assistant over its newest snapshot.
 
 The chat and the JSON API share one :class:`Library`. Articles added through it go to
 disk through the same writer lock and crash-safe save as ``rag index --update``, so
@@ -19,15 +19,17 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from rag.answer.assistant import Assistant
 from rag.errors import ReadOnlyError
 from rag.index.folder import PassageIndex
+from rag.index.open import as_location, open_index
 from rag.indexing.workflow import index_documents, remove_documents
 from rag.ingest import near_duplicates, read_or_skip
-from rag.protocols import Encoder, Index
+from rag.protocols import Encoder, Index, Location
 from rag.read import runtime
 from rag.read.reader import Reader
 from rag.search.retriever import Retriever
@@ -85,10 +87,10 @@ class AddReport:
 
 
 class Library:
-    """An index folder served to many users at once.
+    """An index served to many users at once: a folder, or any backend ``rag.index.open`` names.
 
     Args:
-        folder: the index folder (an index already).
+        location: the index (an index already): a folder, or a collection's URI.
         reader: the reader, a model path or name; the shipped reader by default.
         read_only: refuse uploads and removals.
         k: passages read per question.
@@ -98,28 +100,28 @@ class Library:
             fp32's answers; ``python -m eval.latency``); "torch", "onnx" or "int8" as for ``rag ask``.
     """
 
-    def __init__(self, folder: str | Path, reader: Reader | str | Path | None = None, read_only: bool = False,
+    def __init__(self, location: Location, reader: Reader | str | Path | None = None, read_only: bool = False,
                  k: int = DEFAULT_K, backend: str = "auto") -> None:
-        self.folder = Path(folder)
+        self.location = as_location(location) if isinstance(location, str) else location
         self.read_only = read_only
         self.compute = threading.RLock()
         if not isinstance(reader, Reader):
             reader = Reader(reader) if backend == "auto" else runtime.reader(reader, backend)
-        index = PassageIndex.open(self.folder, backend=backend)
+        index = open_index(self.location, backend=backend)
         self._embedder = _TakingTurns(index.embedder, self.compute)
         index.embedder = self._embedder
         self.assistant = Assistant(Retriever(index, mode=DEFAULT_MODE), reader, k=k)
 
     @classmethod
-    def open(cls, folder: str | Path | None = None, **settings) -> Library:
-        """The library at ``folder``; without one, the user's own, first filled with the bundled articles."""
-        if folder is None:
-            folder = default_library_dir()
-            if not PassageIndex.exists(folder):
+    def open(cls, location: Location | None = None, **settings: Any) -> Library:
+        """The library at ``location``; without one, the user's own folder, first filled with the bundled articles."""
+        if location is None:
+            location = default_library_dir()
+            if not PassageIndex.exists(location):
                 from rag.indexing.bundled import default_index
 
-                default_index().save(folder)
-        return cls(folder, **settings)
+                default_index().save(location)
+        return cls(location, **settings)
 
     @property
     def index(self) -> Index:
@@ -226,7 +228,7 @@ class Library:
         if not docs:
             return AddReport((), (), tuple(skipped), 0)
         # The disk may be newer than our snapshot: the workflow opens the index there, under its writer lock.
-        report = index_documents(self.folder, near_duplicates.merge(docs), update=True, embedder=self._embedder,
+        report = index_documents(self.location, near_duplicates.merge(docs), update=True, embedder=self._embedder,
                                  export=False, on_saved=self._swap)
         added = report.added
         return AddReport(added.new, added.copies + added.already, tuple(skipped), added.passages)
@@ -239,7 +241,7 @@ class Library:
             DocumentNotFoundError: no article with that id.
         """
         self.check_writable()
-        return remove_documents(self.folder, [doc_id], embedder=self._embedder, on_saved=self._swap).passages_removed
+        return remove_documents(self.location, [doc_id], embedder=self._embedder, on_saved=self._swap).passages_removed
 
     def check_writable(self) -> None:
         """Raise ``ReadOnlyError`` if the library is served read-only."""

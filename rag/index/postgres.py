@@ -1,0 +1,624 @@
+"""A passage index in PostgreSQL: pgvector for the dense search, BM25 postings in tables, every filter in SQL.
+
+``postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE?table=NAME`` (``postgres://`` too) names
+the index ``NAME`` in a database; libpq's ``PG*`` variables (``PGPASSWORD``, ``PGHOST``, ...)
+fill what the URL leaves out, and other query parameters (``sslmode=require``, say) go to
+libpq as they are. Messages name the location without its password.
+
+The index is five tables named after it, made by ``rag index --store``:
+
+    NAME_meta       format, embedding model, dimension, chunking, FAISS-equivalent dense settings
+    NAME_documents  each document as a record, and the copies found later
+    NAME_passages   row, passage, its pgvector embedding, its length in BM25 terms, and the
+                    fields filters read (day, outlet, authors), copied from its document
+    NAME_postings   BM25's inverted lists: (term, row, count)
+    NAME_terms      each term's document frequency; NAME_stats the passage and term totals
+
+Searches and filters run in the database and score as the folder index does
+(``rag.index.folder``), so hits, ranks and scores are the folder's (within float rounding):
+
+- dense: inner product of unit vectors (pgvector's ``<#>``), exact by a scan below
+  ``HNSW_FROM`` passages as the folder's flat index; from there an HNSW index
+  (``vector_ip_ops``, the same ``m`` and ``ef_construction``; pgvector caps ``ef_search`` at
+  1,000), searched with iterative scans so a filtered question still gets k passages;
+- BM25: Lucene's idf and ``rag.index.bm25``'s terms and weights, computed at query time from
+  the postings and the whole index's statistics. One difference: the folder index counts a
+  removed document's passages in those statistics until its segment is merged, this index
+  never does, so BM25 scores after a removal differ slightly (under 1 %);
+- filters: a WHERE clause on the passage's own copies of its document's day, outlet and authors.
+
+Writes are one transaction: what an indexing run adds, records and removes becomes visible at
+:meth:`PostgresIndex.save`, all of it, or, if the writer dies first, none of it. A writer holds
+a session advisory lock on the index (:meth:`PostgresIndex.writing`), so two writers take turns
+and lose nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import numpy as np
+
+from rag import exports
+from rag.dates import day_number
+from rag.errors import (
+    DocumentNotFoundError,
+    IndexLockedError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    IndexWriteError,
+    InvalidInputError,
+    MissingDependencyError,
+)
+from rag.index.bm25 import K1, B, tokenize
+from rag.index.bm25 import SETTINGS as BM25_SETTINGS
+from rag.index.dense import choose_kind
+from rag.protocols import Encoder, Index, Location, Ranking
+from rag.settings import ChunkSettings, DenseSettings
+from rag.types import Copy, Document, Filters, Hit, Passage
+
+logger = logging.getLogger(__name__)
+
+SCHEMES = ("postgresql:", "postgres:")
+FORMAT = 1
+MAX_EF_SEARCH = 1000  # pgvector's limit on hnsw.ef_search
+_NAME = "abcdefghijklmnopqrstuvwxyz0123456789_"
+
+
+class Target:
+    """A parsed ``postgresql://`` location: what libpq connects to, the index's table name, and a safe name.
+
+    Raises:
+        InvalidInputError: no ``table=`` or a table name that is not a plain lower-case identifier.
+    """
+
+    def __init__(self, location: Location) -> None:
+        text = str(location)
+        parts = urlsplit(text)
+        query = dict(parse_qsl(parts.query))
+        table = query.pop("table", "")
+        if not table or table[0].isdigit() or any(c not in _NAME for c in table) or len(table) > 40:
+            raise InvalidInputError(f"{self._safe(parts)}: name the index as ?table=NAME (lower-case letters, "
+                                    "digits and _, up to 40)")
+        self.table = table
+        self.conninfo = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+        self.shown = self._safe(parts)
+        self.where = f"{parts.hostname or 'the local socket'}{f':{parts.port}' if parts.port else ''}"
+
+    @staticmethod
+    def _safe(parts: Any) -> str:
+        """The location as it may be shown: no password."""
+        netloc = parts.netloc.rsplit("@", 1)
+        user = netloc[0].split(":", 1)[0] + "@" if len(netloc) == 2 else ""
+        return urlunsplit((parts.scheme, user + netloc[-1], parts.path, parts.query, ""))
+
+    def name(self, part: str) -> str:
+        return f"{self.table}_{part}"
+
+    @property
+    def lock_key(self) -> int:
+        return int.from_bytes(hashlib.blake2b(f"rag:{self.table}".encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def is_postgres(location: object) -> bool:
+    """Whether ``location`` names a PostgreSQL index."""
+    return isinstance(location, str) and location.startswith(SCHEMES)
+
+
+def _connect(target: Target) -> Any:
+    """An autocommit connection with pgvector's types, or one clear error."""
+    try:
+        import psycopg
+        from pgvector.psycopg import register_vector
+    except ImportError as e:
+        raise MissingDependencyError(f"a PostgreSQL index needs psycopg and pgvector: "
+                                     f"pip install \"rag-news-qa[cluster]\" ({e})") from None
+    try:
+        connection = psycopg.connect(target.conninfo, autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as e:
+        reason = (str(e).strip().splitlines() or ["no reason given"])[-1].strip()
+        if "password" in reason or "authentication" in reason:
+            raise IndexNotFoundError(f"the PostgreSQL server at {target.where} refused the login of "
+                                     f"{target.shown}: {reason}") from None
+        raise IndexNotFoundError(f"cannot reach the PostgreSQL server at {target.where}: {reason}") from None
+    try:
+        register_vector(connection)
+    except psycopg.ProgrammingError:  # the type is not there: the extension is not installed in this database
+        pass
+    return connection
+
+
+def _has_vector(connection: Any) -> bool:
+    return connection.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone() is not None
+
+
+class PostgresIndex:
+    """Passages in PostgreSQL tables, searched like a ``PassageIndex`` (see the module's notes).
+
+    Open one with :meth:`open`, or make a new one with :meth:`create`. It keeps the contract
+    of ``rag.protocols.Index``.
+
+    Args:
+        connection: a psycopg connection (autocommit; writes open their own transaction).
+        target: the parsed location.
+        embedder: encodes questions (and new passages) into the index's vector space.
+        meta: the index's settings, as ``NAME_meta`` holds them.
+    """
+
+    def __init__(self, connection: Any, target: Target, embedder: Encoder, meta: dict) -> None:
+        self.connection = connection
+        self.target = target
+        self.embedder = embedder
+        self.meta = meta
+        self.chunking = ChunkSettings(**meta["chunking"])
+        self.dense_settings = DenseSettings(**meta["dense"])
+        self.dimension = int(meta["dimension"])
+        self.dense = _DenseSearch(self)
+        self.sparse = _SparseSearch(self)
+        self.documents = _Documents(self)
+        self.passages = _Passages(self)
+        self._in_transaction = False
+
+    def t(self, part: str) -> str:
+        """A table's name (its identifier, safe to put in SQL: the table name is checked)."""
+        return self.target.name(part)
+
+    def sql(self, query: str, params: Sequence | Mapping | None = None) -> Any:
+        """Run one statement; database errors become this package's."""
+        import psycopg
+
+        try:
+            return self.connection.execute(query, params)
+        except psycopg.errors.UndefinedTable as e:
+            raise IndexNotFoundError(f"no index at {self.target.shown} (it was removed?): {e}") from None
+        except psycopg.OperationalError as e:
+            raise IndexWriteError(f"the PostgreSQL server at {self.target.where} failed: {e}") from None
+
+    # -- the contract: opening -----------------------------------------------------------------
+
+    @classmethod
+    def open(cls, location: Location, embedder: Encoder | None = None, backend: str = "auto") -> PostgresIndex:
+        """Connect to an existing index.
+
+        Raises:
+            IndexNotFoundError: no such index, or the server cannot be reached or refuses the login.
+            IndexMismatchError: the tables were not written by ``rag index``, or with another embedding model.
+        """
+        target = Target(location)
+        connection = _connect(target)
+        meta = _read_meta(connection, target)
+        if meta is None:
+            connection.close()
+            raise IndexNotFoundError(f"no index at {target.shown}; build it with `rag index ARTICLES --store URL`")
+        model_name = meta["embedding_model"]
+        embedder = embedder if embedder is not None else exports.embedder(model_name, backend)
+        if embedder.model_name != model_name:
+            connection.close()
+            raise IndexMismatchError(f"{target.shown} was built with {model_name!r}, not {embedder.model_name!r}")
+        return cls(connection, target, embedder, meta)
+
+    @classmethod
+    def create(cls, location: Location, embedder: Encoder, chunking: ChunkSettings | None = None,
+               dense: DenseSettings | None = None) -> PostgresIndex:
+        """A new, empty index; its tables are made in the first write transaction, so they appear at :meth:`save`.
+
+        Raises:
+            InvalidInputError: an index of that name exists (add to it with ``--update``).
+            IndexNotFoundError: the database lacks the pgvector extension and it cannot be made.
+        """
+        target = Target(location)
+        connection = _connect(target)
+        if _read_meta(connection, target) is not None:
+            connection.close()
+            raise InvalidInputError(f"an index exists at {target.shown}; add to it with --update, or drop its tables")
+        if not _has_vector(connection):
+            try:
+                connection.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            except Exception as e:  # psycopg's errors differ by cause; any of them means the same here
+                connection.close()
+                raise IndexNotFoundError(f"the database at {target.shown} has no pgvector extension and this user "
+                                         f"cannot add it ({str(e).strip().splitlines()[0]}): run "
+                                         "CREATE EXTENSION vector as its owner") from None
+            from pgvector.psycopg import register_vector
+
+            register_vector(connection)
+        meta = {"format": FORMAT, "embedding_model": embedder.model_name, "dimension": embedder.dimension,
+                "chunking": asdict(chunking if chunking is not None else ChunkSettings()),
+                "dense": (dense if dense is not None else DenseSettings()).to_dict(), "bm25": BM25_SETTINGS,
+                "hnsw": False}
+        index = cls(connection, target, embedder, meta)
+        index._begin()
+        index._create_tables()
+        return index
+
+    @classmethod
+    def exists(cls, location: Location) -> bool:
+        """Whether an index is at ``location``."""
+        target = Target(location)
+        connection = _connect(target)
+        try:
+            return _read_meta(connection, target) is not None
+        finally:
+            connection.close()
+
+    @classmethod
+    @contextmanager
+    def writing(cls, location: Location, wait: bool = True) -> Iterator[None]:
+        """Hold the index's writer lock (a session advisory lock) while the block runs.
+
+        Raises:
+            IndexLockedError: another writer holds it and ``wait`` is False.
+        """
+        target = Target(location)
+        connection = _connect(target)
+        try:
+            if not connection.execute("SELECT pg_try_advisory_lock(%s)", (target.lock_key,)).fetchone()[0]:
+                if not wait:
+                    raise IndexLockedError(f"another process is writing the index at {target.shown}; try again "
+                                           "when it is done (or leave out --no-wait to wait)")
+                logger.warning("waiting for another process to finish writing the index at %s", target.shown)
+                connection.execute("SELECT pg_advisory_lock(%s)", (target.lock_key,))
+            yield
+        finally:
+            connection.close()  # ends the session, and with it the lock
+
+    @property
+    def location(self) -> str:
+        return self.target.shown
+
+    def close(self) -> None:
+        """Roll back what was not saved, and disconnect."""
+        if self._in_transaction:
+            try:
+                self.connection.execute("ROLLBACK")
+            except Exception:  # the connection may be gone already; nothing was saved either way
+                pass
+            self._in_transaction = False
+        self.connection.close()
+
+    def __enter__(self) -> PostgresIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the contract: reading -----------------------------------------------------------------
+
+    def check_embedder(self) -> None:
+        """Raise if the embedder's vectors do not fit the index.
+
+        Raises:
+            IndexMismatchError: another dimension than the index's.
+        """
+        if self.embedder.dimension != self.dimension:
+            raise IndexMismatchError(f"embedder {self.embedder.model_name!r} gives {self.embedder.dimension}-d "
+                                     f"vectors, the index holds {self.dimension}-d vectors")
+
+    def allowed(self, filters: Filters | None) -> tuple[str, dict] | None:
+        """``filters`` as a WHERE clause on the passages (``p``) and its parameters; None when nothing is filtered."""
+        if not filters:
+            return None
+        clauses: list[str] = []
+        params: dict[str, Any] = {}
+        if filters.since or filters.until:
+            clauses.append("p.day IS NOT NULL")
+            if filters.since:
+                clauses.append("p.day >= %(since)s")
+                params["since"] = filters.since.toordinal()
+            if filters.until:
+                clauses.append("p.day <= %(until)s")
+                params["until"] = filters.until.toordinal()
+        if filters.sources:
+            clauses.append("p.outlet = ANY(%(sources)s)")
+            params["sources"] = [s.casefold() for s in filters.sources]
+        if filters.authors:
+            clauses.append("p.authors && %(authors)s::text[]")
+            params["authors"] = [a.casefold() for a in filters.authors]
+        if filters.doc_ids:
+            clauses.append("p.doc_id = ANY(%(doc_ids)s)")
+            params["doc_ids"] = list(filters.doc_ids)
+        return " AND ".join(clauses), params
+
+    def hits(self, ranked: Sequence[tuple[int, float]]) -> list[Hit]:
+        """(row, score) pairs, best first, as search hits ranked 1, 2, …"""
+        if not ranked:
+            return []
+        found = {row: (Passage(pid, doc_id, text, start, end), _document(record, copies))
+                 for row, pid, doc_id, text, start, end, record, copies in self.sql(
+                     f'SELECT p.row, p.id, p.doc_id, p.text, p.start, p."end", d.record, d.copies '
+                     f"FROM {self.t('passages')} p JOIN {self.t('documents')} d ON d.id = p.doc_id "
+                     "WHERE p.row = ANY(%s)", ([row for row, _ in ranked],)).fetchall()}
+        hits: list[Hit] = []
+        for row, score in ranked:
+            if row in found:
+                passage, document = found[row]
+                hits.append(Hit(passage=passage, document=document, score=score, rank=len(hits) + 1))
+        return hits
+
+    def known(self, doc_ids: Iterable[str]) -> set[str]:
+        """Which of these document ids the index holds, in one query."""
+        return {row[0] for row in self.sql(f"SELECT id FROM {self.t('documents')} WHERE id = ANY(%s)",
+                                           (list(doc_ids),)).fetchall()}
+
+    def passage_counts(self) -> dict[str, int]:
+        """How many passages each document has, by id."""
+        return dict(self.sql(f"SELECT doc_id, count(*) FROM {self.t('passages')} GROUP BY doc_id").fetchall())
+
+    # -- the contract: writing -----------------------------------------------------------------
+
+    def _begin(self) -> None:
+        if not self._in_transaction:
+            self.sql("BEGIN")
+            self._in_transaction = True
+
+    def _create_tables(self) -> None:
+        t = self.t
+        self.sql(f"CREATE TABLE {t('meta')} (key text PRIMARY KEY, value jsonb NOT NULL)")
+        self.sql(f"CREATE TABLE {t('documents')} (id text PRIMARY KEY, seq bigserial, record jsonb NOT NULL, "
+                 "copies jsonb NOT NULL DEFAULT '[]')")
+        self.sql(f'CREATE TABLE {t("passages")} (row bigserial PRIMARY KEY, id text UNIQUE NOT NULL, '
+                 f"doc_id text NOT NULL REFERENCES {t('documents')} ON DELETE CASCADE, start integer NOT NULL, "
+                 f'"end" integer NOT NULL, text text NOT NULL, length integer NOT NULL, '
+                 f"embedding vector({self.dimension}) NOT NULL, day integer, outlet text, authors text[] NOT NULL)")
+        self.sql(f"CREATE INDEX ON {t('passages')} (doc_id)")
+        self.sql(f"CREATE TABLE {t('postings')} (term text NOT NULL, row bigint NOT NULL "
+                 f"REFERENCES {t('passages')} ON DELETE CASCADE, tf integer NOT NULL, PRIMARY KEY (term, row))")
+        self.sql(f"CREATE INDEX ON {t('postings')} (row)")
+        self.sql(f"CREATE TABLE {t('terms')} (term text PRIMARY KEY, df integer NOT NULL)")
+        self.sql(f"CREATE TABLE {t('stats')} (one boolean PRIMARY KEY DEFAULT true CHECK (one), rows bigint NOT NULL, "
+                 "terms bigint NOT NULL)")
+        self.sql(f"INSERT INTO {t('stats')} (rows, terms) VALUES (0, 0)")
+        self._write_meta()
+
+    def _write_meta(self) -> None:
+        for key, value in self.meta.items():
+            self.sql(f"INSERT INTO {self.t('meta')} (key, value) VALUES (%s, %s) "
+                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, json.dumps(value)))
+
+    def check_room(self, documents: Sequence[Document]) -> None:
+        """Nothing to check here: the server reports a full disk when it is written to."""
+
+    def add_embedded(self, documents: Sequence[Document], passages: Sequence[Passage], vectors: np.ndarray) -> int:
+        """Add documents, their passages and vectors, in the write transaction (visible at :meth:`save`).
+
+        Returns:
+            How many passages were added.
+        """
+        if vectors.shape != (len(passages), self.dimension):
+            raise IndexMismatchError(f"vectors of shape {vectors.shape} for {len(passages)} passages "
+                                     f"of a {self.dimension}-d index")
+        self._begin()
+        t = self.t
+        by_id = {d.id: d for d in documents}
+        with self.connection.cursor() as cursor, cursor.copy(
+                f"COPY {t('documents')} (id, record) FROM STDIN") as copy:
+            for d in documents:
+                copy.write_row((d.id, json.dumps(d.to_record())))
+        if not passages:
+            return 0
+        rows = [r for (r,) in self.sql(f"SELECT nextval(pg_get_serial_sequence('{t('passages')}', 'row')) "
+                                       "FROM generate_series(1, %s)", (len(passages),)).fetchall()]
+        terms = tokenize([p.text for p in passages])
+        with self.connection.cursor() as cursor, cursor.copy(
+                f'COPY {t("passages")} (row, id, doc_id, start, "end", text, length, embedding, day, outlet, authors) '
+                "FROM STDIN") as copy:
+            for row, passage, vector, words in zip(rows, passages, vectors, terms):
+                document = by_id[passage.doc_id]
+                copy.write_row((row, passage.id, passage.doc_id, passage.start, passage.end, passage.text,
+                                len(words), _vector_text(vector), day_number(document.date),
+                                document.outlet.casefold() if document.outlet else None,
+                                [a.casefold() for a in document.authors()]))
+        frequency: Counter[str] = Counter()
+        with self.connection.cursor() as cursor, cursor.copy(
+                f"COPY {t('postings')} (term, row, tf) FROM STDIN") as copy:
+            for row, words in zip(rows, terms):
+                counts = Counter(words)
+                frequency.update(counts.keys())
+                for term, tf in counts.items():
+                    copy.write_row((term, row, tf))
+        self.sql(f"INSERT INTO {t('terms')} (term, df) SELECT * FROM unnest(%s::text[], %s::integer[]) "
+                 "ON CONFLICT (term) DO UPDATE SET df = " + t("terms") + ".df + excluded.df",
+                 (list(frequency), list(frequency.values())))
+        self.sql(f"UPDATE {t('stats')} SET rows = rows + %s, terms = terms + %s",
+                 (len(passages), sum(map(len, terms))))
+        return len(passages)
+
+    def record_copies(self, copies: Mapping[str, Sequence[Copy]]) -> None:
+        """Add copies (near-duplicates found later) to stored documents, in the write transaction.
+
+        Raises:
+            DocumentNotFoundError: an id is not in the index.
+        """
+        self._begin()
+        for doc_id, more in copies.items():
+            updated = self.sql(f"UPDATE {self.t('documents')} SET copies = copies || %s::jsonb WHERE id = %s",
+                               (json.dumps([list(c) for c in more]), doc_id))
+            if updated.rowcount == 0:
+                raise DocumentNotFoundError(f"no document with id {doc_id!r} in {self.target.shown}")
+
+    def remove(self, doc_ids: Sequence[str]) -> int:
+        """Delete documents and their passages, by id, in the write transaction; returns the passages removed.
+
+        Raises:
+            InvalidInputError: ``doc_ids`` is a lone string.
+            DocumentNotFoundError: an id is not in the index.
+        """
+        if isinstance(doc_ids, str):
+            raise InvalidInputError(f"remove takes a list of document ids, got the string {doc_ids!r}")
+        ids = list(dict.fromkeys(doc_ids))
+        missing = [i for i in ids if i not in self.known(ids)]
+        if missing:
+            raise DocumentNotFoundError(f"no document with id {missing[0]!r} in {self.target.shown}")
+        self._begin()
+        t = self.t
+        removed, lengths = self.sql(f"SELECT count(*), coalesce(sum(length), 0) FROM {t('passages')} "
+                                    "WHERE doc_id = ANY(%s)", (ids,)).fetchone()
+        self.sql(f"UPDATE {t('terms')} t SET df = t.df - c.n FROM (SELECT po.term, count(*) AS n "
+                 f"FROM {t('postings')} po JOIN {t('passages')} p ON p.row = po.row WHERE p.doc_id = ANY(%s) "
+                 "GROUP BY po.term) c WHERE t.term = c.term", (ids,))
+        self.sql(f"DELETE FROM {t('terms')} WHERE df <= 0")
+        self.sql(f"DELETE FROM {t('documents')} WHERE id = ANY(%s)", (ids,))
+        self.sql(f"UPDATE {t('stats')} SET rows = rows - %s, terms = terms - %s", (removed, lengths))
+        return int(removed)
+
+    def save(self) -> None:
+        """Commit the write transaction: everything added, recorded and removed since the last save, at once.
+
+        From ``HNSW_FROM`` passages (as the folder index; or always, with ``--dense hnsw``) the
+        dense search gets its HNSW index here, once.
+        """
+        if not self._in_transaction:
+            return
+        rows = self.sql(f"SELECT rows FROM {self.t('stats')}").fetchone()[0]
+        if not self.meta["hnsw"] and choose_kind(self.dense_settings, int(rows)) == "hnsw":
+            logger.info("building the HNSW index of %s (%d passages)", self.target.shown, rows)
+            self.sql(f"CREATE INDEX ON {self.t('passages')} USING hnsw (embedding vector_ip_ops) "
+                     f"WITH (m = {int(self.dense_settings.hnsw_m)}, "
+                     f"ef_construction = {int(self.dense_settings.ef_construction)})")
+            self.meta = {**self.meta, "hnsw": True}
+            self._write_meta()
+        self.sql("COMMIT")
+        self._in_transaction = False
+
+
+def _vector_text(vector: np.ndarray) -> str:
+    """A vector as pgvector's text form, exact for float32 (COPY's text format)."""
+    return "[" + ",".join(repr(float(x)) for x in np.asarray(vector, dtype=np.float32)) + "]"
+
+
+def _document(record: dict, copies: list) -> Document:
+    document = Document.from_record(record)
+    if copies:
+        from dataclasses import replace
+
+        document = replace(document, copies=(*document.copies, *(tuple(c) for c in copies)))
+    return document
+
+
+def _read_meta(connection: Any, target: Target) -> dict | None:
+    """The index's settings, or None when there is no index of that name."""
+    table = target.name("meta")
+    if connection.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0] is None:
+        return None
+    meta = dict(connection.execute(f"SELECT key, value FROM {table}").fetchall())
+    if meta.get("format") != FORMAT:
+        raise IndexMismatchError(f"{target.shown} was not written by `rag index` (format {meta.get('format')!r})")
+    return meta
+
+
+def _ranking(rows: Sequence[tuple[int, float]]) -> Ranking:
+    return (np.fromiter((r for r, _ in rows), dtype=np.int64, count=len(rows)),
+            np.fromiter((s for _, s in rows), dtype=np.float32, count=len(rows)))
+
+
+def _where(allowed: tuple[str, dict] | None) -> tuple[str, dict]:
+    return (f"WHERE {allowed[0]}", dict(allowed[1])) if allowed else ("", {})
+
+
+class _DenseSearch:
+    """Nearest passages by inner product, in the database (see the module's notes)."""
+
+    def __init__(self, index: PostgresIndex) -> None:
+        self.index = index
+
+    def search_batch(self, questions: Sequence[str], k: int, allowed: Any = None) -> list[Ranking]:
+        index = self.index
+        vectors = index.embedder.encode(list(questions))
+        where, params = _where(allowed)
+        hnsw = index.meta["hnsw"]
+        if hnsw:  # an index scan orders by distance alone; ties are ordered by row below
+            ef_search = min(MAX_EF_SEARCH, max(k, index.dense_settings.ef_search))
+            index.sql(f"SET hnsw.ef_search = {int(ef_search)}")
+            index.sql("SET hnsw.iterative_scan = relaxed_order")
+        order = "p.embedding <#> %(q)s::vector" if hnsw else "p.embedding <#> %(q)s::vector, p.row"
+        rankings = []
+        for vector in vectors:
+            rows = index.sql(f"SELECT p.row, -(p.embedding <#> %(q)s::vector) AS score FROM {index.t('passages')} p "
+                             f"{where} ORDER BY {order} LIMIT %(k)s",
+                             {**params, "q": _vector_text(vector), "k": k}).fetchall()
+            rankings.append(_ranking(sorted(rows, key=lambda r: (-r[1], r[0]))))
+        return rankings
+
+
+class _SparseSearch:
+    """BM25 from the postings and the whole index's statistics, in the database (see the module's notes)."""
+
+    def __init__(self, index: PostgresIndex) -> None:
+        self.index = index
+
+    def search_batch(self, questions: Sequence[str], k: int, allowed: Any = None) -> list[Ranking]:
+        index, t = self.index, self.index.t
+        where, params = _where(allowed)
+        rankings = []
+        for terms in tokenize(questions):
+            counts = Counter(terms)
+            if not counts:
+                rankings.append(_ranking([]))
+                continue
+            rows = index.sql(
+                f"WITH q AS (SELECT * FROM unnest(%(terms)s::text[], %(counts)s::integer[]) AS q(term, qtf)), "
+                f"s AS (SELECT rows::float8 AS n, terms::float8 / greatest(rows, 1) AS mean FROM {t('stats')}), "
+                f"w AS (SELECT q.term, q.qtf * ln(1 + (s.n - d.df + 0.5) / (d.df + 0.5)) AS idf "
+                f"FROM q JOIN {t('terms')} d ON d.term = q.term CROSS JOIN s) "
+                f"SELECT p.row, sum(w.idf * po.tf / (po.tf + %(k1)s * (1 - %(b)s + %(b)s * p.length / s.mean))) "
+                f"AS score FROM w JOIN {t('postings')} po ON po.term = w.term "
+                f"JOIN {t('passages')} p ON p.row = po.row CROSS JOIN s {where} "
+                f"GROUP BY p.row ORDER BY score DESC, p.row LIMIT %(k)s",
+                {**params, "terms": list(counts), "counts": list(counts.values()), "k1": K1, "b": B,
+                 "k": k}).fetchall()
+            rankings.append(_ranking([(r, s) for r, s in rows if s > 0]))
+        return rankings
+
+
+class _Documents(Mapping[str, Document]):
+    """The index's documents by id, read from the database when asked for."""
+
+    def __init__(self, index: PostgresIndex) -> None:
+        self.index = index
+
+    def __getitem__(self, doc_id: str) -> Document:
+        found = self.index.sql(f"SELECT record, copies FROM {self.index.t('documents')} WHERE id = %s",
+                               (doc_id,)).fetchone()
+        if found is None:
+            raise KeyError(doc_id)
+        return _document(*found)
+
+    def __contains__(self, doc_id: object) -> bool:
+        return isinstance(doc_id, str) and bool(self.index.known([doc_id]))
+
+    def __len__(self) -> int:
+        return int(self.index.sql(f"SELECT count(*) FROM {self.index.t('documents')}").fetchone()[0])
+
+    def __iter__(self) -> Iterator[str]:
+        return (d.id for d in self.values())
+
+    def values(self):  # one query, in the order they were added
+        return [_document(record, copies) for record, copies in self.index.sql(
+            f"SELECT record, copies FROM {self.index.t('documents')} ORDER BY seq").fetchall()]
+
+
+class _Passages:
+    """The index's passages: sized and iterable in row order, as ``PassageIndex.passages``."""
+
+    def __init__(self, index: PostgresIndex) -> None:
+        self.index = index
+
+    def __len__(self) -> int:
+        return int(self.index.sql(f"SELECT rows FROM {self.index.t('stats')}").fetchone()[0])
+
+    def __iter__(self) -> Iterator[Passage]:
+        for pid, doc_id, text, start, end in self.index.sql(
+                f'SELECT id, doc_id, text, start, "end" FROM {self.index.t("passages")} ORDER BY row').fetchall():
+            yield Passage(pid, doc_id, text, start, end)
+
+
+if TYPE_CHECKING:  # mypy checks that this backend keeps the contract of rag.protocols.Index
+    _contract: type[Index] = PostgresIndex
