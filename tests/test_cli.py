@@ -71,7 +71,7 @@ def test_user_mistakes_print_one_line_and_fail(tmp_path, capsys, argv, message):
 
 @pytest.mark.parametrize("argv, message", [
     (["search", "   "], "the question is empty"),
-    (["index", "x", "--store", "milvus://localhost/news"], "is no store; name one as qdrant://"),
+    (["index", "x", "--store", "milvus://localhost/news"], "is no store; name one as postgresql://"),
 ])
 def test_usage_errors_exit_2_with_one_message(capsys, argv, message):
     with pytest.raises(SystemExit) as exit_info:
