@@ -7,7 +7,8 @@
   ``rag_postgres``, made if missing, from a copy of the binaries that user can read.
 - :class:`LocalRay`: a Ray cluster of a head and worker nodes, each a ``ray start`` process
   on its own loopback address (127.0.0.3 and up: Ray ignores 127.0.0.1 and falls back to the
-  machine's own address).
+  machine's own address), with Ray's token authentication on, as a cluster should run: while
+  it runs, this process's environment holds the token, so drivers started from here join.
 """
 
 from __future__ import annotations
@@ -139,6 +140,8 @@ class LocalRay:
         self.port = free_port(self.head_ip)
         self.temp = Path(tempfile.mkdtemp(prefix="rag-ray-"))
         self.node_ips = [f"127.0.0.{4 + i}" for i in range(workers)]
+        self.auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+        self._saved: dict[str, str | None] = {}
 
     @property
     def address(self) -> str:
@@ -150,6 +153,8 @@ class LocalRay:
                               env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
 
     def start(self) -> LocalRay:
+        self._saved = {name: os.environ.get(name) for name in self.auth}
+        os.environ.update(self.auth)
         head = self._ray("start", "--head", f"--node-ip-address={self.head_ip}", f"--port={self.port}",
                          f"--num-cpus={self.cpus}", "--include-dashboard=false", "--disable-usage-stats",
                          f"--temp-dir={self.temp}")
@@ -205,6 +210,11 @@ class LocalRay:
     def stop(self) -> None:
         self._ray("stop", "--force")
         shutil.rmtree(self.temp, ignore_errors=True)
+        for name, value in self._saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
     def __enter__(self) -> LocalRay:
         return self.start()

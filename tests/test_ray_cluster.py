@@ -24,11 +24,15 @@ pytestmark = pytest.mark.slow
 
 
 def _articles(folder: Path, n: int) -> Path:
-    """``n`` distinct articles from the bundled corpus's paragraphs (each a different pair, so none is a copy)."""
+    """``n`` distinct articles from the bundled corpus's paragraphs: each a different pair, so none is a copy."""
+    from itertools import combinations
+
     paragraphs = [p for d in read_documents([corpus_dir()]) for p in d.text.split("\n\n") if len(p.split()) > 25]
+    pairs = list(combinations(range(len(paragraphs)), 2))[::3]
+    assert len(pairs) >= n
     folder.mkdir()
-    for i in range(n):
-        first, second = paragraphs[i % len(paragraphs)], paragraphs[(7 * i + 3) % len(paragraphs)]
+    for i, (a, b) in enumerate(pairs[:n]):
+        first, second = paragraphs[a], paragraphs[b]
         (folder / f"{i:03d}.txt").write_text(f"Dispatch {i} from the north\n\nReport number {i}. {first}\n\n"
                                              f"{second}\n", encoding="utf-8")
     return folder

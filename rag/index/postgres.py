@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -68,6 +69,7 @@ from rag.types import Copy, Document, Filters, Hit, Passage
 logger = logging.getLogger(__name__)
 
 SCHEMES = ("postgresql:", "postgres:")
+_HELD: dict[tuple[int, str, str], int] = {}  # the writer locks this process holds: (thread, server, table) -> depth
 FORMAT = 1
 MAX_EF_SEARCH = 1000  # pgvector's limit on hnsw.ef_search
 _NAME = "abcdefghijklmnopqrstuvwxyz0123456789_"
@@ -252,12 +254,21 @@ class PostgresIndex:
     @classmethod
     @contextmanager
     def writing(cls, location: Location, wait: bool = True) -> Iterator[None]:
-        """Hold the index's writer lock (a session advisory lock) while the block runs.
+        """Hold the index's writer lock (a session advisory lock) while the block runs; re-entrant in a thread,
+        as the folder's lock is (reading articles and writing them hold it in turn, one inside the other).
 
         Raises:
             IndexLockedError: another writer holds it and ``wait`` is False.
         """
         target = Target(location)
+        key = (threading.get_ident(), target.conninfo, target.table)
+        if key in _HELD:
+            _HELD[key] += 1
+            try:
+                yield
+            finally:
+                _HELD[key] -= 1
+            return
         connection = _connect(target)
         try:
             if not connection.execute("SELECT pg_try_advisory_lock(%s)", (target.lock_key,)).fetchone()[0]:
@@ -266,8 +277,10 @@ class PostgresIndex:
                                            "when it is done (or leave out --no-wait to wait)")
                 logger.warning("waiting for another process to finish writing the index at %s", target.shown)
                 connection.execute("SELECT pg_advisory_lock(%s)", (target.lock_key,))
+            _HELD[key] = 1
             yield
         finally:
+            _HELD.pop(key, None)
             connection.close()  # ends the session, and with it the lock
 
     @property

@@ -63,7 +63,7 @@ class IndexReport:
     """What :func:`index_articles` or :func:`index_documents` did.
 
     Attributes:
-        location: where the index is kept.
+        location: where the index is kept (without a password, for a server).
         added: what was added (see :class:`Added`).
         documents: documents in the index now.
         passages: passages in the index now.
@@ -194,7 +194,7 @@ def index_documents(target: Location, documents: Sequence[Document], *, update: 
             added = add_documents(index, documents, pipeline)
             if added.changed or not update:
                 index.save()
-            report = IndexReport(str(target), added, len(index.documents), len(index.passages),
+            report = IndexReport(index.location or str(target), added, len(index.documents), len(index.passages),
                                  seconds=time.perf_counter() - started)
             used = index.embedder
             if on_saved is not None:
@@ -272,7 +272,8 @@ def remove_documents(target: Location, doc_ids: Sequence[str], *, embedder: Enco
         try:
             removed = index.remove(doc_ids)
             index.save()
-            report = RemoveReport(str(target), len(set(doc_ids)), removed, len(index.documents), len(index.passages))
+            report = RemoveReport(index.location or str(target), len(set(doc_ids)), removed, len(index.documents),
+                                  len(index.passages))
             if on_saved is not None:
                 on_saved(index)
                 handed_over = True
