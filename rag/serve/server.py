@@ -49,7 +49,8 @@ def serve(host: str = "127.0.0.1", port: int = 7860, index: Location | None = No
     tokens = access.tokens
     needs = ", ".join(what for what, needed in (("reading", tokens.reading_needs_token),
                                                 ("writing", tokens.writing_needs_token)) if needed)
-    print(f"serving {len(library.index.documents)} articles from {library.index.location or library.location} on http://{host}:{port} "
+    where = library.index.location or library.location  # a server's index is named without its password
+    print(f"serving {len(library.index.documents)} articles from {where} on http://{host}:{port} "
           f"(chat at /, API at /api, its docs at /docs){' read-only' if read_only else ''}"
           + (f"; {needs} needs a token" if needs else ""), flush=True)
     # Behind a reverse proxy on this machine, the client is the one its X-Forwarded-For names (uvicorn's
