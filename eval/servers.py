@@ -7,8 +7,9 @@
   ``rag_postgres``, made if missing, from a copy of the binaries that user can read.
 - :class:`LocalRay`: a Ray cluster of a head and worker nodes, each a ``ray start`` process
   on its own loopback address (127.0.0.3 and up: Ray ignores 127.0.0.1 and falls back to the
-  machine's own address), with Ray's token authentication on, as a cluster should run: while
-  it runs, this process's environment holds the token, so drivers started from here join.
+  machine's own address), with Ray's token authentication on, as a cluster should run: every
+  node and driver reads the token Ray keeps in ``~/.ray/auth_token`` (made if missing), and
+  while the cluster runs this process's environment says so, so drivers started from here join.
 """
 
 from __future__ import annotations
@@ -71,9 +72,11 @@ class LocalPostgres:
     Args:
         port: the port; a free one by default.
         password: the ``postgres`` user's password; a random one by default.
+        shared_buffers: PostgreSQL's page cache.
     """
 
-    def __init__(self, port: int | None = None, password: str | None = None) -> None:
+    def __init__(self, port: int | None = None, password: str | None = None, shared_buffers: str = "512MB") -> None:
+        self.shared_buffers = shared_buffers  # PostgreSQL's default of 128MB holds no more than 60,000 passages
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.password = password or secrets.token_urlsafe(16)
@@ -103,7 +106,8 @@ class LocalPostgres:
             password_file.unlink()
         started = subprocess.run(_as_user([str(binaries / "pg_ctl"), "-D", str(self.data), "-l",
                                            str(self.data / "server.log"), "-w", "-t", "60", "-o",
-                                           f"-h {self.host} -p {self.port} -k {self.data}", "start"]),
+                                           f"-h {self.host} -p {self.port} -k {self.data} "
+                                           f"-c shared_buffers={self.shared_buffers}", "start"]),
                                  capture_output=True, text=True)
         if started.returncode != 0:
             log = (self.data / "server.log").read_text() if (self.data / "server.log").exists() else ""
@@ -140,7 +144,7 @@ class LocalRay:
         self.port = free_port(self.head_ip)
         self.temp = Path(tempfile.mkdtemp(prefix="rag-ray-"))
         self.node_ips = [f"127.0.0.{4 + i}" for i in range(workers)]
-        self.auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+        self.auth = {"RAY_AUTH_MODE": "token"}
         self._saved: dict[str, str | None] = {}
 
     @property
@@ -155,6 +159,7 @@ class LocalRay:
     def start(self) -> LocalRay:
         self._saved = {name: os.environ.get(name) for name in self.auth}
         os.environ.update(self.auth)
+        self._ray("get-auth-token", "--generate")
         head = self._ray("start", "--head", f"--node-ip-address={self.head_ip}", f"--port={self.port}",
                          f"--num-cpus={self.cpus}", "--include-dashboard=false", "--disable-usage-stats",
                          f"--temp-dir={self.temp}")
