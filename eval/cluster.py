@@ -68,6 +68,9 @@ def indexing(name: str, articles: Path) -> dict:
     from rag.ingest import read_documents
     from rag.settings import ChunkSettings
 
+    # Ray reads the auth mode once per process and joins a token cluster by address only if told to:
+    # token mode, Ray's own default for a local cluster, is set before Ray first starts here.
+    os.environ["RAY_AUTH_MODE"] = "token"
     embedder = Embedder()
     embedder.encode(["warm up"], passages=True)
     row: dict = {"corpus": name}
@@ -111,7 +114,7 @@ BACKENDS = ("postgresql", "qdrant")
 
 
 def search(name: str, documents, passages, vectors: np.ndarray, questions: list[str], embedder, work: Path,
-           postgres_url: str) -> dict:
+           postgres_url: str, backends: tuple[str, ...] = BACKENDS) -> dict:
     """Latency and agreement of PostgreSQL and of a Qdrant collection (local mode) against an index folder of
     the same vectors, and how fast each is written."""
     from rag.index.folder import PassageIndex
@@ -127,6 +130,8 @@ def search(name: str, documents, passages, vectors: np.ndarray, questions: list[
     stores = {}
     for backend, location, kind in (("postgresql", postgres_url, PostgresIndex),
                                     ("qdrant", f"qdrant:{work}/qdrant/bench", QdrantIndex)):
+        if backend not in backends:
+            continue
         started = time.perf_counter()
         store = kind.create(location, embedder, ChunkSettings())
         store.add_embedded(documents, passages, vectors)
@@ -155,7 +160,8 @@ def search(name: str, documents, passages, vectors: np.ndarray, questions: list[
     return row
 
 
-def run(shared: Path, n_passages: int, index_passages: int, n_questions: int, work: Path, out: Path) -> dict:
+def run(shared: Path, n_passages: int, index_passages: int, n_questions: int, work: Path, out: Path,
+        parts: tuple[str, ...] = ("indexing", "search"), backends: tuple[str, ...] = BACKENDS) -> dict:
     from embeddings import DEFAULT_MODEL
     from rag import exports
     from rag.indexing.bundled import corpus_dir, default_index
@@ -170,8 +176,11 @@ def run(shared: Path, n_passages: int, index_passages: int, n_questions: int, wo
     shutil.rmtree(articles, ignore_errors=True)
     _write_articles(articles, corpus(paragraphs, index_passages)[0])
     for name, folder in (("bundled corpus", corpus_dir()), (f"{index_passages:,} passages of articles", articles)):
-        result["indexing"].append(indexing(name, folder))
-        write_json(out, result)
+        if "indexing" in parts:
+            result["indexing"].append(indexing(name, folder))
+            write_json(out, result)
+    if "search" not in parts:
+        return result
 
     from eval.servers import LocalPostgres
 
@@ -181,13 +190,13 @@ def run(shared: Path, n_passages: int, index_passages: int, n_questions: int, wo
     bundled_vectors = np.vstack([bundled.dense.parts[0].reconstruct(int(r)) for r in rows]) if bundled.rows else None
     with LocalPostgres() as postgres:
         result["search"].append(search("bundled corpus", list(bundled.documents.values()), list(bundled.passages),
-                                       bundled_vectors, questions, real, work, postgres.url("bundled")))
+                                       bundled_vectors, questions, real, work, postgres.url("bundled"), backends))
         write_json(out, result)
         documents, passages = corpus(paragraphs, n_passages)
         base = real.encode(paragraphs[:20_000], passages=True)
         vectors = near(base, len(passages), 0.02, np.random.default_rng(0))
         result["search"].append(search(f"{n_passages:,} passages", documents, passages, vectors, questions, real,
-                                       work, postgres.url("large")))
+                                       work, postgres.url("large"), backends))
         write_json(out, result)
     return result
 
@@ -202,11 +211,11 @@ def table(result: dict) -> str:
     lines.append("Search p50/p95 ms against the index folder; top-10 agreement with it; write passages/s")
     for row in result["search"]:
         lines.append(f"  {row['corpus']}: write " + ", ".join(f"{b} {row[f'{b} write']['passages_per_s']:.0f}/s"
-                                                             for b in BACKENDS))
+                                                             for b in BACKENDS if f"{b} write" in row))
         for mode in MODES:
             f = row[f"folder {mode}"]
             cells = [f"{b} {row[f'{b} {mode}']['p50_ms']:7.1f}/{row[f'{b} {mode}']['p95_ms']:7.1f} "
-                     f"({row[f'{b} {mode} top-10 agreement']:.3f})" for b in BACKENDS]
+                     f"({row[f'{b} {mode} top-10 agreement']:.3f})" for b in BACKENDS if f"{b} {mode}" in row]
             lines.append(f"    {mode:<7} folder {f['p50_ms']:7.1f}/{f['p95_ms']:7.1f}   " + "   ".join(cells))
     return "\n".join(lines)
 
@@ -218,13 +227,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index-passages", type=int, default=2_000,
                         help="passages' worth of articles for the indexing throughput")
     parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--parts", default="indexing,search", help="what to measure: indexing, search or both")
+    parser.add_argument("--backends", default=",".join(BACKENDS), help="search backends to measure")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "rag-cluster")
     parser.add_argument("--out", type=Path, default=Path("eval-results/cluster.json"))
     args = parser.parse_args(argv)
     configure_entry_point()
 
     def go() -> None:
-        result = run(args.shared, args.passages, args.index_passages, args.queries, args.work, args.out)
+        result = run(args.shared, args.passages, args.index_passages, args.queries, args.work, args.out,
+                     tuple(args.parts.split(",")), tuple(args.backends.split(",")))
         print(table(result))
         print(f"wrote {args.out}", file=sys.stderr)
 

@@ -8,12 +8,14 @@
 - :class:`LocalRay`: a Ray cluster of a head and worker nodes, each a ``ray start`` process
   on its own loopback address (127.0.0.3 and up: Ray ignores 127.0.0.1 and falls back to the
   machine's own address), with Ray's token authentication on, as a cluster should run: every
-  node and driver reads the token Ray keeps in ``~/.ray/auth_token`` (made if missing), and
-  while the cluster runs this process's environment says so, so drivers started from here join.
+  node is started with ``RAY_AUTH_MODE=token`` and reads the token Ray keeps in
+  ``~/.ray/auth_token`` (made if missing); a driver that joins finds the token there and turns
+  token mode on by itself. This process's environment is left as it was.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -144,21 +146,22 @@ class LocalRay:
         self.port = free_port(self.head_ip)
         self.temp = Path(tempfile.mkdtemp(prefix="rag-ray-"))
         self.node_ips = [f"127.0.0.{4 + i}" for i in range(workers)]
-        self.auth = {"RAY_AUTH_MODE": "token"}
-        self._saved: dict[str, str | None] = {}
 
     @property
     def address(self) -> str:
         return f"{self.head_ip}:{self.port}"
 
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment of its nodes, and the one a driver (``rag index --ray``) needs to join them:
+        Ray turns token mode on by itself only for a cluster it finds without being given an address."""
+        return {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
+
     def _ray(self, *args: str) -> subprocess.CompletedProcess:
         ray = Path(sys.executable).with_name("ray")
-        return subprocess.run([str(ray), *args], capture_output=True, text=True,
-                              env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+        return subprocess.run([str(ray), *args], capture_output=True, text=True, env=self.env)
 
     def start(self) -> LocalRay:
-        self._saved = {name: os.environ.get(name) for name in self.auth}
-        os.environ.update(self.auth)
         self._ray("get-auth-token", "--generate")
         head = self._ray("start", "--head", f"--node-ip-address={self.head_ip}", f"--port={self.port}",
                          f"--num-cpus={self.cpus}", "--include-dashboard=false", "--disable-usage-stats",
@@ -174,17 +177,16 @@ class LocalRay:
         self.wait_for_nodes(1 + self.workers)
         return self
 
-    def alive_nodes(self) -> list[dict]:
-        import ray
-
-        connected = ray.is_initialized()
-        if not connected:
-            ray.init(address=self.address, logging_level="ERROR", log_to_driver=False)
-        try:
-            return [n for n in ray.nodes() if n["Alive"]]
-        finally:
-            if not connected:
-                ray.shutdown()
+    def alive_nodes(self) -> list[str]:
+        """The addresses of the live nodes, asked by a driver process of its own (Ray reads the auth mode
+        once per process, so this one's need not match)."""
+        probe = ("import json, sys, ray; ray.init(address=sys.argv[1], logging_level='ERROR', log_to_driver=False); "
+                 "print(json.dumps([n['NodeManagerAddress'] for n in ray.nodes() if n['Alive']]))")
+        asked = subprocess.run([sys.executable, "-c", probe, self.address], capture_output=True, text=True,
+                               env=self.env, timeout=120)
+        if asked.returncode != 0:
+            raise RuntimeError(f"the Ray cluster at {self.address} did not answer: {asked.stderr[-2000:]}")
+        return json.loads(asked.stdout.strip().splitlines()[-1])
 
     def wait_for_nodes(self, count: int, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -215,11 +217,6 @@ class LocalRay:
     def stop(self) -> None:
         self._ray("stop", "--force")
         shutil.rmtree(self.temp, ignore_errors=True)
-        for name, value in self._saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
     def __enter__(self) -> LocalRay:
         return self.start()

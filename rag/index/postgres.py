@@ -512,7 +512,7 @@ class PostgresIndex:
         self.sql("COMMIT")
         self._in_transaction = False
         if self._added >= VACUUM_FROM:  # a bulk load: let searches read the postings from their index alone
-            for part in ("postings", "passages", "terms"):
+            for part in ("postings", "passages", "terms", "stats"):
                 self.sql(f"VACUUM (ANALYZE) {self.t(part)}")
         self._added = 0
 
@@ -585,24 +585,26 @@ class _SparseSearch:
     def search_batch(self, questions: Sequence[str], k: int, allowed: Any = None) -> list[Ranking]:
         index, t = self.index, self.index.t
         where, params = _where(allowed)
-        rankings = []
-        # The passages table is joined only to filter: the postings carry each passage's length.
+        # The passages table is joined only to filter: the postings carry each passage's length. The
+        # statistics and idf are read first and passed in, so the planner never guesses at them.
         passages = f"JOIN {t('passages')} p ON p.row = po.row" if allowed else ""
+        n, total = index.sql(f"SELECT rows, terms FROM {t('stats')}").fetchone()
+        mean = total / n if n else 1.0
+        rankings: list[Ranking] = []
         for terms in tokenize(questions):
             counts = Counter(terms)
-            if not counts:
+            df = dict(index.sql(f"SELECT term, df FROM {t('terms')} WHERE term = ANY(%s)", (list(counts),)).fetchall())
+            known = [term for term in counts if df.get(term)]
+            if not known:
                 rankings.append(_ranking([]))
                 continue
+            weights = [counts[term] * float(np.log1p((n - df[term] + 0.5) / (df[term] + 0.5))) for term in known]
             rows = index.sql(
-                f"WITH q AS (SELECT * FROM unnest(%(terms)s::text[], %(counts)s::integer[]) AS q(term, qtf)), "
-                f"s AS (SELECT rows::float8 AS n, terms::float8 / greatest(rows, 1) AS mean FROM {t('stats')}), "
-                f"w AS (SELECT q.term, q.qtf * ln(1 + (s.n - d.df + 0.5) / (d.df + 0.5)) AS idf "
-                f"FROM q JOIN {t('terms')} d ON d.term = q.term CROSS JOIN s) "
-                f"SELECT po.row, sum(w.idf * po.tf / (po.tf + %(k1)s * (1 - %(b)s + %(b)s * po.length / s.mean))) "
-                f"AS score FROM w JOIN {t('postings')} po ON po.term = w.term {passages} CROSS JOIN s {where} "
+                f"SELECT po.row, sum(w.idf * po.tf / (po.tf + %(k1)s * (1 - %(b)s + %(b)s * po.length / %(mean)s))) "
+                f"AS score FROM unnest(%(terms)s::text[], %(idf)s::float8[]) AS w(term, idf) "
+                f"JOIN {t('postings')} po ON po.term = w.term {passages} {where} "
                 f"GROUP BY po.row ORDER BY score DESC, po.row LIMIT %(k)s",
-                {**params, "terms": list(counts), "counts": list(counts.values()), "k1": K1, "b": B,
-                 "k": k}).fetchall()
+                {**params, "terms": known, "idf": weights, "k1": K1, "b": B, "mean": mean, "k": k}).fetchall()
             rankings.append(_ranking([(r, s) for r, s in rows if s > 0]))
         return rankings
 
