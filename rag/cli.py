@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 import textwrap
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -38,7 +39,9 @@ from rag.settings import (
 )
 
 if TYPE_CHECKING:
+    from rag.answer.assistant import Assistant
     from rag.protocols import Pipeline
+    from rag.types import Filters, Response
 
 T = TypeVar("T")
 
@@ -208,13 +211,30 @@ def cmd_ask(args: argparse.Namespace) -> None:
     filters = _filters(args)
     reader = runtime.reader(args.reader, args.backend)  # a bad path fails before the index loads
     assistant = Assistant(_retriever(args), reader, k=args.k)
-    for response in assistant.ask_batch(questions, mode=args.mode, filters=filters):
+    for response in _answers(assistant, questions, args, filters):
         if args.json:
             print(json.dumps(response.to_dict(), ensure_ascii=False), flush=True)
         else:
             if len(questions) > 1:
                 print(f"Q: {response.question}")
+            if response.question_as_read != response.question:
+                print(f"Read as: {response.question_as_read}")
             _print_response(response)
+
+
+def _answers(assistant: Assistant, questions: list[str], args: argparse.Namespace,
+             filters: Filters | None) -> Iterator[Response]:
+    """All at once in batches; or, with --conversation, one after another, each after the ones before."""
+    from rag.types import Turn
+
+    if not args.conversation:
+        yield from assistant.ask_batch(questions, mode=args.mode, filters=filters)
+        return
+    history: list[Turn] = []
+    for question in questions:
+        response = assistant.ask(question, mode=args.mode, filters=filters, history=history)
+        history.append(Turn(question, response.answer))
+        yield response
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -231,7 +251,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from rag.evaluation.run import evaluate, table
 
     report, out, png = evaluate(args.gold, args.squad, args.index, args.sample, args.seed, args.k, args.mode,
-                           args.reader, args.out)
+                           args.reader, args.out, args.conversations)
     print(table(report))
     print(f"\nwrote {out}" + (f" and {png}" if png else ""))
 
@@ -308,6 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=MODES, default=DEFAULT_MODE)
     p.add_argument("--reader", help="extractive QA model folder or name (default: the shipped reader)")
     p.add_argument("--json", action="store_true", help="one JSON object per question, in order")
+    p.add_argument("--conversation", action="store_true",
+                   help="ask the questions in turn as one conversation: a follow-up (\"When was he killed?\") "
+                        "is read from the questions and answers before it")
     p.add_argument("--backend", choices=BACKENDS, default="auto", help=BACKEND_HELP)
     _add_retrieval_options(p)
     p.set_defaults(run=cmd_ask)
@@ -356,6 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=MODES, default=DEFAULT_MODE, help="retrieval mode end to end")
     p.add_argument("--reader", help="reader model folder or name (default: the shipped reader)")
     p.add_argument("--out", type=Path, help="JSON report path (default: eval-results/<gold>.json)")
+    p.add_argument("--conversations", type=Path,
+                   help="conversational gold JSONL: follow-up EM/F1 with and without reading the conversation "
+                        "(default: the bundled set, with the bundled gold on the bundled corpus)")
     p.set_defaults(run=cmd_eval)
     return parser
 

@@ -288,8 +288,21 @@ class Alternative:
 
 
 @dataclass(frozen=True)
+class Turn:
+    """An earlier turn of a conversation: the question as the user asked it, and the answer given
+    (None when there was none)."""
+
+    question: str
+    answer: str | None = None
+
+
+@dataclass(frozen=True)
 class Response:
     """What ``Assistant.ask`` returns: ``answer`` is None when nothing cleared the threshold.
+
+    ``question`` is the question as asked; ``question_as_read`` the one searched and read,
+    rewritten from the conversation when it leaned on earlier turns ("Who leads it?"), else
+    the same.
 
     ``confidence`` is the calibrated probability that the answer is right, or, with no
     answer, that no passage held one; ``level`` puts it in words (see ``rag.settings``).
@@ -304,6 +317,11 @@ class Response:
     citations: tuple[Citation, ...]
     alternatives: tuple[Alternative, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
+    question_as_read: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.question_as_read:
+            object.__setattr__(self, "question_as_read", self.question)
 
     @property
     def level(self) -> str:
@@ -316,6 +334,7 @@ class Response:
         """The JSON shape of ``rag ask --json`` and ``POST /api/ask``: plain text, never HTML."""
         return {
             "question": self.question,
+            "question_as_read": self.question_as_read,
             "answer": self.answer,
             "confidence": round(self.confidence, 4),
             "level": self.level,

@@ -65,7 +65,24 @@ def test_api_search_documents_and_openapi(served):
     assert {"/api/ask", "/api/search", "/api/documents", "/api/documents/{doc_id}"} <= set(spec["paths"])
 
 
+def test_api_reads_a_follow_up_from_the_history(served):
+    history = [{"question": "Which IMU leader was killed in a U.S. drone attack?", "answer": "Tohir Yuldosh"}]
+    status, answer = served.call("POST", "/api/ask", {"question": "When was he killed?", "history": history})
+    assert status == 200 and answer["question"] == "When was he killed?"
+    assert answer["question_as_read"] == "When was Tohir Yuldosh killed?" and answer["answer"] == "2009"
+    status, alone = served.call("POST", "/api/ask", {"question": "When was he killed?"})
+    assert alone["question_as_read"] == "When was he killed?" and alone["answer"] != "2009"
+    status, found = served.call("POST", "/api/search", {"question": "And where?", "k": 1, "history": [
+        *history, {"question": "When was he killed?", "answer": "2009"}]})
+    assert found["question_as_read"] == "Where was Tohir Yuldosh killed?"
+    assert "western Pakistan" in found["hits"][0]["passage"]
+
+
 @pytest.mark.parametrize("body, message", [
+    ({"question": "Why?", "history": [{"question": "Who?", "answer": 5}]}, "history.0.answer: Input should be a "
+                                                                           "valid string"),
+    ({"question": "Why?", "history": [{"question": "Who?"}] * 21}, "history holds 21 turns; send the last 20 at "
+                                                                   "most"),
     ({"question": "  "}, "a question must be a non-empty string, got '  '"),
     ({"question": "Who?", "k": 0}, "k must be an integer from 1 to 100, got 0"),
     ({"question": "Who?", "mode": "sparse"}, "mode must be one of hybrid, dense, bm25, got 'sparse'"),

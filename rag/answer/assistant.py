@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from rag.answer import about_articles
+from rag.answer.conversation import read_question
 from rag.read.normalize import normalize_answer
 from rag.read.reader import Reader
 from rag.search.retriever import Retriever
 from rag.settings import DEFAULT_K, DEFAULT_MODE, Mode, check_positive_int
-from rag.types import Alternative, Answer, Citation, CitedPassage, Filters, Hit, Reading, Response
+from rag.types import Alternative, Answer, Citation, CitedPassage, Filters, Hit, Reading, Response, Turn
 
 MAX_ALTERNATIVES = 2  # other answers shown beside one of low confidence
 NEAR_TIE = 0.25  # margins (logits) within which two answers tie; see choose_answer
@@ -47,12 +49,13 @@ class Assistant:
         return cls(Retriever.load(index_dir, mode=mode), _reader(reader), **settings)
 
     def ask(self, question: str, k: int | None = None, mode: Mode | None = None,
-            filters: Filters | None = None) -> Response:
-        """Answer one question; see :meth:`ask_batch`."""
-        return self.ask_batch([question], k, mode, filters)[0]
+            filters: Filters | None = None, history: Sequence[Turn] = ()) -> Response:
+        """Answer one question, after the conversation ``history`` if any; see :meth:`ask_batch`."""
+        return self.ask_batch([question], k, mode, filters, histories=[history])[0]
 
     def ask_batch(self, questions: Sequence[str], k: int | None = None, mode: Mode | None = None,
-                  filters: Filters | None = None) -> list[Response]:
+                  filters: Filters | None = None,
+                  histories: Sequence[Sequence[Turn]] | None = None) -> list[Response]:
         """Answer questions, retrieving and reading them in batches.
 
         Args:
@@ -60,14 +63,23 @@ class Assistant:
             k: passages to read per question; the assistant's ``k`` if None.
             mode: retrieval mode for this call; the retriever's if None.
             filters: answer only from documents that pass these (dates, outlets, authors, ids).
+            histories: for each question, the conversation before it (oldest turn first). A
+                question that leans on it ("Who leads it?") is read as one that stands alone
+                (``rag.answer.conversation``), and that one is searched and read.
 
         Returns:
-            One :class:`Response` per question. ``answer`` is None when no span clears the
-            reader's threshold; the citations are then the closest passages.
+            One :class:`Response` per question, with the question as asked and as read.
+            ``answer`` is None when no span clears the reader's threshold; the citations are
+            then the closest passages.
         """
+        if histories is not None and len(histories) != len(questions):
+            raise ValueError(f"{len(histories)} histories for {len(questions)} questions")
+        read = [read_question(q, h) for q, h in zip(questions, histories)] if histories else list(questions)
         started = time.perf_counter()
-        hits = self.retrieve_batch(questions, k, mode, filters)
-        return self.answer_batch(questions, hits, retrieve_seconds=time.perf_counter() - started)
+        hits = self.retrieve_batch(read, k, mode, filters)
+        responses = self.answer_batch(read, hits, retrieve_seconds=time.perf_counter() - started)
+        return [replace(r, question=q, question_as_read=as_read)
+                for r, q, as_read in zip(responses, questions, read)]
 
     def retrieve_batch(self, questions: Sequence[str], k: int | None = None, mode: Mode | None = None,
                        filters: Filters | None = None) -> list[list[Hit]]:

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from rag.answer import about_articles
 from rag.answer.assistant import Assistant
 from rag.errors import MissingDependencyError, require
+from rag.evaluation.conversations import BUNDLED_CONVERSATIONS, evaluate_conversations, load_dialogues
 from rag.evaluation.gold import BUNDLED_GOLD, GoldQuestion, doc_names, from_doc, holds_answer, load_gold, squad_corpus
 from rag.evaluation.metrics import best_over_gold, latency_summary
 from rag.index.open import open_index
@@ -192,6 +193,14 @@ def table(report: dict) -> str:
     lines += ["", "latency (ms)        p50      p95"]
     for stage, t in e["latency_seconds"].items():
         lines.append(f"  {stage:<14} {1000 * t['p50']:8.1f} {1000 * t['p95']:8.1f}")
+    c = report.get("conversations")
+    if c:
+        lines += ["", f"follow-up questions ({c['gold']}: {c['dialogues']} dialogues, {c['follow_ups']} follow-ups)",
+                  f"  read from the conversation   EM {_fmt(c['with_rewriting']['em'])}"
+                  f"   F1 {_fmt(c['with_rewriting']['f1'])}",
+                  f"  asked alone                  EM {_fmt(c['asked_alone']['em'])}"
+                  f"   F1 {_fmt(c['asked_alone']['f1'])}",
+                  f"  first turns the rewriting changed: {len(c['first_turns_changed'])} of {c['dialogues']}"]
     return "\n".join(lines)
 
 
@@ -234,7 +243,8 @@ def run(gold: list[GoldQuestion], assistant: Assistant, gold_name: str, corpus_n
 
 def evaluate(gold_file: Path | None = None, squad: Path | None = None, index_dir: str | Path | None = None,
              sample: int | None = None, seed: int = 0, k: int = DEFAULT_K, mode: Mode = DEFAULT_MODE,
-             reader: str | None = None, out: Path | None = None) -> tuple[dict, Path, Path | None]:
+             reader: str | None = None, out: Path | None = None,
+             conversations: Path | None = None) -> tuple[dict, Path, Path | None]:
     """Run every stage on a gold set and write the JSON report and its plot.
 
     Args:
@@ -248,6 +258,8 @@ def evaluate(gold_file: Path | None = None, squad: Path | None = None, index_dir
         mode: retrieval mode end to end.
         reader: reader folder or model name; the shipped reader by default.
         out: the JSON report's path; ``eval-results/<gold>.json`` by default.
+        conversations: conversational gold (``rag.evaluation.conversations``) on the same index; the
+            bundled set when the bundled gold set runs on the bundled corpus.
 
     Returns:
         The report, the JSON's path, and the plot's (None without matplotlib, the ``eval`` extra).
@@ -264,9 +276,14 @@ def evaluate(gold_file: Path | None = None, squad: Path | None = None, index_dir
         corpus = str(index_dir or "bundled sample corpus")
     if sample:
         gold = random.Random(seed).sample(gold, min(sample, len(gold)))
+    if conversations is None and squad is None and gold_file is None and index_dir is None:
+        conversations = BUNDLED_CONVERSATIONS
+    dialogues = load_dialogues(conversations) if conversations else None
     with index:  # a Qdrant collection in local mode is free for the next client once this one closes
         assistant = Assistant(Retriever(index, mode=mode), Reader(reader) if reader else None, k=k)
         report, records = run(gold, assistant, name, corpus, mode)
+        if dialogues and conversations:
+            report["conversations"] = {"gold": conversations.stem, **evaluate_conversations(assistant, dialogues)}
     out = out or Path("eval-results") / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({**report, "records": [asdict(r) for r in records]}, indent=2) + "\n")

@@ -1,6 +1,7 @@
 """The JSON HTTP API and the chat on one server: FastAPI, with the Gradio app mounted at ``/``.
 
     POST   /api/ask              {"question": "...", "k": 5, "mode": "hybrid"}  -> the answer, confidence, citations
+                                 (+ "history": [{"question", "answer"}, ...]: a follow-up read from it)
                                  (optional limits: "since"/"until" YYYY-MM-DD, "sources", "authors", "doc_ids")
     POST   /api/search           the same body                                   -> the ranked passages
     GET    /api/documents                                                        -> the indexed articles
@@ -18,6 +19,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+from dataclasses import replace
 from html import escape
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -28,6 +30,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 
+from rag.answer.conversation import read_question
 from rag.errors import (
     DocumentNotFoundError,
     IndexWriteError,
@@ -49,7 +52,7 @@ from rag.settings import (
     check_mode,
     check_question,
 )
-from rag.types import Filters, parse_date
+from rag.types import Filters, Turn, parse_date
 from rag.types import Response as Answered
 
 
@@ -74,10 +77,24 @@ def _local(target: str) -> str:
 
 
 
+class PastTurn(BaseModel):
+    """An earlier turn of the conversation: the question as asked, and the answer given (null for none)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: StrictStr
+    answer: StrictStr | None = None
+
+
+MAX_HISTORY = 20  # earlier turns one request may send; only the last ones matter to a follow-up
+
+
 class Query(BaseModel):
     """A question, with how many passages to read, how to retrieve them, and which documents may answer.
 
     Types are strict: ``k`` must be a JSON integer (not "5", not true), and unknown fields are refused.
+    ``history`` is the conversation so far, oldest turn first: a follow-up ("Who leads it?") is read
+    from it as a question that stands alone, returned as ``question_as_read``.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -90,19 +107,27 @@ class Query(BaseModel):
     sources: list[StrictStr] = []
     authors: list[StrictStr] = []
     doc_ids: list[StrictStr] = []
+    history: list[PastTurn] = []
 
 
 def _checked(query: Query, access: Access) -> tuple[str, int, Mode, Filters]:
+    """The question as read from its history, and its k, mode and filters, each checked against the limits."""
     limits = access.limits
     if len(query.question) > limits.question_chars:
         raise TooLargeError(f"the question is {len(query.question):,} characters; this server takes at most "
                             f"{limits.question_chars:,}")
     check_question(query.question)
+    if len(query.history) > MAX_HISTORY:
+        raise InvalidInputError(f"history holds {len(query.history)} turns; send the last {MAX_HISTORY} at most")
+    for turn in query.history:
+        if max(len(turn.question), len(turn.answer or "")) > limits.question_chars:
+            raise TooLargeError(f"a turn of the history is over {limits.question_chars:,} characters")
     if not 1 <= query.k <= limits.k:
         raise InvalidInputError(f"k must be an integer from 1 to {limits.k}, got {query.k}")
     filters = Filters(parse_date(query.since, "since"), parse_date(query.until, "until"), tuple(query.sources),
                       tuple(query.authors), tuple(query.doc_ids))
-    return query.question, query.k, check_mode(query.mode), filters
+    read = read_question(query.question, [Turn(t.question, t.answer) for t in query.history])
+    return read, query.k, check_mode(query.mode), filters
 
 
 LOGIN_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign in: ask the articles</title>
@@ -168,14 +193,15 @@ def create_app(library: Library, access: Access | None = None) -> FastAPI:
 
     @app.post("/api/ask", summary="Answer a question, with its confidence and numbered sources")
     def ask(query: Query) -> dict:
-        return batcher.submit(_checked(query, access)).to_dict()
+        checked = _checked(query, access)
+        return replace(batcher.submit(checked), question=query.question, question_as_read=checked[0]).to_dict()
 
     @app.post("/api/search", summary="The passages retrieved for a question, best first")
     def search(query: Query) -> dict:
         question, k, mode, filters = _checked(query, access)
         with library.compute:
             hits = library.assistant.retriever.search(question, k, mode, filters)
-        return {"question": question, "hits": [hit.to_dict() for hit in hits]}
+        return {"question": query.question, "question_as_read": question, "hits": [hit.to_dict() for hit in hits]}
 
     @app.get("/api/documents", summary="The indexed articles")
     def documents() -> list[dict]:
