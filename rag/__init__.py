@@ -24,7 +24,7 @@ _EXPORTS = {
     "read_documents": "rag.ingest",
     "Reader": "rag.read.reader",
     "Retriever": "rag.search.retriever",
-    **dict.fromkeys(("Answer", "Citation", "Document", "Hit", "NoAnswer", "Passage", "Reading", "Response"),
+    **dict.fromkeys(("Answer", "Citation", "Document", "Hit", "NoAnswer", "Passage", "Reading", "Response", "Turn"),
                     "rag.types"),
     **dict.fromkeys(("DocumentNotFoundError", "EmptyCorpusError", "IndexLockedError", "IndexMismatchError",
                      "IndexNotFoundError", "IndexWriteError", "IngestError", "InvalidInputError", "ModelLoadError",
@@ -63,6 +63,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors (``X as X`` m
     from rag.types import Passage as Passage
     from rag.types import Reading as Reading
     from rag.types import Response as Response
+    from rag.types import Turn as Turn
 
 
 def __getattr__(name: str) -> object:

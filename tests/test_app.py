@@ -229,6 +229,21 @@ def test_browser_text_as_written_sources_jump_and_article_view(served, browser, 
 
 
 @pytest.mark.browser
+def test_browser_reads_a_follow_up_from_the_conversation_until_a_new_one(served, browser, tmp_path):
+    page = browser.new_page(viewport=DESKTOP)
+    page.goto(served.url)
+    assert "Read as" not in _ask(page, "Which IMU leader was killed in a U.S. drone attack?").inner_text()
+    follow_up = _ask(page, "When was he killed?")
+    assert "Read as: “When was Tohir Yuldosh killed?”" in follow_up.inner_text()
+    assert follow_up.locator(".rag-answer-text").inner_text() == "2009"
+    page.screenshot(path=str(tmp_path / "follow-up.png"))
+    page.locator("#new-conversation").click()
+    page.locator("#chat .rag-card").first.wait_for(state="detached")
+    alone = _ask(page, "When was he killed?")  # nothing before it now: asked as typed
+    assert "Read as" not in alone.inner_text() and alone.locator(".rag-answer-text").inner_text() != "2009"
+
+
+@pytest.mark.browser
 def test_browser_phone_shows_the_top_of_the_answer_and_errors_inline(served, browser):
     page = browser.new_page(viewport=PHONE)
     page.goto(served.url)

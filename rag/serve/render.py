@@ -133,5 +133,8 @@ def response_html(response: Response, rid: str | None = None) -> str:
                             f"<small>{a.confidence:.0%}</small></li>"
                             for a in response.alternatives)
             head += f"<div class='rag-alternatives'>Other possible answers:<ul>{items}</ul></div>"
+    if response.question_as_read != response.question:
+        head = (f"<p class='rag-read-as'>Read as: “{escape(response.question_as_read)}” "
+                "(from the conversation)</p>" + head)
     sources = "".join(_source(c, rid) for c in response.citations)
     return f"<div class='rag-card' id='{rid}'>{head}<div class='rag-sources'>{sources}</div></div>"

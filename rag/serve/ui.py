@@ -15,18 +15,20 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no telemetry calls
 
 import gradio as gr  # noqa: E402
 
+from rag.answer.conversation import read_question  # noqa: E402
 from rag.errors import InvalidInputError, RagError  # noqa: E402
 from rag.serve.access import Access  # noqa: E402
 from rag.serve.library import Library  # noqa: E402
 from rag.serve.render import escape, response_html  # noqa: E402
 from rag.settings import MODES, SUPPORTED_SUFFIXES, check_question  # noqa: E402
-from rag.types import Filters, parse_date  # noqa: E402
+from rag.types import Filters, Turn, parse_date  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ CSS = """
 .rag-answer { font-size: 1.15em; margin: 0 0 .2em; }
 .rag-label { font-size: .75em; text-transform: uppercase; letter-spacing: .05em; opacity: .7; margin-right: .3em; }
 .rag-confidence { margin: 0 0 .6em; font-size: .9em; }
+.rag-read-as { margin: 0 0 .4em; font-size: .9em; font-style: italic; }
 .rag-confidence::before { content: "●"; margin-right: .35em; }
 .rag-high::before { color: #1a7f37; } .rag-medium::before { color: #b58400; } .rag-low::before { color: #cf222e; }
 .rag-low { color: #cf222e; }
@@ -92,8 +95,9 @@ def build_app(library: Library, access: Access | None = None) -> gr.Blocks:
     access = access if access is not None else Access()
     limits = access.limits
 
-    def start(message: str, history: list, since: str, until: str, sources: list):
-        """Show the question at once, or say inline what is wrong with it or its limits."""
+    def start(message: str, history: list, since: str, until: str, sources: list, turns: list):
+        """Show the question at once, or say inline what is wrong with it or its limits. The pending
+        question is the one asked and the one read from the conversation so far (``turns``)."""
         question = (message or "").strip()
         if not question:
             return history, message, "Type a question first.", None
@@ -110,13 +114,14 @@ def build_app(library: Library, access: Access | None = None) -> gr.Blocks:
         searching = f"Searching {len(library.index.passages)} passages…"
         history = [*history, {"role": "user", "content": escape(question)},
                    {"role": "assistant", "content": f"<p class='rag-step'>{searching}</p>"}]
-        return history, "", "", question
+        return history, "", "", {"asked": question, "read": read_question(question, turns)}
 
     def retrieve(questions: list, ks: list, modes: list, since: list, until: list, sources: list, histories: list):
         histories = list(histories)  # Gradio hands a batch's inputs over as tuples
         asked = [i for i, q in enumerate(questions) if q]
         hits: list = [None] * len(questions)
-        found = library.retrieve([questions[i] for i in asked], [int(ks[i]) for i in asked], [modes[i] for i in asked],
+        found = library.retrieve([questions[i]["read"] for i in asked], [int(ks[i]) for i in asked],
+                                 [modes[i] for i in asked],
                                  filters=[_filters(since[i], until[i], sources[i]) for i in asked])
         for i, passages in zip(asked, found):
             hits[i] = passages
@@ -124,14 +129,16 @@ def build_app(library: Library, access: Access | None = None) -> gr.Blocks:
             histories[i] = [*histories[i][:-1], {"role": "assistant", "content": step}]
         return [hits, histories]
 
-    def read(questions: list, hits: list, histories: list):
-        histories = list(histories)
+    def read(questions: list, hits: list, histories: list, conversations: list):
+        histories, conversations = list(histories), list(conversations)
         asked = [i for i, q in enumerate(questions) if q]
         if asked:
-            responses = library.answer([questions[i] for i in asked], [hits[i] for i in asked])
+            responses = library.answer([questions[i]["read"] for i in asked], [hits[i] for i in asked])
             for i, response in zip(asked, responses):
+                response = replace(response, question=questions[i]["asked"], question_as_read=questions[i]["read"])
                 histories[i] = [*histories[i][:-1], {"role": "assistant", "content": response_html(response)}]
-        return [histories, [None] * len(questions)]
+                conversations[i] = [*conversations[i], Turn(response.question, response.answer)]
+        return [histories, [None] * len(questions), conversations]
 
     def add_files(paths: list[str] | None, token: str):
         if not paths:
@@ -178,6 +185,7 @@ def build_app(library: Library, access: Access | None = None) -> gr.Blocks:
         gr.Markdown("## Ask the articles\nAnswers are spans of the articles themselves, with numbered sources.")
         pending = gr.State(None)
         hits = gr.State(None)
+        turns = gr.State([])  # the conversation so far, for reading follow-ups
         with gr.Row():
             with gr.Column(scale=3):
                 chat = gr.Chatbot(label="Answers", height=600, elem_id="chat", buttons=["copy"], autoscroll=False,
@@ -185,6 +193,8 @@ def build_app(library: Library, access: Access | None = None) -> gr.Blocks:
                 question = gr.Textbox(label="Question", placeholder="Ask about the articles…", elem_id="question",
                                       max_lines=3, submit_btn=True)
                 error = gr.Markdown(elem_id="question-error")
+                new_conversation = gr.Button("New conversation", elem_id="new-conversation", size="sm",
+                                             variant="secondary")
                 gr.Examples(EXAMPLES, inputs=question, label="Try one")
             with gr.Column(scale=1):
                 k = gr.Slider(1, min(20, limits.k), value=min(library.assistant.k, limits.k), step=1,
@@ -218,12 +228,13 @@ def build_app(library: Library, access: Access | None = None) -> gr.Blocks:
                         remove_button.click(remove, [choice, token], [status, table, choice], api_name="remove",
                                             concurrency_id="library", concurrency_limit=1)
 
-        (question.submit(start, [question, chat, since, until, sources], [chat, question, error, pending],
+        new_conversation.click(lambda: ([], [], ""), None, [chat, turns, error], api_visibility="private")
+        (question.submit(start, [question, chat, since, until, sources, turns], [chat, question, error, pending],
                          concurrency_limit=None, api_name="ask")
          .then(retrieve, [pending, k, mode, since, until, sources, chat], [hits, chat], batch=True,
                max_batch_size=MAX_BATCH,
                concurrency_id="compute", concurrency_limit=1)
-         .then(read, [pending, hits, chat], [chat, pending], batch=True, max_batch_size=MAX_BATCH,
+         .then(read, [pending, hits, chat, turns], [chat, pending, turns], batch=True, max_batch_size=MAX_BATCH,
                concurrency_id="compute", concurrency_limit=1)
          .then(None, js=SCROLL_TO_ANSWER))
     demo.queue(default_concurrency_limit=None)
