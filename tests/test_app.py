@@ -243,6 +243,76 @@ def test_browser_reads_a_follow_up_from_the_conversation_until_a_new_one(served,
     assert "Read as" not in alone.inner_text() and alone.locator(".rag-answer-text").inner_text() != "2009"
 
 
+def _answers(page) -> list[str]:
+    return [a.inner_text() for a in page.locator("#chat .rag-answer-text").all()]
+
+
+@pytest.mark.browser
+def test_browser_answers_questions_sent_in_a_row_in_order_and_stops(served, browser):
+    page = browser.new_page(viewport=DESKTOP)
+    page.goto(served.url)
+    box = page.locator("#question textarea")
+    questions = [SPOKESMAN, "Which IMU leader was killed in a U.S. drone attack?", "Who is the governor of Balkh?"]
+    for question in questions:  # 50 ms apart, each sent before the one before is answered
+        box.fill(question)
+        box.press("Enter")
+        page.wait_for_timeout(50)
+    page.locator("#chat .rag-card").nth(2).wait_for(timeout=120_000)
+    assert [u.inner_text().strip() for u in page.locator('#chat [data-testid="user"]').all()] == questions
+    answers = _answers(page)
+    assert answers[0] in ("Dr Zabih Fetrat", "Zabih Fetrat") and answers[1] == "Tohir Yuldosh"
+    assert "Noor" in answers[2] and page.locator("#chat .rag-step").count() == 0  # nothing left stuck
+    more = ["Who is Tohir Yuldosh?", "Who leads the IMU?", "Where is Faryab?", "Who is Arif Shamsi?"]
+    with served.library.compute:  # the models are busy elsewhere: these questions wait
+        for question in more:
+            box.fill(question)
+            box.press("Enter")
+            page.wait_for_timeout(50)
+        page.wait_for_function("document.querySelectorAll('#chat [data-testid=\"user\"]').length === 7")
+        page.locator("#chat .rag-answering").wait_for()
+        page.locator("#stop").click()  # Stop takes back every question not answered yet
+        page.wait_for_function("document.querySelectorAll('#chat .rag-stopped').length === 4")
+    page.wait_for_timeout(3_000)  # the answer that was being computed comes back, and is not shown
+    assert page.locator("#chat .rag-stopped").count() == 4 and page.locator("#chat .rag-card").count() == 3
+    # Edit the last: its question goes back to the box, its bubble away; "Ask the last again" re-asks the one
+    # now last, and answers it.
+    page.locator("#edit").click()
+    page.wait_for_function("document.querySelector('#question textarea').value === 'Who is Arif Shamsi?'")
+    assert page.locator('#chat [data-testid="user"]').count() == 6
+    page.locator("#regenerate").click()
+    page.wait_for_function("document.querySelectorAll('#chat [data-testid=\"bot\"]')[5]"
+                           "?.querySelector('.rag-card') !== null", timeout=120_000)
+    assert page.locator('#chat [data-testid="user"]').last.inner_text().strip() == "Where is Faryab?"
+
+
+@pytest.mark.browser
+def test_browser_links_never_navigate_and_the_conversation_survives_a_reload(served, browser):
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    page.goto(served.url + "?__theme=dark&utm_source=mail")
+    answer = _ask(page, SPOKESMAN)
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url) if r.resource_type == "document" else None)
+    answer.locator("a.rag-cite").first.click()
+    assert page.evaluate("location.search") == "?__theme=dark&utm_source=mail"
+    assert page.evaluate("location.hash").endswith("-s1")
+    answer.locator(".rag-article summary a").first.click()
+    answer.locator(".rag-article-text mark").first.wait_for(state="visible")
+    assert requests == [] and page.locator("#chat .rag-card").count() == 1  # no page load, the chat intact
+    page.reload()
+    page.locator("#chat .rag-card").first.wait_for(timeout=30_000)  # kept in the browser
+    assert _answers(page)[0] in ("Dr Zabih Fetrat", "Zabih Fetrat")
+    follow_up = _ask(page, "Who does he speak for?")  # the restored conversation still carries context
+    assert "Read as: “Who does Dr Zabih Fetrat speak for?”" in follow_up.inner_text() or \
+        "Read as: “Who does Zabih Fetrat speak for?”" in follow_up.inner_text()
+    page.locator("#new-conversation").click()
+    page.locator("#chat .rag-card").first.wait_for(state="detached")
+    page.reload()
+    page.wait_for_timeout(2_000)
+    assert page.locator("#chat .rag-card").count() == 0
+    context.close()
+
+
 @pytest.mark.browser
 def test_browser_phone_shows_the_top_of_the_answer_and_errors_inline(served, browser):
     page = browser.new_page(viewport=PHONE)

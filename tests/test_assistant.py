@@ -112,7 +112,9 @@ def test_rag_ask_json_reads_questions_in_order(tmp_path, capsys):
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["question"] for r in lines] == ["Who is Tohir Yuldosh?", SPOKESMAN, FIFA]
     spokesman = lines[1]
-    assert set(spokesman) == {"question", "answer", "confidence", "level", "alternatives", "citations", "timings"}
+    assert set(spokesman) == {"question", "question_as_read", "answer", "confidence", "level", "alternatives",
+                              "citations", "timings"}
+    assert spokesman["question_as_read"] == SPOKESMAN  # asked without --conversation: each as typed
     first = spokesman["citations"][0]
     assert {"number", "doc_id", "title", "source", "author", "date", "url", "passages"} <= set(first)
     cited = first["passages"][0]

@@ -41,7 +41,6 @@ from rag.errors import (
     TooLargeError,
 )
 from rag.serve.access import COOKIE, Access, bearer
-from rag.serve.batching import MicroBatcher
 from rag.serve.guard import Guard
 from rag.serve.library import Library
 from rag.settings import (
@@ -53,7 +52,6 @@ from rag.settings import (
     check_question,
 )
 from rag.types import Filters, Turn, parse_date
-from rag.types import Response as Answered
 
 
 class Unauthorized(RagError):
@@ -150,8 +148,6 @@ def create_app(library: Library, access: Access | None = None) -> FastAPI:
         release = "0"
     app = FastAPI(title="rag-news-qa", version=release,
                   description="Ask questions of news articles: cited extractive answers, offline.")
-    batcher: MicroBatcher[tuple[str, int, Mode, Filters], Answered] = MicroBatcher(
-        lambda items: library.ask(*zip(*items)))
     app.add_middleware(Guard, access=access)
 
     def may_write(authorization: Annotated[str | None, Header()] = None) -> None:
@@ -194,7 +190,7 @@ def create_app(library: Library, access: Access | None = None) -> FastAPI:
     @app.post("/api/ask", summary="Answer a question, with its confidence and numbered sources")
     def ask(query: Query) -> dict:
         checked = _checked(query, access)
-        return replace(batcher.submit(checked), question=query.question, question_as_read=checked[0]).to_dict()
+        return replace(library.ask_one(*checked), question=query.question, question_as_read=checked[0]).to_dict()
 
     @app.post("/api/search", summary="The passages retrieved for a question, best first")
     def search(query: Query) -> dict:

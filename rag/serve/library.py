@@ -33,6 +33,7 @@ from rag.protocols import Encoder, Index, Location
 from rag.read import runtime
 from rag.read.reader import Reader
 from rag.search.retriever import Retriever
+from rag.serve.batching import MicroBatcher
 from rag.serve.render import source_name
 from rag.settings import DEFAULT_K, DEFAULT_MODE, Mode
 from rag.types import Document, Filters, Hit, Response
@@ -111,6 +112,8 @@ class Library:
         self._embedder = _TakingTurns(index.embedder, self.compute)
         index.embedder = self._embedder
         self.assistant = Assistant(Retriever(index, mode=DEFAULT_MODE), reader, k=k)
+        self._questions: MicroBatcher[tuple[str, int, Mode, Filters | None], Response] = MicroBatcher(
+            lambda items: self.ask(*zip(*items)))
 
     @classmethod
     def open(cls, location: Location | None = None, **settings: Any) -> Library:
@@ -169,6 +172,10 @@ class Library:
         with self.compute:
             hits = self._retrieve(questions, ks, modes, assistant, filters)
             return self._answer(questions, hits, time.perf_counter() - started, assistant)
+
+    def ask_one(self, question: str, k: int, mode: Mode, filters: Filters | None = None) -> Response:
+        """Answer one question in a batch with whatever other questions (API requests, chats) are waiting."""
+        return self._questions.submit((question, k, mode, filters))
 
     def answer(self, questions: Sequence[str], hits: Sequence[Sequence[Hit]], retrieve_seconds: float = 0.0,
                assistant: Assistant | None = None) -> list[Response]:

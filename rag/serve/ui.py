@@ -3,18 +3,20 @@
 Only wiring lives here: answering is ``rag.answer.assistant``, the library on disk ``rag.serve.library``,
 the HTML ``rag.serve.render``, the HTTP API ``rag.serve.api``, the server's start ``rag.serve.server``.
 
-A question goes through three events, so the user sees each step as it happens: the
-question and "Searching N passages…" appear at once; retrieval and then reading run as
-Gradio batches (``batch=True``, on ``Assistant.retrieve_batch`` and ``answer_batch``), so
-questions that arrive together share their forward passes; the answer card replaces the
-step line, and the page scrolls to the top of the answer. Gradio cannot batch a generator,
-hence the chain of events rather than one generator.
+A question is queued in its page's conversation (``rag.serve.chat_session``) and shown at
+once; one worker per page answers the page's questions in the order sent, each through the
+library's batcher (``Library.ask_one``), so questions from many pages and API clients that
+arrive together share their forward passes. Questions may be sent while others are answered;
+Stop, "Ask the last again", "Edit the last" and "New conversation" act on the queue. The
+browser keeps the conversation (``gr.BrowserState``), so a reload restores it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
+from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,18 +24,18 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no teleme
 
 import gradio as gr  # noqa: E402
 
-from rag.answer.conversation import read_question  # noqa: E402
 from rag.errors import InvalidInputError, RagError  # noqa: E402
 from rag.serve.access import Access  # noqa: E402
+from rag.serve.chat_session import Session  # noqa: E402
 from rag.serve.library import Library  # noqa: E402
 from rag.serve.render import escape, response_html  # noqa: E402
 from rag.settings import MODES, SUPPORTED_SUFFIXES, check_question  # noqa: E402
-from rag.types import Filters, Turn, parse_date  # noqa: E402
+from rag.types import Filters, parse_date  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
 UPLOAD_TYPES = list(SUPPORTED_SUFFIXES)
-MAX_BATCH = 16  # questions retrieved or read together
+MAX_SESSIONS = 1_000  # pages whose conversations the server keeps
 EXAMPLES = [
     "Who is the spokesman for Dostum's party?",
     "Which IMU leader was killed in a U.S. drone attack?",
@@ -59,7 +61,7 @@ CSS = """
 .rag-passage { margin: .3em 0; padding-left: .6em; border-left: 3px solid var(--border-color-primary);
                font-size: .92em; }
 .rag-article-text { max-height: 18em; overflow-y: auto; font-size: .9em; padding: .3em; }
-.rag-source:target { outline: 2px solid var(--color-accent); }
+.rag-source.rag-targeted { outline: 2px solid var(--color-accent); }
 #question-error, #question-error * { color: #cf222e; }
 .rag-article-text mark { scroll-margin-top: 2em; }
 #chat [data-testid="bot"] { scroll-margin-top: 2.5em; }
@@ -67,6 +69,26 @@ CSS = """
 #library ol { padding-left: 1.2em; margin: 0; } #library li { margin: .3em 0; }
 #library .rag-meta { margin: 0; }
 """
+# Links inside the chat (a citation, "Read the article") move within the page and never navigate:
+# Gradio's <base href> would resolve "#id" against "/" and reload a page opened with a query
+# string (?__theme=dark), losing the chat.
+IN_PAGE_LINKS = """() => {
+  document.addEventListener("click", (event) => {
+    const link = event.target.closest && event.target.closest('#chat a[href^="#"]');
+    if (!link) return;
+    event.preventDefault();
+    const id = link.getAttribute("href").slice(1);
+    const details = link.closest("summary") ? link.closest("details") : null;
+    if (details) details.open = !details.open;
+    const target = document.getElementById(id);
+    if (!target || (details && !details.open)) return;
+    target.scrollIntoView({block: details ? "center" : "start"});
+    history.replaceState(history.state, "", location.pathname + location.search + "#" + id);
+    document.querySelectorAll(".rag-targeted").forEach((e) => e.classList.remove("rag-targeted"));
+    target.classList.add("rag-targeted");
+  }, true);
+}"""
+SENT_AT = "(...values) => [...values.slice(0, 6), Date.now()]"  # the question's inputs, and when it was sent
 SCROLL_TO_ANSWER = """() => {
   const answers = document.querySelectorAll('#chat [data-testid="bot"]');
   if (answers.length) answers[answers.length - 1].scrollIntoView({block: "start"});
@@ -95,50 +117,100 @@ def build_app(library: Library, access: Access | None = None) -> gr.Blocks:
     access = access if access is not None else Access()
     limits = access.limits
 
-    def start(message: str, history: list, since: str, until: str, sources: list, turns: list):
-        """Show the question at once, or say inline what is wrong with it or its limits. The pending
-        question is the one asked and the one read from the conversation so far (``turns``)."""
+    sessions: OrderedDict[str, Session] = OrderedDict()
+    sessions_lock = threading.Lock()
+
+    def session_of(request: gr.Request) -> Session:
+        """This page's conversation (the most recent pages' are kept, the others forgotten)."""
+        key = request.session_hash or ""
+        with sessions_lock:
+            session = sessions.pop(key, None) or Session()
+            sessions[key] = session
+            while len(sessions) > MAX_SESSIONS:
+                sessions.popitem(last=False)
+            return session
+
+    def restore(kept: list, request: gr.Request):
+        """A page opens: the conversation its browser kept, if any."""
+        session = Session.from_json(kept)
+        with sessions_lock:
+            sessions[request.session_hash or ""] = session
+        return session.messages()
+
+    def send(message: str, k: int, mode: str, since: str, until: str, sources: list, sent: float | None,
+             request: gr.Request):
+        """Queue the question and show it at once, or say inline what is wrong with it or its limits."""
+        session = session_of(request)
         question = (message or "").strip()
+        problem = None
         if not question:
-            return history, message, "Type a question first.", None
-        if len(question) > limits.question_chars:
-            return history, message, f"Questions are limited to {limits.question_chars:,} characters.", None
-        try:
-            check_question(question)
-        except InvalidInputError as e:
-            return history, message, escape(str(e)), None
-        try:
-            _filters(since, until, sources)
-        except InvalidInputError as e:
-            return history, message, escape(str(e)), None
-        searching = f"Searching {len(library.index.passages)} passages…"
-        history = [*history, {"role": "user", "content": escape(question)},
-                   {"role": "assistant", "content": f"<p class='rag-step'>{searching}</p>"}]
-        return history, "", "", {"asked": question, "read": read_question(question, turns)}
+            problem = "Type a question first."
+        elif len(question) > limits.question_chars:
+            problem = f"Questions are limited to {limits.question_chars:,} characters."
+        else:
+            try:
+                check_question(question)
+                _filters(since, until, sources)
+            except InvalidInputError as e:
+                problem = escape(str(e))
+        if problem:
+            return gr.skip(), message, problem
+        session.add(question, int(k), mode, since or "", until or "", sources, float(sent or 0))
+        return session.messages(), "", ""
 
-    def retrieve(questions: list, ks: list, modes: list, since: list, until: list, sources: list, histories: list):
-        histories = list(histories)  # Gradio hands a batch's inputs over as tuples
-        asked = [i for i, q in enumerate(questions) if q]
-        hits: list = [None] * len(questions)
-        found = library.retrieve([questions[i]["read"] for i in asked], [int(ks[i]) for i in asked],
-                                 [modes[i] for i in asked],
-                                 filters=[_filters(since[i], until[i], sources[i]) for i in asked])
-        for i, passages in zip(asked, found):
-            hits[i] = passages
-            step = f"<p class='rag-step'>Reading {len(passages)} passages…</p>"
-            histories[i] = [*histories[i][:-1], {"role": "assistant", "content": step}]
-        return [hits, histories]
+    def work(request: gr.Request):
+        """Answer this page's waiting questions in order; a second worker for the page leaves it to the first."""
+        session = session_of(request)
+        while session.next_waiting() is not None:
+            with session.answering() as mine:
+                if not mine:
+                    break
+                while (entry := session.next_waiting()) is not None:
+                    entry.status = "answering"
+                    yield session.messages(), session.to_json()
+                    try:
+                        response = library.ask_one(entry.read, entry.k, entry.mode,  # type: ignore[arg-type]
+                                                   _filters(entry.since, entry.until, entry.sources))
+                    except RagError as e:
+                        if entry.status == "answering":
+                            entry.status, entry.html = "failed", f"<p class='rag-step'>{escape(str(e))}</p>"
+                        yield session.messages(), session.to_json()
+                        continue
+                    if entry.status != "answering":  # stopped meanwhile
+                        continue
+                    response = replace(response, question=entry.asked, question_as_read=entry.read)
+                    entry.status, entry.answer, entry.html = "answered", response.answer, response_html(response)
+                    yield session.messages(), session.to_json()
+        yield gr.skip(), gr.skip()
 
-    def read(questions: list, hits: list, histories: list, conversations: list):
-        histories, conversations = list(histories), list(conversations)
-        asked = [i for i, q in enumerate(questions) if q]
-        if asked:
-            responses = library.answer([questions[i]["read"] for i in asked], [hits[i] for i in asked])
-            for i, response in zip(asked, responses):
-                response = replace(response, question=questions[i]["asked"], question_as_read=questions[i]["read"])
-                histories[i] = [*histories[i][:-1], {"role": "assistant", "content": response_html(response)}]
-                conversations[i] = [*conversations[i], Turn(response.question, response.answer)]
-        return [histories, [None] * len(questions), conversations]
+    def stop(request: gr.Request):
+        session = session_of(request)
+        session.stop()
+        return session.messages(), session.to_json()
+
+    def regenerate(request: gr.Request):
+        """Ask the last question again (read again from the conversation before it)."""
+        session = session_of(request)
+        last = session.drop_last()
+        if last is None:
+            return gr.skip(), gr.skip()
+        session.add(last.asked, last.k, last.mode, last.since, last.until, last.sources)
+        return session.messages(), session.to_json()
+
+    def edit(request: gr.Request):
+        """Take the last question back into the question box."""
+        session = session_of(request)
+        last = session.drop_last()
+        if last is None:
+            return gr.skip(), gr.skip(), gr.skip()
+        return session.messages(), session.to_json(), last.asked
+
+    def new_conversation(request: gr.Request):
+        session = session_of(request)
+        session.stop()
+        with session.lock:
+            session.entries = []
+        return [], [], ""
 
     def add_files(paths: list[str] | None, token: str):
         if not paths:
@@ -183,18 +255,22 @@ def build_app(library: Library, access: Access | None = None) -> gr.Blocks:
 
     with gr.Blocks(title="Ask the articles") as demo:
         gr.Markdown("## Ask the articles\nAnswers are spans of the articles themselves, with numbered sources.")
-        pending = gr.State(None)
-        hits = gr.State(None)
-        turns = gr.State([])  # the conversation so far, for reading follow-ups
+        kept = gr.BrowserState([], storage_key="rag-conversation")
+        sent = gr.Number(visible=False)  # when the page sent a question, set by SENT_AT
         with gr.Row():
             with gr.Column(scale=3):
                 chat = gr.Chatbot(label="Answers", height=600, elem_id="chat", buttons=["copy"], autoscroll=False,
                                   latex_delimiters=[])
                 question = gr.Textbox(label="Question", placeholder="Ask about the articles…", elem_id="question",
-                                      max_lines=3, submit_btn=True)
+                                      max_lines=3, submit_btn="Ask")
                 error = gr.Markdown(elem_id="question-error")
-                new_conversation = gr.Button("New conversation", elem_id="new-conversation", size="sm",
-                                             variant="secondary")
+                with gr.Row():
+                    stop_button = gr.Button("Stop", elem_id="stop", size="sm", variant="secondary")
+                    regenerate_button = gr.Button("Ask the last again", elem_id="regenerate", size="sm",
+                                                  variant="secondary")
+                    edit_button = gr.Button("Edit the last", elem_id="edit", size="sm", variant="secondary")
+                    new_button = gr.Button("New conversation", elem_id="new-conversation", size="sm",
+                                           variant="secondary")
                 gr.Examples(EXAMPLES, inputs=question, label="Try one")
             with gr.Column(scale=1):
                 k = gr.Slider(1, min(20, limits.k), value=min(library.assistant.k, limits.k), step=1,
@@ -228,15 +304,22 @@ def build_app(library: Library, access: Access | None = None) -> gr.Blocks:
                         remove_button.click(remove, [choice, token], [status, table, choice], api_name="remove",
                                             concurrency_id="library", concurrency_limit=1)
 
-        new_conversation.click(lambda: ([], [], ""), None, [chat, turns, error], api_visibility="private")
-        (question.submit(start, [question, chat, since, until, sources, turns], [chat, question, error, pending],
-                         concurrency_limit=None, api_name="ask")
-         .then(retrieve, [pending, k, mode, since, until, sources, chat], [hits, chat], batch=True,
-               max_batch_size=MAX_BATCH,
-               concurrency_id="compute", concurrency_limit=1)
-         .then(read, [pending, hits, chat, turns], [chat, pending, turns], batch=True, max_batch_size=MAX_BATCH,
-               concurrency_id="compute", concurrency_limit=1)
+        demo.load(restore, [kept], [chat], api_visibility="private")
+        (question.submit(send, [question, k, mode, since, until, sources, sent], [chat, question, error],
+                         js=SENT_AT, concurrency_limit=1, concurrency_id="send", trigger_mode="multiple",
+                         api_name="ask")
+         .then(work, None, [chat, kept], concurrency_limit=None)
          .then(None, js=SCROLL_TO_ANSWER))
+        # Everything that changes a page's queue goes through one line, so it acts in the order clicked.
+        stop_button.click(stop, None, [chat, kept], concurrency_limit=1, concurrency_id="send",
+                          api_visibility="private")
+        (regenerate_button.click(regenerate, None, [chat, kept], concurrency_limit=1, concurrency_id="send",
+                                 api_visibility="private")
+         .then(work, None, [chat, kept], concurrency_limit=None))
+        edit_button.click(edit, None, [chat, kept, question], concurrency_limit=1, concurrency_id="send",
+                          api_visibility="private")
+        new_button.click(new_conversation, None, [chat, kept, error], concurrency_limit=1, concurrency_id="send",
+                         api_visibility="private")
     demo.queue(default_concurrency_limit=None)
     return demo
 
@@ -244,5 +327,5 @@ def build_app(library: Library, access: Access | None = None) -> gr.Blocks:
 def mount(app, library: Library, access: Access | None = None):
     """Mount the chat over ``library`` at ``/`` of the FastAPI ``app``, behind ``access``; returns the app."""
     access = access if access is not None else Access()
-    return gr.mount_gradio_app(app, build_app(library, access), path="/", css=CSS,
+    return gr.mount_gradio_app(app, build_app(library, access), path="/", css=CSS, js=IN_PAGE_LINKS,
                                max_file_size=access.limits.upload_bytes)
