@@ -396,7 +396,7 @@ def test_browser_upload_lasts_across_a_restart_and_does_not_block_questions(libr
         assert answered < 15, f"a question took {answered:.1f} s during an upload"
         page.locator("#upload input[type=file]").set_input_files([str(tmp_path / "harbour.txt")])
         page.locator("#upload-status", has_text="“Harbour bridge reopens” added").wait_for(timeout=120_000)
-        assert "Harbour bridge reopens" in page.locator("#library").inner_text()
+        page.locator("#library", has_text="Harbour bridge reopens").wait_for(timeout=10_000)
         page.close()
     finally:
         server.stop()
@@ -404,9 +404,56 @@ def test_browser_upload_lasts_across_a_restart_and_does_not_block_questions(libr
     try:
         page = browser.new_page(viewport=DESKTOP)
         page.goto(server.url)
-        assert "Harbour bridge reopens" in page.locator("#library").inner_text()
+        page.locator("#library", has_text="Harbour bridge reopens").wait_for(timeout=10_000)
         assert "Mayor Ana Vasquez-Tran" in _ask(page, "Who cut the ribbon?").inner_text()
         assert not list(Path(tmp_path).glob("**/gradio/**/harbour.txt"))
+    finally:
+        server.stop()
+
+
+@pytest.mark.browser
+def test_browser_library_is_current_on_every_page_removal_asks_first_and_pdfs_upload(library_folder, browser,
+                                                                                  tmp_path):
+    from fpdf import FPDF
+
+    folder = tmp_path / "lib"
+    shutil.copytree(library_folder, folder)
+    pdf = FPDF()
+    pdf.set_title("Ferry timetable changes")
+    pdf.set_font("helvetica", size=11)
+    pdf.add_page()
+    pdf.multi_cell(0, 8, "The ferry to Calais leaves at 7 am from Monday, the port authority said on Friday.")
+    pdf.output(str(tmp_path / "ferry.pdf"))
+    server = Served(folder)
+    try:
+        page = browser.new_page(viewport=DESKTOP)
+        page.goto(server.url)
+        page.locator("#library", has_text="2 articles").wait_for(timeout=30_000)
+        status, report = server.upload({"harbour.txt": HARBOUR.encode()})  # from another client
+        assert status == 200
+        page.locator("#library", has_text="3 articles").wait_for(timeout=30_000)  # seen without a reload
+        page.locator("#upload input[type=file]").set_input_files([str(tmp_path / "ferry.pdf")])
+        page.locator("#upload-status", has_text="“Ferry timetable changes” added").wait_for(timeout=120_000)
+        page.locator("#library", has_text="4 articles").wait_for(timeout=30_000)
+        fresh = browser.new_page(viewport=DESKTOP)  # a page opened later shows all four, removable
+        fresh.goto(server.url)
+        fresh.locator("#library", has_text="4 articles").wait_for(timeout=30_000)
+        fresh.locator("#remove-choice input").click()
+        fresh.get_by_role("option", name="Harbour bridge reopens").click()
+        fresh.locator("#remove").click()
+        question = fresh.locator("#remove-question")
+        question.wait_for()
+        assert "Remove “Harbour bridge reopens”" in question.inner_text()
+        fresh.locator("#remove-no").click()  # cancel: nothing removed
+        question.wait_for(state="hidden")
+        assert "4 articles" in fresh.locator("#library").inner_text()
+        fresh.locator("#remove").click()
+        fresh.locator("#remove-yes").click()
+        fresh.locator("#upload-status", has_text="Removed “Harbour bridge reopens”").wait_for(timeout=60_000)
+        page.locator("#library", has_text="3 articles").wait_for(timeout=30_000)  # and the first page sees it
+        assert "Harbour bridge" not in page.locator("#library").inner_text()
+        answer = _ask(page, "When does the ferry to Calais leave?")  # the PDF uploaded in the chat answers
+        assert "7 am" in answer.locator(".rag-answer-text").inner_text()
     finally:
         server.stop()
 

@@ -13,6 +13,8 @@ browser keeps the conversation (``gr.BrowserState``), so a reload restores it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import threading
@@ -36,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 UPLOAD_TYPES = list(SUPPORTED_SUFFIXES)
 MAX_SESSIONS = 1_000  # pages whose conversations the server keeps
+LIBRARY_REFRESH_SECONDS = 5
 EXAMPLES = [
     "Who is the spokesman for Dostum's party?",
     "Which IMU leader was killed in a U.S. drone attack?",
@@ -95,14 +98,20 @@ SCROLL_TO_ANSWER = """() => {
 }"""
 
 
-def _library_views(library: Library) -> tuple[str, dict]:
-    """The Library panel's listing and the removal dropdown's update, from one listing of the index."""
+def _library_views(library: Library, seen: str = "") -> tuple:
+    """The Library panel's listing, the outlets filter's and the removal list's choices, and their
+    signature; all skipped when the signature is ``seen`` (nothing changed since this page's last look)."""
     documents = library.documents()
+    signature = hashlib.sha256(json.dumps(documents, sort_keys=True).encode()).hexdigest()
+    if signature == seen:
+        return gr.skip(), gr.skip(), gr.skip(), seen
     items = "".join(f"<li><b>{escape(d['title'])}</b><div class='rag-meta'>"
                     + " · ".join(escape(part) for part in (d["outlet"], d["date"], f"{d['passages']} passages") if part)
                     + "</div></li>" for d in documents)
-    choices = [(f"{d['title']} ({d['outlet']})", d["id"]) for d in documents]
-    return f"<p>{len(documents)} articles</p><ol>{items}</ol>", gr.update(choices=choices, value=None)
+    listing = f"<p>{len(documents)} articles</p><ol>{items}</ol>"
+    outlets = sorted({d["outlet"] for d in documents if d["outlet"]})
+    removable = [(f"{d['title']} ({d['outlet']})" if d["outlet"] else d["title"], d["id"]) for d in documents]
+    return listing, gr.update(choices=outlets), gr.update(choices=removable, value=None), signature
 
 
 def _filters(since: str | None, until: str | None, sources: list[str] | None) -> Filters:
@@ -214,21 +223,21 @@ def build_app(library: Library, access: Access | None = None) -> gr.Blocks:
 
     def add_files(paths: list[str] | None, token: str):
         if not paths:
-            yield "No file chosen.", gr.skip(), gr.skip(), None
+            yield "No file chosen.", None
             return
         if not access.tokens.can_write(token or None):
             for path in paths:
                 Path(path).unlink(missing_ok=True)
-            yield "✗ Adding articles needs the write token: enter it above.", gr.skip(), gr.skip(), None
+            yield "✗ Adding articles needs the write token: enter it above.", None
             return
         if len(paths) > limits.upload_files:
-            yield f"✗ At most {limits.upload_files} files at once.", gr.skip(), gr.skip(), None
+            yield f"✗ At most {limits.upload_files} files at once.", None
             return
-        yield f"Indexing {len(paths)} file(s)… questions are still answered meanwhile.", gr.skip(), gr.skip(), None
+        yield f"Indexing {len(paths)} file(s)… questions are still answered meanwhile.", None
         try:
             report = library.add_files([Path(p) for p in paths], max_file_bytes=limits.upload_bytes)
         except RagError as e:
-            yield f"✗ {escape(str(e))}", gr.skip(), gr.skip(), None
+            yield f"✗ {escape(str(e))}", None
             return
         finally:
             for path in paths:  # nothing of an upload is served back but through its source card
@@ -239,19 +248,31 @@ def build_app(library: Library, access: Access | None = None) -> gr.Blocks:
         if report.added:
             total = len(library.index.documents)
             lines.append(f"{report.passages} passages added; the library now has {total} articles.")
-        yield "<br>".join(lines), *_library_views(library), None
+        yield "<br>".join(lines), None
+
+    def library_views_since(seen: str):
+        return _library_views(library, seen)
+
+    def confirm_removal(doc_id: str | None):
+        """Name the article and ask before removing it."""
+        document = library.index.documents.get(doc_id) if doc_id else None
+        if document is None:
+            return "Choose an article to remove.", gr.update(visible=False), ""
+        named = f"“{escape(document.title)}”" + (f" ({escape(document.outlet)})" if document.outlet else "")
+        return "", gr.update(visible=True), f"Remove {named} from the library? This cannot be undone."
 
     def remove(doc_id: str | None, token: str):
+        hidden = gr.update(visible=False)
         if not doc_id:
-            return "Choose an article to remove.", gr.skip(), gr.skip()
+            return "Choose an article to remove.", hidden
         if not access.tokens.can_write(token or None):
-            return "✗ Removing articles needs the write token: enter it above.", gr.skip(), gr.skip()
+            return "✗ Removing articles needs the write token: enter it above.", hidden
         title = library.index.documents[doc_id].title if doc_id in library.index.documents else doc_id
         try:
             passages = library.remove(doc_id)
         except RagError as e:
-            return f"✗ {escape(str(e))}", gr.skip(), gr.skip()
-        return (f"Removed “{escape(title)}” ({passages} passages).", *_library_views(library))
+            return f"✗ {escape(str(e))}", hidden
+        return f"Removed “{escape(title)}” ({passages} passages).", hidden
 
     with gr.Blocks(title="Ask the articles") as demo:
         gr.Markdown("## Ask the articles\nAnswers are spans of the articles themselves, with numbered sources.")
@@ -279,12 +300,14 @@ def build_app(library: Library, access: Access | None = None) -> gr.Blocks:
                 with gr.Accordion("Limit to", open=False):
                     since = gr.Textbox(label="Published from (YYYY-MM-DD)", elem_id="since", max_lines=1)
                     until = gr.Textbox(label="Published until (YYYY-MM-DD)", elem_id="until", max_lines=1)
-                    outlets = sorted({d.outlet for d in library.index.documents.values() if d.outlet})
-                    sources = gr.Dropdown(outlets, multiselect=True, allow_custom_value=True, label="Outlets",
+                    sources = gr.Dropdown([], multiselect=True, allow_custom_value=True, label="Outlets",
                                           elem_id="sources")
                 with gr.Accordion("Library", open=not library.read_only):
-                    listing, choices = _library_views(library)
-                    table = gr.HTML(listing, elem_id="library")
+                    seen = gr.State("")  # the signature of the library this page shows
+                    table = gr.HTML("", elem_id="library")
+                    choice = gr.Dropdown([], label="Remove an article", value=None, elem_id="remove-choice",
+                                         visible=not library.read_only)
+                    library_views = [table, sources, choice, seen]
                     if library.read_only:
                         gr.Markdown("<small>This library is read-only.</small>")
                     else:
@@ -296,15 +319,29 @@ def build_app(library: Library, access: Access | None = None) -> gr.Blocks:
                                         file_count="multiple", file_types=UPLOAD_TYPES, type="filepath",
                                         elem_id="upload")
                         status = gr.Markdown(elem_id="upload-status")
-                        choice = gr.Dropdown(choices["choices"], label="Remove an article", value=None,
-                                             elem_id="remove-choice")
-                        remove_button = gr.Button("Remove", elem_id="remove", variant="stop", size="sm")
-                        files.upload(add_files, [files, token], [status, table, choice, files], api_name="upload",
-                                     concurrency_id="library", concurrency_limit=1)
-                        remove_button.click(remove, [choice, token], [status, table, choice], api_name="remove",
-                                            concurrency_id="library", concurrency_limit=1)
+                        remove_button = gr.Button("Remove…", elem_id="remove", variant="secondary", size="sm")
+                        with gr.Group(visible=False, elem_id="remove-confirm") as confirm:
+                            confirm_text = gr.Markdown(elem_id="remove-question")
+                            with gr.Row():
+                                yes = gr.Button("Yes, remove it", elem_id="remove-yes", variant="stop", size="sm")
+                                no = gr.Button("Cancel", elem_id="remove-no", size="sm")
+                        (files.upload(add_files, [files, token], [status, files], api_name="upload",
+                                      concurrency_id="library", concurrency_limit=1)
+                         .then(library_views_since, [seen], library_views, api_visibility="private",
+                               show_progress="hidden"))
+                        remove_button.click(confirm_removal, [choice], [status, confirm, confirm_text],
+                                            api_visibility="private")
+                        no.click(lambda: gr.update(visible=False), None, [confirm], api_visibility="private")
+                        (yes.click(remove, [choice, token], [status, confirm], api_name="remove",
+                                   concurrency_id="library", concurrency_limit=1)
+                         .then(library_views_since, [seen], library_views, api_visibility="private",
+                               show_progress="hidden"))
 
         demo.load(restore, [kept], [chat], api_visibility="private")
+        demo.load(library_views_since, [seen], library_views, api_visibility="private", show_progress="hidden")
+        # Changes from other pages and the API: looked for every few seconds, redrawn only when there are some.
+        gr.Timer(LIBRARY_REFRESH_SECONDS).tick(library_views_since, [seen], library_views,
+                                               api_visibility="private", show_progress="hidden")
         (question.submit(send, [question, k, mode, since, until, sources, sent], [chat, question, error],
                          js=SENT_AT, concurrency_limit=1, concurrency_id="send", trigger_mode="multiple",
                          api_name="ask")
