@@ -28,7 +28,7 @@ import gradio as gr  # noqa: E402
 
 from rag.errors import InvalidInputError, RagError  # noqa: E402
 from rag.serve.access import Access  # noqa: E402
-from rag.serve.chat_session import Session  # noqa: E402
+from rag.serve.chat_session import MAX_KEPT, Session  # noqa: E402
 from rag.serve.library import Library  # noqa: E402
 from rag.serve.render import escape, response_html  # noqa: E402
 from rag.settings import MODES, SUPPORTED_SUFFIXES, check_question  # noqa: E402
@@ -140,10 +140,12 @@ def build_app(library: Library, access: Access | None = None) -> gr.Blocks:
             return session
 
     def restore(kept: list, request: gr.Request):
-        """A page opens: the conversation its browser kept, if any."""
-        session = Session.from_json(kept)
-        with sessions_lock:
-            sessions[request.session_hash or ""] = session
+        """A page opens: the conversation its browser kept, before anything asked already (a question sent
+        at once may arrive first)."""
+        restored = Session.from_json(kept)
+        session = session_of(request)
+        with session.lock:
+            session.entries = [*restored.entries, *session.entries][-MAX_KEPT:]
         return session.messages()
 
     def send(message: str, k: int, mode: str, since: str, until: str, sources: list, sent: float | None,
