@@ -211,9 +211,18 @@ def test_browser_text_as_written_sources_jump_and_article_view(served, browser, 
     shown = answer.inner_text()
     assert "Dostum's Party of the Islamic Society" in shown and "&#" not in shown
     assert "High confidence · 89%" in shown or "High confidence" in shown
-    # Sources: one card per article, a file name and never a server path.
-    assert "/tmp" not in page.locator("#chat").inner_text() and "rag/data" not in shown
-    assert "000_c3c45a92a98f9be2.txt · Waheed Orya · 2015-07-21" in shown
+    # The question heads its answer; the source that holds it names its outlet, never a file or server path.
+    assert shown.startswith(SPOKESMAN)
+    assert "/tmp" not in page.locator("#chat").inner_text() and "rag/data" not in shown and ".txt" not in shown
+    assert "[1] Dostum and Noor announce" in shown and "Afghanistan Today · Waheed Orya · 2015-07-21" in shown
+    # Copy: plain text, the answer, its sentence and its source.
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=served.url)
+    answer.locator(".rag-copy").click()
+    answer.locator(".rag-copy", has_text="Copied").wait_for()
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert copied.split("\n")[0] in ("Dr Zabih Fetrat", "Zabih Fetrat") and "&#" not in copied and "<" not in copied
+    assert "a spokesman for Dostum's Party" in copied and "“Dostum and Noor announce" in copied
+    assert "Afghanistan Today, 2015-07-21" in copied
     # [1] jumps to its source card.
     answer.locator("a.rag-cite").first.click()
     target = page.evaluate("location.hash")
@@ -346,7 +355,7 @@ def test_browser_limits_narrow_the_sources_and_a_bad_date_is_said_inline(served,
     page.locator("#question-error", has_text="since must be a date written YYYY-MM-DD, got 'March'").wait_for(
         timeout=10_000)
     since.fill("2016-01-01")  # no article is that recent
-    assert "No answer found in the articles." in _ask(page, SPOKESMAN).inner_text()
+    assert "No article matches the limits you set." in _ask(page, SPOKESMAN).inner_text()
     since.fill("2015-01-01")  # only the dated Afghanistan Today article passes
     shown = _ask(page, "Which IMU leader was killed in a U.S. drone attack?").inner_text()
     assert "Dostum and Noor announce new alliance" in shown and "IMU-Taliban Alliance" not in shown

@@ -5,11 +5,11 @@ from html.parser import HTMLParser
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.serve.render import escape, response_html, source_name
+from rag.serve.render import copy_text, escape, response_html, source_name
 from rag.types import Alternative, Citation, CitedPassage, Document, Hit, Passage, Response
 
-TAGS = {"div", "p", "span", "b", "a", "mark", "blockquote", "details", "summary", "ul", "li", "small", "br"}
-ATTRIBUTES = {"class", "id", "href", "target", "rel"}
+TAGS = {"div", "p", "span", "b", "a", "mark", "blockquote", "details", "summary", "ul", "li", "small", "br", "button"}
+ATTRIBUTES = {"class", "id", "href", "target", "rel", "type"}
 
 
 class _Parsed(HTMLParser):
@@ -81,7 +81,10 @@ def test_answer_card_confidence_in_words_and_sources_once_per_article():
     assert "<b class='rag-answer-text'>Zabih Fetrat</b> <a class='rag-cite' href='#r1-s1'>[1]</a>" in html
     assert "<mark>Zabih Fetrat</mark>" in html  # in the passage
     assert "<mark id='r1-a1'>Zabih Fetrat</mark>" in html  # in the whole article, the jump target
-    assert html.count("class='rag-source'") == 2 and "id='r1-s1'" in html and "id='r1-s2'" in html
+    assert shown.startswith("q?") and html.count("class='rag-source'") == 2  # the question first; each article once
+    # The article holding the answer is numbered; the other is apart, unnumbered.
+    assert "[1] Dostum and Noor" in shown and "[2]" not in shown
+    assert "Also read, without the answer: 1 article" in shown and shown.index("Another article") > shown.index("Also")
     # Outlet, author, date and a link; a file name, never a server path.
     assert "afghanistan-today.org · Waheed Orya · 2015-07-21" in shown
     links = [attrs for tag, attrs in parsed.tags if tag == "a" and attrs.get("target") == "_blank"]
@@ -99,13 +102,26 @@ def test_low_confidence_is_a_possible_answer_with_alternatives():
     assert "Medium confidence · 60%" in medium and "Other possible answers" not in medium
 
 
-def test_no_answer_says_so_plainly():
+def test_no_answer_says_so_plainly_and_an_empty_filter_says_what_to_change():
     html = response_html(_response(answer=None))
-    assert "No answer found in the articles." in html
-    assert "<mark>" not in html and "rag-cite" not in html
+    shown = "".join(_Parsed(html).text)
+    assert "The articles do not say." in shown and "The closest ones, which do not:" in shown
+    assert "<mark>" not in html and "rag-cite" not in html and "[1]" not in shown and "sure" not in shown
+    none = Response("q?", None, 1.0, (), (), {})
+    assert "No article matches the limits you set." in "".join(_Parsed(response_html(none)).text)
 
 
-def test_source_name_is_a_site_or_a_file_name():
+def test_copy_gives_the_answer_its_sentence_and_its_source_as_plain_text():
+    assert copy_text(_response(), 1) == ("Zabih Fetrat\n\n“Dr Zabih Fetrat, a spokesman, said so.”\n\n"
+                                         "“Dostum and Noor”, afghanistan-today.org, 2015-07-21, "
+                                         "https://www.afghanistan-today.org/a?b=1&c=2")
+    html = response_html(_response())
+    kept = html[html.index("<span class='rag-copy-text'>"):]
+    assert "".join(_Parsed(kept[:kept.index("</span>") + 7]).text) == copy_text(_response(), 1)  # parses back
+
+
+def test_source_name_is_the_outlet_a_site_or_a_file_name():
+    assert source_name(Document("d", "t", "x", "000_c3.txt", outlet="Afghanistan Today")) == "Afghanistan Today"
     doc = Document("d", "t", "x", "C:\\Users\\me\\dover.txt")
     assert source_name(doc) == "dover.txt"
     assert source_name(Document("d", "t", "x", "/tmp/gradio/abc/dover.txt", url="javascript:alert(1)")) == "dover.txt"

@@ -37,7 +37,10 @@ def _link(url: str | None) -> str | None:
 
 
 def source_name(document: Document) -> str:
-    """Where an article comes from, for a reader: its site, or its file name, never a server path."""
+    """Where an article comes from, for a reader: its outlet, else its site, else its file name, never a
+    server path."""
+    if document.outlet:
+        return document.outlet
     link = _link(document.url)
     if link:
         return urlparse(link).netloc.removeprefix("www.")
@@ -79,7 +82,7 @@ def _article(c: Citation, rid: str) -> str:
             f"<div class='rag-article-text'>{body}</div></details>")
 
 
-def _source(c: Citation, rid: str) -> str:
+def _source(c: Citation, rid: str, numbered: bool = True) -> str:
     doc = c.document
     link = _link(doc.url)
     title = escape(doc.title)
@@ -94,8 +97,9 @@ def _source(c: Citation, rid: str) -> str:
     if len(quotes) > 1:
         more = f"{len(quotes) - 1} more passage{'s' if len(quotes) > 2 else ''} read from this article"
         passages += f"<details class='rag-more'><summary>{more}</summary>{''.join(quotes[1:])}</details>"
+    number = f"<span class='rag-num'>[{c.number}]</span> " if numbered else ""
     return (f"<div class='rag-source' id='{rid}-s{c.number}'>"
-            f"<div class='rag-source-head'><span class='rag-num'>[{c.number}]</span> {head}</div>"
+            f"<div class='rag-source-head'>{number}{head}</div>"
             f"<div class='rag-meta'>{meta}</div>{passages}{_article(c, rid)}</div>")
 
 
@@ -111,30 +115,65 @@ def _cite(number: int, rid: str) -> str:
 
 
 def response_html(response: Response, rid: str | None = None) -> str:
-    """The chat reply for one response: the answer card, then the source cards.
+    """The chat reply for one response: the question, the answer card, the numbered sources that hold the
+    answer (or an alternative), then the other articles read, apart and unnumbered.
 
     Args:
         response: what the assistant answered.
         rid: the prefix of this reply's element ids; a fresh one by default.
     """
     rid = rid or f"r{uuid.uuid4().hex[:8]}"
-    if response.answer is None:
-        head = ("<p class='rag-answer'><b>No answer found in the articles.</b></p>"
-                f"<p class='rag-confidence'>{response.confidence:.0%} sure they do not say. The closest passages:</p>")
-    else:
-        number = next(c.number for c in response.citations if c.holds_answer)
-        label = "Possible answer" if response.level == "low" else "Answer"
-        head = (f"<p class='rag-answer'><span class='rag-label'>{label}</span> "
-                f"<b class='rag-answer-text'>{escape(response.answer)}</b> {_cite(number, rid)}</p>"
-                f"<p class='rag-confidence rag-{response.level}'>{response.level.capitalize()} confidence"
-                f" · {response.confidence:.0%}</p>")
-        if response.level == "low" and response.alternatives:
-            items = "".join(f"<li><b>{escape(a.answer)}</b> {_cite(a.citation, rid)} "
-                            f"<small>{a.confidence:.0%}</small></li>"
-                            for a in response.alternatives)
-            head += f"<div class='rag-alternatives'>Other possible answers:<ul>{items}</ul></div>"
+    question = f"<p class='rag-question'>{escape(response.question)}</p>"
     if response.question_as_read != response.question:
-        head = (f"<p class='rag-read-as'>Read as: “{escape(response.question_as_read)}” "
-                "(from the conversation)</p>" + head)
-    sources = "".join(_source(c, rid) for c in response.citations)
-    return f"<div class='rag-card' id='{rid}'>{head}<div class='rag-sources'>{sources}</div></div>"
+        question += (f"<p class='rag-read-as'>Read as: “{escape(response.question_as_read)}” "
+                     "(from the conversation)</p>")
+    if not response.citations:
+        return (f"<div class='rag-card rag-none' id='{rid}'>{question}<p class='rag-answer'><b>No article matches "
+                "the limits you set.</b></p><p class='rag-confidence'>Widen the dates or outlets, or clear them.</p>"
+                "</div>")
+    if response.answer is None:
+        head = ("<p class='rag-answer'><b>The articles do not say.</b></p>"
+                "<p class='rag-confidence'>No passage read answers it. The closest ones, which do not:</p>")
+        closest = "".join(_source(c, rid, numbered=False) for c in response.citations)
+        return (f"<div class='rag-card rag-no-answer' id='{rid}'>{question}{head}"
+                f"<div class='rag-sources rag-closest'>{closest}</div></div>")
+    number = next(c.number for c in response.citations if c.holds_answer)
+    label = "Possible answer" if response.level == "low" else "Answer"
+    head = (f"<p class='rag-answer'><span class='rag-label'>{label}</span> "
+            f"<b class='rag-answer-text'>{escape(response.answer)}</b> {_cite(number, rid)}</p>"
+            f"<p class='rag-confidence rag-{response.level}'>{response.level.capitalize()} confidence"
+            f" · {response.confidence:.0%} {_copy_button(response, number)}</p>")
+    if response.level == "low" and response.alternatives:
+        items = "".join(f"<li><b>{escape(a.answer)}</b> {_cite(a.citation, rid)} "
+                        f"<small>{a.confidence:.0%}</small></li>"
+                        for a in response.alternatives)
+        head += f"<div class='rag-alternatives'>Other possible answers:<ul>{items}</ul></div>"
+    cited = {number} | {a.citation for a in response.alternatives if response.level == "low"}
+    sources = "".join(_source(c, rid) for c in response.citations if c.number in cited)
+    others = [c for c in response.citations if c.number not in cited]
+    if others:
+        sources += ("<details class='rag-also'><summary>Also read, without the answer: "
+                    f"{len(others)} article{'s' if len(others) > 1 else ''}</summary>"
+                    + "".join(_source(c, rid, numbered=False) for c in others) + "</details>")
+    return f"<div class='rag-card' id='{rid}'>{question}{head}<div class='rag-sources'>{sources}</div></div>"
+
+
+def copy_text(response: Response, number: int) -> str:
+    """What "Copy" gives, as plain text: the answer, the sentence it stands in, and its source."""
+    citation = next(c for c in response.citations if c.number == number)
+    cited = next(p for p in citation.passages if p.answer_start is not None)
+    text = cited.hit.passage.text
+    assert cited.answer_start is not None and cited.answer_end is not None
+    stop = text.rfind(". ", 0, cited.answer_start)
+    lo = max(stop + 2 if stop >= 0 else 0, text.rfind("\n", 0, cited.answer_start) + 1)
+    ends = [i for i in (text.find(". ", cited.answer_end), text.find("\n", cited.answer_end)) if i >= 0]
+    hi = min(ends) + 1 if ends else len(text)
+    doc = citation.document
+    source = ", ".join(part for part in (f"“{doc.title}”", source_name(doc), doc.date, _link(doc.url)) if part)
+    return f"{response.answer}\n\n“{' '.join(text[lo:hi].split())}”\n\n{source}"
+
+
+def _copy_button(response: Response, number: int) -> str:
+    plain = escape(copy_text(response, number)).replace("<br>", "&#10;")  # newlines kept as newlines
+    # The chat's sanitizer drops data- attributes: the text rides in a hidden span beside the button.
+    return f"<button type='button' class='rag-copy'>Copy</button><span class='rag-copy-text'>{plain}</span>"

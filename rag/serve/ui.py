@@ -52,6 +52,14 @@ CSS = """
 .rag-label { font-size: .75em; text-transform: uppercase; letter-spacing: .05em; opacity: .7; margin-right: .3em; }
 .rag-confidence { margin: 0 0 .6em; font-size: .9em; }
 .rag-read-as { margin: 0 0 .4em; font-size: .9em; font-style: italic; }
+.rag-question { margin: 0 0 .4em; font-weight: 600; }
+.rag-question::before { content: "Q: "; opacity: .7; }
+.rag-no-answer .rag-answer, .rag-none .rag-answer { font-size: 1.05em; }
+.rag-closest .rag-source, .rag-also .rag-source { border-style: dashed; }
+.rag-also > summary { font-size: .85em; cursor: pointer; margin-top: .4em; }
+.rag-copy-text { display: none; }
+.rag-copy { margin-left: .6em; font-size: .85em; padding: 0 .5em; border: 1px solid var(--border-color-primary);
+            border-radius: 4px; background: none; cursor: pointer; color: inherit; }
 .rag-confidence::before { content: "●"; margin-right: .35em; }
 .rag-high::before { color: #1a7f37; } .rag-medium::before { color: #b58400; } .rag-low::before { color: #cf222e; }
 .rag-low { color: #cf222e; }
@@ -72,11 +80,18 @@ CSS = """
 #library ol { padding-left: 1.2em; margin: 0; } #library li { margin: .3em 0; }
 #library .rag-meta { margin: 0; }
 """
-# Links inside the chat (a citation, "Read the article") move within the page and never navigate:
+# "Copy" puts the answer's plain text on the clipboard. Links inside the chat (a citation, "Read
+# the article") move within the page and never navigate:
 # Gradio's <base href> would resolve "#id" against "/" and reload a page opened with a query
 # string (?__theme=dark), losing the chat.
-IN_PAGE_LINKS = """() => {
+CHAT_CLICKS = """() => {
   document.addEventListener("click", (event) => {
+    const copy = event.target.closest && event.target.closest("#chat .rag-copy");
+    if (copy) {
+      const text = copy.parentElement.querySelector(".rag-copy-text").textContent;
+      navigator.clipboard.writeText(text).then(() => { copy.textContent = "Copied"; });
+      return;
+    }
     const link = event.target.closest && event.target.closest('#chat a[href^="#"]');
     if (!link) return;
     event.preventDefault();
@@ -164,10 +179,10 @@ def build_app(library: Library, access: Access | None = None) -> gr.Blocks:
                 _filters(since, until, sources)
             except InvalidInputError as e:
                 problem = escape(str(e))
-        if problem:
+        if problem:  # the box was emptied as it was sent: the question goes back, to be fixed
             return gr.skip(), message, problem
         session.add(question, int(k), mode, since or "", until or "", sources, float(sent or 0))
-        return session.messages(), "", ""
+        return session.messages(), gr.skip(), ""
 
     def work(request: gr.Request):
         """Answer this page's waiting questions in order; a second worker for the page leaves it to the first."""
@@ -282,7 +297,7 @@ def build_app(library: Library, access: Access | None = None) -> gr.Blocks:
         sent = gr.Number(visible=False)  # when the page sent a question, set by SENT_AT
         with gr.Row():
             with gr.Column(scale=3):
-                chat = gr.Chatbot(label="Answers", height=600, elem_id="chat", buttons=["copy"], autoscroll=False,
+                chat = gr.Chatbot(label="Answers", height=600, elem_id="chat", buttons=[], autoscroll=False,
                                   latex_delimiters=[])
                 question = gr.Textbox(label="Question", placeholder="Ask about the articles…", elem_id="question",
                                       max_lines=3, submit_btn="Ask")
@@ -349,6 +364,9 @@ def build_app(library: Library, access: Access | None = None) -> gr.Blocks:
                          api_name="ask")
          .then(work, None, [chat, kept], concurrency_limit=None)
          .then(None, js=SCROLL_TO_ANSWER))
+        # Emptied in the browser as it is sent (after the question was read from it), so a question typed
+        # next is never wiped by the server's reply to the one before.
+        question.submit(None, None, [question], js="() => ''")
         # Everything that changes a page's queue goes through one line, so it acts in the order clicked.
         stop_button.click(stop, None, [chat, kept], concurrency_limit=1, concurrency_id="send",
                           api_visibility="private")
@@ -366,5 +384,5 @@ def build_app(library: Library, access: Access | None = None) -> gr.Blocks:
 def mount(app, library: Library, access: Access | None = None):
     """Mount the chat over ``library`` at ``/`` of the FastAPI ``app``, behind ``access``; returns the app."""
     access = access if access is not None else Access()
-    return gr.mount_gradio_app(app, build_app(library, access), path="/", css=CSS, js=IN_PAGE_LINKS,
+    return gr.mount_gradio_app(app, build_app(library, access), path="/", css=CSS, js=CHAT_CLICKS,
                                max_file_size=access.limits.upload_bytes)
