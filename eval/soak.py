@@ -141,9 +141,9 @@ class Client(threading.Thread):
                 status, _, body = _upload(self.port, self.source, {f"c{self.number}-{n}.txt": _article(self.number, n)},
                                           TOKEN)
                 if status == 200:
-                    self.uploaded += [d["id"] for d in body["added"]]
+                    self.uploaded += [d["doc_id"] for d in body["added"]]
                     for d in body["added"] + body["already_indexed"]:
-                        self.history.setdefault(d["id"], []).append("added" if d in body["added"] else "already")
+                        self.history.setdefault(d["doc_id"], []).append("added" if d in body["added"] else "already")
             else:
                 doc_id = self.uploaded.pop(self.rng.randrange(len(self.uploaded)))
                 status, _, body = request(self.port, self.source, "DELETE", f"/api/documents/{doc_id}",
@@ -275,7 +275,7 @@ def run(clients: int, seconds: float, server_log: Path) -> dict:
         log = work / "server.log"
         server = _start(folder, port, token_file, log)
         try:
-            before = {d["id"] for d in request(port, "127.0.0.1", "GET", "/api/documents")[2]}
+            before = {d["doc_id"] for d in request(port, "127.0.0.1", "GET", "/api/documents")[2]}
             _warm_up(port, questions, clients)
             memory = {"after warm-up": _memory(server.pid)}
             quiet, alone = _phase(port, questions, 1, seconds, abuse=False)
@@ -285,7 +285,7 @@ def run(clients: int, seconds: float, server_log: Path) -> dict:
             abused, abusing = _phase(port, questions, clients, seconds, abuse=True)
             memory["after soak under abuse"] = _memory(server.pid)
             rss = {when: m["VmRSS"] for when, m in memory.items()}
-            listed = {d["id"] for d in request(port, "127.0.0.1", "GET", "/api/documents")[2]}
+            listed = {d["doc_id"] for d in request(port, "127.0.0.1", "GET", "/api/documents")[2]}
         finally:
             server.terminate()
             server.wait(timeout=60)

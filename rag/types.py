@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import date
+from pathlib import PurePosixPath
 from typing import Literal
 
 from rag.errors import InvalidInputError
@@ -57,6 +58,14 @@ class Document:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def describe(self) -> dict:
+        """The article as the API and ``--json`` show it: its metadata and its file's name, never a path
+        on the machine that indexed it."""
+        return {"doc_id": self.id, "title": self.title, "outlet": self.outlet, "publisher": self.publisher,
+                "author": self.author, "date": self.date, "url": self.url, "file_name": file_name(self.source),
+                "copies": [{"file_name": file_name(source), "outlet": outlet, "url": url}
+                           for source, outlet, url in self.copies]}
+
     def authors(self) -> list[str]:
         """The byline's names: "A and B" or "A, B" name two authors."""
         if not self.author:
@@ -91,6 +100,11 @@ class Passage:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def file_name(source: str) -> str:
+    """The file name in a source (a path, on any system, or ``feed.jsonl:3``), without its folders."""
+    return PurePosixPath(source.replace("\\", "/")).name
 
 
 def parse_date(value: str | date | None, what: str) -> date | None:
@@ -163,12 +177,9 @@ class Hit:
     rank: int
 
     def to_dict(self) -> dict:
-        """The JSON shape of ``rag search --json``: the passage with its document's metadata."""
-        d = self.document
-        return {"rank": self.rank, "score": self.score, "doc_id": d.id, "passage_id": self.passage.id,
-                "title": d.title, "source": d.source, "outlet": d.outlet, "author": d.author, "date": d.date,
-                "url": d.url,
-                "passage": self.passage.text, "start": self.passage.start, "end": self.passage.end}
+        """The JSON shape of a search hit (``rag search --json``, ``/api/search``): its document and its
+        passage, in the shapes a citation gives them."""
+        return {"document": self.document.describe(), "passage": CitedPassage(self).to_dict()}
 
 
 @dataclass(frozen=True)
@@ -268,10 +279,7 @@ class Citation:
         return any(p.answer_start is not None for p in self.passages)
 
     def to_dict(self) -> dict:
-        d = self.document
-        return {"number": self.number, "doc_id": d.id, "title": d.title, "source": d.source, "author": d.author,
-                "date": d.date, "url": d.url, "outlet": d.outlet, "publisher": d.publisher,
-                "copies": [{"source": source, "outlet": outlet, "url": url} for source, outlet, url in d.copies],
+        return {"number": self.number, "document": self.document.describe(),
                 "passages": [p.to_dict() for p in self.passages]}
 
 
@@ -331,15 +339,20 @@ class Response:
         return confidence_level(self.confidence)
 
     def to_dict(self) -> dict:
-        """The JSON shape of ``rag ask --json`` and ``POST /api/ask``: plain text, never HTML."""
+        """The JSON shape of ``rag ask --json`` and ``POST /api/ask``: plain text, never HTML.
+        ``answer_confidence`` is the chance the answer is right (null with no answer);
+        ``no_answer_confidence`` the chance the articles hold none (null with an answer); ``level``
+        puts whichever is given in words."""
+        answered = self.answer is not None
         return {
             "question": self.question,
             "question_as_read": self.question_as_read,
             "answer": self.answer,
-            "confidence": round(self.confidence, 4),
+            "answer_confidence": round(self.confidence, 4) if answered else None,
+            "no_answer_confidence": None if answered else round(self.confidence, 4),
             "level": self.level,
-            "alternatives": [{"answer": a.answer, "confidence": round(a.confidence, 4), "citation": a.citation}
-                             for a in self.alternatives],
+            "alternatives": [{"answer": a.answer, "answer_confidence": round(a.confidence, 4),
+                              "citation": a.citation} for a in self.alternatives],
             "citations": [c.to_dict() for c in self.citations],
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }

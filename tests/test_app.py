@@ -43,7 +43,7 @@ def test_api_answers_in_plain_text_with_articles_as_sources(served):
     assert status == 200 and answer["question"] == SPOKESMAN
     assert answer["answer"] in ("Dr Zabih Fetrat", "Zabih Fetrat") and answer["level"] == "high"
     first = answer["citations"][0]
-    assert first["number"] == 1 and first["title"].startswith("Dostum and Noor")
+    assert first["number"] == 1 and first["document"]["title"].startswith("Dostum and Noor")
     cited = first["passages"][0]
     assert cited["text"][cited["answer_start"]:cited["answer_end"]] == answer["answer"]
     assert "&#" not in json.dumps(answer) and "<mark>" not in json.dumps(answer)  # text, never HTML
@@ -51,18 +51,60 @@ def test_api_answers_in_plain_text_with_articles_as_sources(served):
 
 def test_api_search_documents_and_openapi(served):
     status, found = served.call("POST", "/api/search", {"question": "Who is Tohir Yuldosh?", "k": 2, "mode": "bm25"})
-    assert status == 200 and [h["rank"] for h in found["hits"]] == [1, 2]
-    assert "Tohir Yuldosh" in found["hits"][0]["passage"]
+    assert status == 200 and [h["passage"]["rank"] for h in found["hits"]] == [1, 2]
+    assert "Tohir Yuldosh" in found["hits"][0]["passage"]["text"]
     # Limited to the dated article, all 3 hits come from it (the other has no date).
     status, limited = served.call("POST", "/api/search", {"question": "Who is Tohir Yuldosh?", "k": 3,
                                                           "since": "2015-01-01", "until": "2015-12-31"})
     assert status == 200 and len(limited["hits"]) == 3
-    assert {h["date"] for h in limited["hits"]} == {"2015-07-21"}
+    assert {h["document"]["date"] for h in limited["hits"]} == {"2015-07-21"}
     status, documents = served.call("GET", "/api/documents")
     assert status == 200 and {d["title"][:10] for d in documents} >= {"Dostum and", "In Afghani"}
-    assert all(d["passages"] > 0 for d in documents)
+    assert all(d["passage_count"] > 0 for d in documents)
+    assert {d["outlet"] for d in documents} == {"Afghanistan Today", "RFE/RL"}  # the outlet, never a file name
     status, spec = served.call("GET", "/openapi.json")
     assert {"/api/ask", "/api/search", "/api/documents", "/api/documents/{doc_id}"} <= set(spec["paths"])
+
+
+@pytest.mark.browser
+def test_docs_work_offline_and_the_spec_is_typed_with_the_statuses_sent(served, browser):
+    import urllib.request
+
+    html = urllib.request.urlopen(f"{served.url}/docs").read().decode()
+    assert "cdn" not in html.lower() and "/static-offline-docs/swagger-ui-bundle.js" in html
+    assert "/static-offline-docs/redoc.standalone.js" in urllib.request.urlopen(f"{served.url}/redoc").read().decode()
+    status, spec = served.call("GET", "/openapi.json")
+    assert "422" not in json.dumps(spec["paths"]) and "HTTPValidationError" not in json.dumps(spec)
+    ask = spec["paths"]["/api/ask"]["post"]["responses"]
+    assert ask["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Answered"}
+    assert set(ask) == {"200", "400", "401", "413", "429"}
+    answered = spec["components"]["schemas"]["Answered"]["properties"]
+    assert {"answer_confidence", "no_answer_confidence", "question_as_read"} <= set(answered)
+    page = browser.new_page(viewport=DESKTOP)  # nothing but this server can be reached
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(served.url) else route.abort())
+    page.goto(f"{served.url}/docs")
+    page.get_by_text("/api/ask").first.wait_for(timeout=30_000)  # Swagger UI drew the operations
+    page.goto(f"{served.url}/redoc")
+    page.get_by_text("Answer a question, with its confidence and numbered sources").first.wait_for(timeout=30_000)
+
+
+def test_the_readme_curl_examples_work(served, tmp_path):
+    import re
+    import subprocess
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    commands = re.findall(r"^(curl .*?)(?:\s+#.*)?$(?:\n(  .*))?", readme, flags=re.M)
+    assert len(commands) == 3
+    (tmp_path / "story.txt").write_text(HARBOUR)
+    outputs = []
+    for first, rest in commands:
+        command = (first + " " + rest.strip()).replace("localhost:7860", served.url.removeprefix("http://"))
+        run = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        outputs.append(json.loads(run.stdout))
+    assert outputs[0]["answer"] and outputs[1]["question_as_read"] == "When was Tohir Yuldosh killed?"
+    assert [d["title"] for d in outputs[2]["added"]] == ["Harbour bridge reopens"]
+    served.call("DELETE", f"/api/documents/{outputs[2]['added'][0]['doc_id']}")
 
 
 def test_api_reads_a_follow_up_from_the_history(served):
@@ -75,7 +117,7 @@ def test_api_reads_a_follow_up_from_the_history(served):
     status, found = served.call("POST", "/api/search", {"question": "And where?", "k": 1, "history": [
         *history, {"question": "When was he killed?", "answer": "2009"}]})
     assert found["question_as_read"] == "Where was Tohir Yuldosh killed?"
-    assert "western Pakistan" in found["hits"][0]["passage"]
+    assert "western Pakistan" in found["hits"][0]["passage"]["text"]
 
 
 @pytest.mark.parametrize("body, message", [
@@ -98,9 +140,10 @@ def test_api_upload_ask_and_remove(served):
     assert status == 200 and [d["title"] for d in report["added"]] == ["Harbour bridge reopens"]
     assert report["skipped"] == ["photo.txt: binary file, not text"]  # the file's own name, not a server path
     status, answer = served.call("POST", "/api/ask", {"question": "Who cut the ribbon?"})
-    assert answer["answer"] == "Mayor Ana Vasquez-Tran" and answer["citations"][0]["source"] == "harbour.txt"
-    doc_id = report["added"][0]["id"]
-    assert served.call("DELETE", f"/api/documents/{doc_id}") == (200, {"removed": doc_id, "passages": 1})
+    cited = answer["citations"][0]["document"]
+    assert answer["answer"] == "Mayor Ana Vasquez-Tran" and cited["file_name"] == "harbour.txt"
+    doc_id = report["added"][0]["doc_id"]
+    assert served.call("DELETE", f"/api/documents/{doc_id}") == (200, {"removed": doc_id, "passage_count": 1})
     assert served.call("DELETE", f"/api/documents/{doc_id}") == (404, {"error": f"no document with id {doc_id!r} "
                                                                                  "in the index"})
     status, too_big = served.upload({"big.txt": b"word " * 1_100_000})
@@ -166,7 +209,7 @@ def test_read_only_library_refuses_changes(library_folder, tmp_path):
     try:
         message = "this library is served read-only: uploads and removals are off"
         assert server.upload({"harbour.txt": HARBOUR.encode()}) == (403, {"error": message})
-        doc_id = server.call("GET", "/api/documents")[1][0]["id"]
+        doc_id = server.call("GET", "/api/documents")[1][0]["doc_id"]
         assert server.call("DELETE", f"/api/documents/{doc_id}") == (403, {"error": message})
         assert server.call("POST", "/api/ask", {"question": SPOKESMAN})[0] == 200
     finally:

@@ -112,14 +112,18 @@ def test_rag_ask_json_reads_questions_in_order(tmp_path, capsys):
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["question"] for r in lines] == ["Who is Tohir Yuldosh?", SPOKESMAN, FIFA]
     spokesman = lines[1]
-    assert set(spokesman) == {"question", "question_as_read", "answer", "confidence", "level", "alternatives",
-                              "citations", "timings"}
+    assert set(spokesman) == {"question", "question_as_read", "answer", "answer_confidence", "no_answer_confidence",
+                              "level", "alternatives", "citations", "timings"}
+    assert spokesman["answer_confidence"] > 0.5 and spokesman["no_answer_confidence"] is None
     assert spokesman["question_as_read"] == SPOKESMAN  # asked without --conversation: each as typed
     first = spokesman["citations"][0]
-    assert {"number", "doc_id", "title", "source", "author", "date", "url", "passages"} <= set(first)
+    assert set(first) == {"number", "document", "passages"}
+    assert first["document"]["file_name"] == "000_c3c45a92a98f9be2.txt" and "/" not in json.dumps(first["document"])
+    assert first["document"]["outlet"] == "Afghanistan Today"
     cited = first["passages"][0]
     assert cited["text"][cited["answer_start"]:cited["answer_end"]] == spokesman["answer"]
-    assert lines[2]["answer"] is None
+    assert lines[2]["answer"] is None and lines[2]["answer_confidence"] is None
+    assert lines[2]["no_answer_confidence"] > 0
     assert all(p["answer_start"] is None for c in lines[2]["citations"] for p in c["passages"])
 
 

@@ -24,16 +24,18 @@ def test_index_then_search_json(tmp_path, capsys, corpus_docs):
     assert main(["search", "Which IMU leader was killed in a U.S. drone attack?", "--index", str(out),
                  "-k", "3", "--json"]) == 0
     hits = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [h["rank"] for h in hits] == [1, 2, 3]
-    assert {"rank", "score", "doc_id", "title", "source", "passage", "start", "end"} <= set(hits[0])
-    assert "Tohir Yuldosh" in hits[0]["passage"]
+    assert [h["passage"]["rank"] for h in hits] == [1, 2, 3]
+    assert set(hits[0]) == {"document", "passage"}  # the shapes a citation uses
+    assert {"passage_id", "rank", "score", "text", "start", "end", "answer_start"} <= set(hits[0]["passage"])
+    assert {"doc_id", "title", "outlet", "file_name"} <= set(hits[0]["document"])
+    assert "Tohir Yuldosh" in hits[0]["passage"]["text"]
 
     # Only the Afghanistan Today article has a date; limited to 2015, every hit comes from it.
     dated = next(d for d in corpus_docs if d.date)
     assert main(["search", "Which IMU leader was killed in a U.S. drone attack?", "--index", str(out),
                  "-k", "3", "--json", "--since", "2015-01-01", "--until", "2015-12-31"]) == 0
     hits = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert len(hits) == 3 and {h["title"] for h in hits} == {dated.title}
+    assert len(hits) == 3 and {h["document"]["title"] for h in hits} == {dated.title}
     manifest = json.loads((out / (out / "CURRENT").read_text().strip() / "manifest.json").read_text())
     assert manifest["dense"]["built"] == "flat" and manifest["dense"]["kind"] == "auto"
 

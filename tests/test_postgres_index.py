@@ -283,8 +283,8 @@ def test_rag_serve_serves_and_takes_uploads_into_postgres(server, corpus_index):
         story = b"Harbour ferry approved\n\nThe harbour council approved a new ferry on Monday, its clerk said.\n"
         status, added = served.upload({"ferry.txt": story})
         assert status == 200 and len(added["added"]) == 1
-        assert added["added"][0]["id"] in {d["id"] for d in served.call("GET", "/api/documents")[1]}
-        assert served.call("DELETE", f"/api/documents/{added['added'][0]['id']}")[0] == 200
+        assert added["added"][0]["doc_id"] in {d["doc_id"] for d in served.call("GET", "/api/documents")[1]}
+        assert served.call("DELETE", f"/api/documents/{added['added'][0]['doc_id']}")[0] == 200
     finally:
         served.stop()
     with PostgresIndex.open(location, corpus_index.embedder) as index:

@@ -109,7 +109,7 @@ def guarded(library_folder):
 
 
 def _ids(server) -> list[str]:
-    return sorted(d["id"] for d in server.call("GET", "/api/documents", token=READ)[1])
+    return sorted(d["doc_id"] for d in server.call("GET", "/api/documents", token=READ)[1])
 
 
 @pytest.mark.slow
@@ -121,7 +121,7 @@ def test_writes_need_the_write_token_and_change_nothing_without_it(guarded):
     assert status == 403 and _ids(guarded) == before
     status, added = guarded.upload({"ferry.txt": STORY}, token=WRITE)
     assert status == 200 and [d["title"] for d in added["added"]] == ["Harbour council approves new ferry"]
-    doc_id = added["added"][0]["id"]
+    doc_id = added["added"][0]["doc_id"]
     assert doc_id in _ids(guarded)
     assert guarded.call("DELETE", f"/api/documents/{doc_id}", token=WRITE)[0] == 200
     assert _ids(guarded) == before

@@ -27,7 +27,9 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, File, Form, Header, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 
 from rag.answer.conversation import read_question
@@ -40,6 +42,7 @@ from rag.errors import (
     ReadOnlyError,
     TooLargeError,
 )
+from rag.serve import schemas
 from rag.serve.access import COOKIE, Access, bearer
 from rag.serve.guard import Guard
 from rag.serve.library import Library
@@ -146,9 +149,22 @@ def create_app(library: Library, access: Access | None = None) -> FastAPI:
         release = version("rag-news-qa")
     except PackageNotFoundError:
         release = "0"
-    app = FastAPI(title="rag-news-qa", version=release,
-                  description="Ask questions of news articles: cited extractive answers, offline.")
+    app = FastAPIOffline(title="rag-news-qa", version=release,  # /docs and /redoc from the package, no CDN
+                         description="Ask questions of news articles: cited extractive answers, offline.")
     app.add_middleware(Guard, access=access)
+
+    def openapi() -> dict:
+        """The spec, with the 400 that bad input gets here in place of FastAPI's 422."""
+        if app.openapi_schema is None:
+            spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            for operation in (op for path in spec["paths"].values() for op in path.values()):
+                operation["responses"].pop("422", None)
+            for name in ("HTTPValidationError", "ValidationError"):
+                spec.get("components", {}).get("schemas", {}).pop(name, None)
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     def may_write(authorization: Annotated[str | None, Header()] = None) -> None:
         """Writes take the write token, when the server has one: 401 without it, 403 with another."""
@@ -187,24 +203,28 @@ def create_app(library: Library, access: Access | None = None) -> FastAPI:
         return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid')}" if where else first.get("msg")},
                             status_code=400)
 
-    @app.post("/api/ask", summary="Answer a question, with its confidence and numbered sources")
+    @app.post("/api/ask", summary="Answer a question, with its confidence and numbered sources",
+              response_model=schemas.Answered, responses=schemas.errors(400, 401, 413, 429))
     def ask(query: Query) -> dict:
         checked = _checked(query, access)
         return replace(library.ask_one(*checked), question=query.question, question_as_read=checked[0]).to_dict()
 
-    @app.post("/api/search", summary="The passages retrieved for a question, best first")
+    @app.post("/api/search", summary="The passages retrieved for a question, best first",
+              response_model=schemas.Searched, responses=schemas.errors(400, 401, 413, 429))
     def search(query: Query) -> dict:
         question, k, mode, filters = _checked(query, access)
         with library.compute:
             hits = library.assistant.retriever.search(question, k, mode, filters)
         return {"question": query.question, "question_as_read": question, "hits": [hit.to_dict() for hit in hits]}
 
-    @app.get("/api/documents", summary="The indexed articles")
+    @app.get("/api/documents", summary="The indexed articles", response_model=list[schemas.ListedDocument],
+             responses=schemas.errors(401, 429))
     def documents() -> list[dict]:
         return library.documents()
 
     @app.post("/api/documents", summary=f"Add articles ({' '.join(SUPPORTED_SUFFIXES)} files) to the index on disk",
-              dependencies=[Depends(may_write)])
+              dependencies=[Depends(may_write)], response_model=schemas.Uploaded,
+              responses=schemas.errors(400, 401, 403, 413, 429))
     def upload(files: Annotated[list[UploadFile], File()]) -> dict:
         library.check_writable()  # before the upload is written anywhere
         limits = access.limits
@@ -230,13 +250,14 @@ def create_app(library: Library, access: Access | None = None) -> FastAPI:
             shutil.rmtree(folder, ignore_errors=True)  # nothing of an upload stays but the index
         if not report.added and not report.already:
             raise IngestError("; ".join(report.skipped) or "no article in the upload")
-        return {"added": [{"id": d.id, "title": d.title} for d in report.added],
-                "already_indexed": [{"id": d.id, "title": d.title} for d in report.already],
-                "skipped": list(report.skipped), "passages": report.passages}
+        return {"added": [d.describe() for d in report.added],
+                "already_indexed": [d.describe() for d in report.already],
+                "skipped": list(report.skipped), "passage_count": report.passages}
 
     @app.delete("/api/documents/{doc_id}", summary="Remove an article from the index on disk",
-                dependencies=[Depends(may_write)])
+                dependencies=[Depends(may_write)], response_model=schemas.Removed,
+                responses=schemas.errors(401, 403, 404, 429))
     def remove(doc_id: str) -> dict:
-        return {"removed": doc_id, "passages": library.remove(doc_id)}
+        return {"removed": doc_id, "passage_count": library.remove(doc_id)}
 
     return app

@@ -34,7 +34,6 @@ from rag.read import runtime
 from rag.read.reader import Reader
 from rag.search.retriever import Retriever
 from rag.serve.batching import MicroBatcher
-from rag.serve.render import source_name
 from rag.settings import DEFAULT_K, DEFAULT_MODE, Mode
 from rag.types import Document, Filters, Hit, Response
 
@@ -132,11 +131,11 @@ class Library:
         return self.assistant.retriever.index
 
     def documents(self) -> list[dict]:
-        """The indexed articles, newest snapshot: id, title, outlet, author, date, passages."""
+        """The indexed articles, newest snapshot: each described as a citation describes it, with its
+        number of passages."""
         index = self.index
         counts = index.passage_counts()
-        return [{"id": d.id, "title": d.title, "outlet": source_name(d), "author": d.author, "date": d.date,
-                 "url": d.url, "passages": counts.get(d.id, 0)} for d in index.documents.values()]
+        return [{**d.describe(), "passage_count": counts.get(d.id, 0)} for d in index.documents.values()]
 
     def retrieve(self, questions: Sequence[str], ks: Sequence[int], modes: Sequence[Mode],
                  assistant: Assistant | None = None,

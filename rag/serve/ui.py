@@ -120,12 +120,13 @@ def _library_views(library: Library, seen: str = "") -> tuple:
     signature = hashlib.sha256(json.dumps(documents, sort_keys=True).encode()).hexdigest()
     if signature == seen:
         return gr.skip(), gr.skip(), gr.skip(), seen
+    named = [(d, d["outlet"] or d["file_name"]) for d in documents]
     items = "".join(f"<li><b>{escape(d['title'])}</b><div class='rag-meta'>"
-                    + " · ".join(escape(part) for part in (d["outlet"], d["date"], f"{d['passages']} passages") if part)
-                    + "</div></li>" for d in documents)
+                    + " · ".join(escape(part) for part in (name, d["date"], f"{d['passage_count']} passages") if part)
+                    + "</div></li>" for d, name in named)
     listing = f"<p>{len(documents)} articles</p><ol>{items}</ol>"
     outlets = sorted({d["outlet"] for d in documents if d["outlet"]})
-    removable = [(f"{d['title']} ({d['outlet']})" if d["outlet"] else d["title"], d["id"]) for d in documents]
+    removable = [(f"{d['title']} ({name})", d["doc_id"]) for d, name in named]
     return listing, gr.update(choices=outlets), gr.update(choices=removable, value=None), signature
 
 
