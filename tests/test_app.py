@@ -271,7 +271,7 @@ def test_browser_text_as_written_sources_jump_and_article_view(served, browser, 
     target = page.evaluate("location.hash")
     assert target.endswith("-s1") and page.locator(target).is_visible()
     # "Read the article" opens the whole article, scrolled to the highlighted answer.
-    answer.locator(".rag-article summary a").first.click()
+    answer.locator(".rag-article summary").first.click()
     mark = answer.locator(".rag-article-text mark").first
     mark.wait_for(state="visible")
     box, pane = mark.bounding_box(), answer.locator(".rag-article-text").first.bounding_box()
@@ -348,7 +348,7 @@ def test_browser_links_never_navigate_and_the_conversation_survives_a_reload(ser
     answer.locator("a.rag-cite").first.click()
     assert page.evaluate("location.search") == "?__theme=dark&utm_source=mail"
     assert page.evaluate("location.hash").endswith("-s1")
-    answer.locator(".rag-article summary a").first.click()
+    answer.locator(".rag-article summary").first.click()
     answer.locator(".rag-article-text mark").first.wait_for(state="visible")
     assert requests == [] and page.locator("#chat .rag-card").count() == 1  # no page load, the chat intact
     page.reload()
@@ -363,6 +363,50 @@ def test_browser_links_never_navigate_and_the_conversation_survives_a_reload(ser
     page.wait_for_timeout(2_000)
     assert page.locator("#chat .rag-card").count() == 0
     context.close()
+
+
+AXE = Path(__file__).parent.parent / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def _serious_accessibility_violations(page) -> list[str]:
+    """axe-core's WCAG 2 A/AA and best-practice findings of serious or critical impact, one line each."""
+    assert AXE.exists(), "axe-core is missing: run `npm install` in the checkout"
+    page.add_script_tag(path=str(AXE))
+    found = page.evaluate("axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'best-practice']})")
+    return [f"{v['id']}: {[n['target'] for n in v['nodes']]}" for v in found["violations"]
+            if v["impact"] in ("serious", "critical")]
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("theme", ["", "?__theme=dark"])
+def test_browser_has_no_serious_accessibility_violations(served, browser, theme):
+    page = browser.new_page(viewport=DESKTOP)
+    page.goto(served.url + theme)
+    page.locator("#chat .rag-welcome").wait_for(timeout=30_000)
+    assert _serious_accessibility_violations(page) == []  # the empty state
+    answer = _ask(page, SPOKESMAN)
+    answer.locator(".rag-article summary").first.click()
+    answer.locator(".rag-article-text mark").first.wait_for(state="visible")
+    assert _serious_accessibility_violations(page) == []  # an answer, its article open
+    _ask(page, "Who won the 2014 FIFA World Cup?")
+    page.locator("#chat .rag-no-answer").first.wait_for()
+    assert _serious_accessibility_violations(page) == []  # a no-answer
+
+
+@pytest.mark.browser
+def test_browser_empty_state_says_what_is_indexed_and_a_suggestion_asks_in_one_click(served, browser):
+    page = browser.new_page(viewport=PHONE)
+    page.goto(served.url)
+    welcome = page.locator("#chat .rag-welcome")
+    welcome.wait_for(timeout=30_000)
+    assert "articles indexed:" in welcome.inner_text() and "Dostum and Noor announce" in welcome.inner_text()
+    suggestions = welcome.locator(".rag-suggest")
+    assert suggestions.count() == 3 and suggestions.first.is_visible()  # inside the chat, on a phone too
+    suggested = suggestions.first.inner_text()
+    suggestions.first.click()
+    page.locator("#chat .rag-card").first.wait_for(timeout=60_000)
+    assert page.locator('#chat [data-testid="user"]').first.inner_text().strip() == suggested
+    assert page.get_by_text("Use via API").count() == 0 and page.get_by_text("Built with Gradio").count() == 0
 
 
 @pytest.mark.browser

@@ -78,7 +78,9 @@ def _article(c: Citation, rid: str) -> str:
     else:
         at = first.hit.passage.start
         body = f"{escape(doc_text[:at])}<span id='{target}'></span>{escape(doc_text[at:])}"
-    return (f"<details class='rag-article'><summary><a href='#{target}'>Read the article</a></summary>"
+    # The summary holds no link (a control inside a control confuses screen readers): opening it scrolls
+    # to the target, which the chat's script finds by the summary's class.
+    return (f"<details class='rag-article'><summary class='rag-goto-{target}'>Read the article</summary>"
             f"<div class='rag-article-text'>{body}</div></details>")
 
 

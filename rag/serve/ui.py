@@ -27,6 +27,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no teleme
 import gradio as gr  # noqa: E402
 
 from rag.errors import InvalidInputError, RagError  # noqa: E402
+from rag.indexing.bundled import corpus_dir  # noqa: E402
 from rag.serve.access import Access  # noqa: E402
 from rag.serve.chat_session import MAX_KEPT, Session  # noqa: E402
 from rag.serve.library import Library  # noqa: E402
@@ -49,7 +50,7 @@ EXAMPLES = [
 CSS = """
 .rag-card { line-height: 1.45; }
 .rag-answer { font-size: 1.15em; margin: 0 0 .2em; }
-.rag-label { font-size: .75em; text-transform: uppercase; letter-spacing: .05em; opacity: .7; margin-right: .3em; }
+.rag-label { font-size: .75em; text-transform: uppercase; letter-spacing: .05em; margin-right: .3em; }
 .rag-confidence { margin: 0 0 .6em; font-size: .9em; }
 .rag-read-as { margin: 0 0 .4em; font-size: .9em; font-style: italic; }
 .rag-question { margin: 0 0 .4em; font-weight: 600; }
@@ -58,6 +59,10 @@ CSS = """
 .rag-closest .rag-source, .rag-also .rag-source { border-style: dashed; }
 .rag-also > summary { font-size: .85em; cursor: pointer; margin-top: .4em; }
 .rag-copy-text { display: none; }
+.rag-welcome { text-align: left; max-width: 40em; margin: 1em auto; }
+.rag-suggestions { display: flex; flex-wrap: wrap; gap: .5em; }
+.rag-suggest { padding: .4em .8em; border: 1px solid var(--border-color-primary); border-radius: 16px;
+               background: var(--background-fill-secondary); color: var(--body-text-color); cursor: pointer; }
 .rag-copy { margin-left: .6em; font-size: .85em; padding: 0 .5em; border: 1px solid var(--border-color-primary);
             border-radius: 4px; background: none; cursor: pointer; color: inherit; }
 .rag-confidence::before { content: "●"; margin-right: .35em; }
@@ -67,16 +72,20 @@ CSS = """
 .rag-cite { text-decoration: none; font-weight: 600; }
 .rag-source { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: .5em .7em; margin: .5em 0; }
 .rag-source-head { font-weight: 600; }
-.rag-num { opacity: .7; margin-right: .2em; }
-.rag-meta { font-size: .85em; opacity: .75; margin-bottom: .3em; }
+.rag-num { margin-right: .2em; }
+.rag-meta { font-size: .85em; margin-bottom: .3em; }
 .rag-passage { margin: .3em 0; padding-left: .6em; border-left: 3px solid var(--border-color-primary);
                font-size: .92em; }
-.rag-article-text { max-height: 18em; overflow-y: auto; font-size: .9em; padding: .3em; }
+.rag-article-text { font-size: .9em; padding: .3em; }
+#chat mark { background: #ffe58f; color: #1f2328; }
+#question textarea:focus-visible, #chat a:focus-visible, #chat summary:focus-visible, button:focus-visible {
+  outline: 2px solid var(--color-accent); outline-offset: 2px; }
+.max_value, .min_value, .or { color: var(--body-text-color) !important; opacity: 1 !important; }
 .rag-source.rag-targeted { outline: 2px solid var(--color-accent); }
 #question-error, #question-error * { color: #cf222e; }
 .rag-article-text mark { scroll-margin-top: 2em; }
 #chat [data-testid="bot"] { scroll-margin-top: 2.5em; }
-.rag-more > summary, .rag-article > summary { font-size: .85em; cursor: pointer; opacity: .8; }
+.rag-more > summary, .rag-article > summary { font-size: .85em; cursor: pointer; }
 #library ol { padding-left: 1.2em; margin: 0; } #library li { margin: .3em 0; }
 #library .rag-meta { margin: 0; }
 """
@@ -86,6 +95,15 @@ CSS = """
 # string (?__theme=dark), losing the chat.
 CHAT_CLICKS = """() => {
   document.addEventListener("click", (event) => {
+    const suggested = event.target.closest && event.target.closest("#chat .rag-suggest");
+    if (suggested) {  // asked as if typed
+      const box = document.querySelector("#question textarea");
+      box.value = suggested.textContent;
+      box.dispatchEvent(new Event("input", {bubbles: true}));
+      const enter = new KeyboardEvent("keypress", {key: "Enter", code: "Enter", bubbles: true});
+      setTimeout(() => box.dispatchEvent(enter), 50);
+      return;
+    }
     const copy = event.target.closest && event.target.closest("#chat .rag-copy");
     if (copy) {
       const text = copy.parentElement.querySelector(".rag-copy-text").textContent;
@@ -96,17 +114,29 @@ CHAT_CLICKS = """() => {
     if (!link) return;
     event.preventDefault();
     const id = link.getAttribute("href").slice(1);
-    const details = link.closest("summary") ? link.closest("details") : null;
-    if (details) details.open = !details.open;
     const target = document.getElementById(id);
-    if (!target || (details && !details.open)) return;
-    target.scrollIntoView({block: details ? "center" : "start"});
+    if (!target) return;
+    target.scrollIntoView({block: "start"});
     history.replaceState(history.state, "", location.pathname + location.search + "#" + id);
     document.querySelectorAll(".rag-targeted").forEach((e) => e.classList.remove("rag-targeted"));
     target.classList.add("rag-targeted");
   }, true);
+  document.addEventListener("toggle", (event) => {  // "Read the article" opened: to the answer in it
+    const details = event.target;
+    if (!details.open || !details.classList || !details.classList.contains("rag-article")) return;
+    const goto = [...details.querySelector("summary").classList].find((c) => c.startsWith("rag-goto-"));
+    const target = goto && document.getElementById(goto.slice("rag-goto-".length));
+    if (target) target.scrollIntoView({block: "center"});
+  }, true);
 }"""
-SENT_AT = "(...values) => [...values.slice(0, 6), Date.now()]"  # the question's inputs, and when it was sent
+# The question's inputs as sent, and when; the box is emptied there and then, in the browser, so a
+# question typed next is never wiped by a later reply to this one.
+SENT_AT = """(...values) => {
+  const box = document.querySelector("#question textarea");
+  box.value = "";
+  box.dispatchEvent(new Event("input", {bubbles: true}));
+  return [...values.slice(0, 6), Date.now()];
+}"""
 SCROLL_TO_ANSWER = """() => {
   const answers = document.querySelectorAll('#chat [data-testid="bot"]');
   if (answers.length) answers[answers.length - 1].scrollIntoView({block: "start"});
@@ -128,6 +158,28 @@ def _library_views(library: Library, seen: str = "") -> tuple:
     outlets = sorted({d["outlet"] for d in documents if d["outlet"]})
     removable = [(f"{d['title']} ({name})", d["doc_id"]) for d, name in named]
     return listing, gr.update(choices=outlets), gr.update(choices=removable, value=None), signature
+
+
+def _welcome(library: Library) -> dict:
+    """The empty chat: what is indexed, and three questions to ask of it, one click each. The bundled
+    library gets questions written for it; any other, "who wrote" and "when" questions on its newest
+    articles, which metadata answers (``rag.answer.about_articles``)."""
+    documents = library.documents()
+    newest = sorted(documents, key=lambda d: d["date"] or "", reverse=True)
+    titles = "; ".join(f"“{d['title']}”" + (f" ({d['outlet']})" if d["outlet"] else "") for d in newest[:3])
+    more = f" and {len(documents) - 3} more" if len(documents) > 3 else ""
+    if {d["file_name"] for d in documents} == {p.name for p in corpus_dir().iterdir() if p.is_file()}:
+        questions = EXAMPLES[:3]
+    else:
+        questions = [f"Who wrote “{d['title']}”?" if d["author"] else f"What is “{d['title']}” about?"
+                     for d in newest[:3]]
+    if not documents:
+        return gr.update(placeholder="No article is indexed yet: add some in the Library panel.")
+    buttons = "".join(f"<button type='button' class='rag-suggest'>{escape(q)}</button>" for q in questions)
+    return gr.update(placeholder=(
+        f"<div class='rag-welcome'><p><b>{len(documents)} article{'s' if len(documents) != 1 else ''} indexed:</b> "
+        f"{escape(titles)}{escape(more)}.</p><p>Ask about them in your own words; each answer is a span of an "
+        f"article, with its source. Try one:</p><div class='rag-suggestions'>{buttons}</div></div>"))
 
 
 def _filters(since: str | None, until: str | None, sources: list[str] | None) -> Filters:
@@ -310,7 +362,6 @@ def build_app(library: Library, access: Access | None = None) -> gr.Blocks:
                     edit_button = gr.Button("Edit the last", elem_id="edit", size="sm", variant="secondary")
                     new_button = gr.Button("New conversation", elem_id="new-conversation", size="sm",
                                            variant="secondary")
-                gr.Examples(EXAMPLES, inputs=question, label="Try one")
             with gr.Column(scale=1):
                 k = gr.Slider(1, min(20, limits.k), value=min(library.assistant.k, limits.k), step=1,
                               label="Passages to read (k)")
@@ -356,6 +407,8 @@ def build_app(library: Library, access: Access | None = None) -> gr.Blocks:
                                show_progress="hidden"))
 
         demo.load(restore, [kept], [chat], api_visibility="private")
+        demo.load(lambda: _welcome(library), None, [chat], api_visibility="private", show_progress="hidden")
+
         demo.load(library_views_since, [seen], library_views, api_visibility="private", show_progress="hidden")
         # Changes from other pages and the API: looked for every few seconds, redrawn only when there are some.
         gr.Timer(LIBRARY_REFRESH_SECONDS).tick(library_views_since, [seen], library_views,
@@ -365,9 +418,6 @@ def build_app(library: Library, access: Access | None = None) -> gr.Blocks:
                          api_name="ask")
          .then(work, None, [chat, kept], concurrency_limit=None)
          .then(None, js=SCROLL_TO_ANSWER))
-        # Emptied in the browser as it is sent (after the question was read from it), so a question typed
-        # next is never wiped by the server's reply to the one before.
-        question.submit(None, None, [question], js="() => ''")
         # Everything that changes a page's queue goes through one line, so it acts in the order clicked.
         stop_button.click(stop, None, [chat, kept], concurrency_limit=1, concurrency_id="send",
                           api_visibility="private")
@@ -385,5 +435,9 @@ def build_app(library: Library, access: Access | None = None) -> gr.Blocks:
 def mount(app, library: Library, access: Access | None = None):
     """Mount the chat over ``library`` at ``/`` of the FastAPI ``app``, behind ``access``; returns the app."""
     access = access if access is not None else Access()
-    return gr.mount_gradio_app(app, build_app(library, access), path="/", css=CSS, js=CHAT_CLICKS,
-                               max_file_size=access.limits.upload_bytes)
+    # System fonts (nothing fetched from a font CDN, one face for every letter); no Gradio footer (its API
+    # page is Gradio's, not /api; its settings and branding mean nothing to a newsroom).
+    theme = gr.themes.Default(font=["system-ui", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif"],
+                              font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"])
+    return gr.mount_gradio_app(app, build_app(library, access), path="/", css=CSS, js=CHAT_CLICKS, theme=theme,
+                               footer_links=[], max_file_size=access.limits.upload_bytes)
