@@ -289,6 +289,11 @@ def test_browser_reads_a_follow_up_from_the_conversation_until_a_new_one(served,
     assert "Read as: “When was Tohir Yuldosh killed?”" in follow_up.inner_text()
     assert follow_up.locator(".rag-answer-text").inner_text() == "2009"
     page.screenshot(path=str(tmp_path / "follow-up.png"))
+    follow_up.locator(".rag-as-typed").click()  # one click: the same question, not rewritten
+    page.locator("#chat .rag-card").nth(2).wait_for(timeout=60_000)
+    as_typed = page.locator('#chat [data-testid="bot"]').last
+    assert page.locator('#chat [data-testid="user"]').last.inner_text().strip() == "When was he killed?"
+    assert "Read as" not in as_typed.inner_text() and as_typed.locator(".rag-answer-text").inner_text() != "2009"
     page.locator("#new-conversation").click()
     page.locator("#chat .rag-card").first.wait_for(state="detached")
     alone = _ask(page, "When was he killed?")  # nothing before it now: asked as typed

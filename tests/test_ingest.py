@@ -166,3 +166,12 @@ def test_wire_copies_are_stored_once_with_every_outlet_and_url(tmp_path):
     assert story.copies == (("https://b.test/2", "Northern Times", "https://b.test/2"),
                             ("https://c.test/3", "Gazette", "https://c.test/3"))
     assert docs[1].url == "https://c.test/4" and docs[1].copies == ()
+
+
+def test_a_plain_text_story_with_a_byline_gets_its_headline_and_author_not_its_masthead():
+    story = "The harbour bridge in Dover reopened on Monday after repairs, the council said.\n"
+    short = clean(f"Harbour bridge reopens\n\nBy Nadia Osei\n\n{story}")
+    assert (short.title, short.author) == ("Harbour bridge reopens", "Nadia Osei")
+    masthead = clean(f"The Dover Gazette\n\nHarbour bridge reopens after repairs\n\nBy Nadia Osei\n\n{story}")
+    assert (masthead.title, masthead.author, masthead.publisher) == (
+        "Harbour bridge reopens after repairs", "Nadia Osei", "The Dover Gazette")

@@ -60,6 +60,7 @@ _STOPWORDS = frozenset(
 )
 _NAME = r"[A-Z][\w'’.-]+(?: [A-Z][\w'’.-]+){1,3}"
 _NAME_LINE = re.compile(rf"^(?:By\s+)?({_NAME})$")
+_BYLINE = re.compile(rf"^By\s+({_NAME})$")
 _AUTHOR_NOTE_OUTLET = re.compile(
     r"\b(?:journalist|correspondent|reporter|writer|editor|columnist|contributor)\s+(?:for|with|at)\s+"
     r"(?:the\s+)?((?:[A-Z][\w/&.-]*)(?:\s+[A-Z][\w/&.-]*)*?)(?:'s?\b|’s?\b|[,.;]|\s+(?:and|who|since)\b|$)")
@@ -100,6 +101,15 @@ def find_title(lines: list[str]) -> int | None:
         if _looks_like_headline(line) and words and sum(w in body for w in words) / len(words) >= 0.4:
             return i
     return None
+
+
+def _headline_above_byline(lines: list[str]) -> int | None:
+    """The headline of a plain-text story with a "By NAME" line among its first lines: the nearest line above
+    the byline that reads as a headline (a masthead above it is then the publisher, not the title)."""
+    byline = next((i for i, line in enumerate(lines[:HEAD_LINES]) if _BYLINE.match(line)), None)
+    if byline is None:
+        return None
+    return next((i for i in range(byline - 1, -1, -1) if _looks_like_headline(lines[i])), None)
 
 
 def find_date(lines: Iterable[str]) -> str | None:
@@ -178,7 +188,10 @@ def clean(raw: str, title: str | None = None, markdown: bool = False) -> Cleaned
         kept.append((line, spans))
     lines = [line for line, _ in kept]
 
-    title_at = find_title(lines) if title is None else None
+    title_at = None
+    if title is None:
+        title_at = _headline_above_byline(lines)
+        title_at = find_title(lines) if title_at is None else title_at
     publisher = None
     if title_at is not None:
         title = lines[title_at]

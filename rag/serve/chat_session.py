@@ -63,12 +63,12 @@ class Session:
         return [Turn(e.asked, e.answer) for e in self.entries if e.status == "answered"]
 
     def add(self, asked: str, k: int, mode: str, since: str = "", until: str = "",
-            sources: list[str] | None = None, sent: float = 0.0) -> Entry:
-        """Queue a question, read from the conversation answered so far. Requests sent a few ms apart may
-        arrive out of order: a question goes before the waiting ones the page sent after it."""
+            sources: list[str] | None = None, sent: float = 0.0, as_typed: bool = False) -> Entry:
+        """Queue a question, read from the conversation answered so far (unless ``as_typed``). Requests sent a
+        few ms apart may arrive out of order: a question goes before the waiting ones the page sent after it."""
         with self.lock:
-            entry = Entry(asked, read_question(asked, self.history()), k, mode, since, until, list(sources or ()),
-                          sent)
+            read = asked if as_typed else read_question(asked, self.history())
+            entry = Entry(asked, read, k, mode, since, until, list(sources or ()), sent)
             position = len(self.entries)
             while position and (before := self.entries[position - 1]).status == "waiting" and before.sent > sent:
                 position -= 1

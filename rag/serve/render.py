@@ -128,7 +128,8 @@ def response_html(response: Response, rid: str | None = None) -> str:
     question = f"<p class='rag-question'>{escape(response.question)}</p>"
     if response.question_as_read != response.question:
         question += (f"<p class='rag-read-as'>Read as: “{escape(response.question_as_read)}” "
-                     "(from the conversation)</p>")
+                     "(from the conversation) <button type='button' class='rag-as-typed'>Ask it as typed</button>"
+                     f"<span class='rag-copy-text'>{escape(response.question)}</span></p>")
     if not response.citations:
         return (f"<div class='rag-card rag-none' id='{rid}'>{question}<p class='rag-answer'><b>No article matches "
                 "the limits you set.</b></p><p class='rag-confidence'>Widen the dates or outlets, or clear them.</p>"

@@ -59,6 +59,9 @@ CSS = """
 .rag-closest .rag-source, .rag-also .rag-source { border-style: dashed; }
 .rag-also > summary { font-size: .85em; cursor: pointer; margin-top: .4em; }
 .rag-copy-text { display: none; }
+.rag-as-typed { margin-left: .4em; font-size: .9em; font-style: normal; padding: 0 .5em; background: none;
+                border: 1px solid var(--border-color-primary); border-radius: 4px; color: inherit; cursor: pointer; }
+.rag-cite { text-decoration: underline; color: var(--link-text-color, var(--color-accent)); }
 .rag-welcome { text-align: left; max-width: 40em; margin: 1em auto; }
 .rag-suggestions { display: flex; flex-wrap: wrap; gap: .5em; }
 .rag-suggest { padding: .4em .8em; border: 1px solid var(--border-color-primary); border-radius: 16px;
@@ -69,7 +72,7 @@ CSS = """
 .rag-high::before { color: #1a7f37; } .rag-medium::before { color: #b58400; } .rag-low::before { color: #cf222e; }
 .rag-low { color: #cf222e; }
 .rag-alternatives ul { margin: .2em 0 .6em; }
-.rag-cite { text-decoration: none; font-weight: 600; }
+.rag-cite { font-weight: 600; }
 .rag-source { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: .5em .7em; margin: .5em 0; }
 .rag-source-head { font-weight: 600; }
 .rag-num { margin-right: .2em; }
@@ -95,10 +98,12 @@ CSS = """
 # string (?__theme=dark), losing the chat.
 CHAT_CLICKS = """() => {
   document.addEventListener("click", (event) => {
-    const suggested = event.target.closest && event.target.closest("#chat .rag-suggest");
-    if (suggested) {  // asked as if typed
+    const suggested = event.target.closest && event.target.closest("#chat .rag-suggest, #chat .rag-as-typed");
+    if (suggested) {  // a suggestion, asked as if typed; or a follow-up asked again as typed, not rewritten
       const box = document.querySelector("#question textarea");
-      box.value = suggested.textContent;
+      const asTyped = suggested.classList.contains("rag-as-typed");
+      window.ragAsTyped = asTyped;
+      box.value = asTyped ? suggested.parentElement.querySelector(".rag-copy-text").textContent : suggested.textContent;
       box.dispatchEvent(new Event("input", {bubbles: true}));
       const enter = new KeyboardEvent("keypress", {key: "Enter", code: "Enter", bubbles: true});
       setTimeout(() => box.dispatchEvent(enter), 50);
@@ -135,7 +140,9 @@ SENT_AT = """(...values) => {
   const box = document.querySelector("#question textarea");
   box.value = "";
   box.dispatchEvent(new Event("input", {bubbles: true}));
-  return [...values.slice(0, 6), Date.now()];
+  const asTyped = window.ragAsTyped ? 1 : 0;
+  window.ragAsTyped = false;
+  return [...values.slice(0, 6), Date.now(), asTyped];
 }"""
 SCROLL_TO_ANSWER = """() => {
   const answers = document.querySelectorAll('#chat [data-testid="bot"]');
@@ -217,7 +224,7 @@ def build_app(library: Library, access: Access | None = None) -> gr.Blocks:
         return session.messages()
 
     def send(message: str, k: int, mode: str, since: str, until: str, sources: list, sent: float | None,
-             request: gr.Request):
+             as_typed: float | None, request: gr.Request):
         """Queue the question and show it at once, or say inline what is wrong with it or its limits."""
         session = session_of(request)
         question = (message or "").strip()
@@ -234,7 +241,7 @@ def build_app(library: Library, access: Access | None = None) -> gr.Blocks:
                 problem = escape(str(e))
         if problem:  # the box was emptied as it was sent: the question goes back, to be fixed
             return gr.skip(), message, problem
-        session.add(question, int(k), mode, since or "", until or "", sources, float(sent or 0))
+        session.add(question, int(k), mode, since or "", until or "", sources, float(sent or 0), bool(as_typed))
         return session.messages(), gr.skip(), ""
 
     def work(request: gr.Request):
@@ -348,6 +355,7 @@ def build_app(library: Library, access: Access | None = None) -> gr.Blocks:
         gr.Markdown("## Ask the articles\nAnswers are spans of the articles themselves, with numbered sources.")
         kept = gr.BrowserState([], storage_key="rag-conversation")
         sent = gr.Number(visible=False)  # when the page sent a question, set by SENT_AT
+        as_typed = gr.Number(visible=False)  # 1 when "Ask it as typed" sent it, set by SENT_AT
         with gr.Row():
             with gr.Column(scale=3):
                 chat = gr.Chatbot(label="Answers", height=600, elem_id="chat", buttons=[], autoscroll=False,
@@ -413,7 +421,7 @@ def build_app(library: Library, access: Access | None = None) -> gr.Blocks:
         # Changes from other pages and the API: looked for every few seconds, redrawn only when there are some.
         gr.Timer(LIBRARY_REFRESH_SECONDS).tick(library_views_since, [seen], library_views,
                                                api_visibility="private", show_progress="hidden")
-        (question.submit(send, [question, k, mode, since, until, sources, sent], [chat, question, error],
+        (question.submit(send, [question, k, mode, since, until, sources, sent, as_typed], [chat, question, error],
                          js=SENT_AT, concurrency_limit=1, concurrency_id="send", trigger_mode="multiple",
                          api_name="ask")
          .then(work, None, [chat, kept], concurrency_limit=None)
