@@ -266,6 +266,17 @@ def test_browser_text_as_written_sources_jump_and_article_view(served, browser, 
     assert copied.split("\n")[0] in ("Dr Zabih Fetrat", "Zabih Fetrat") and "&#" not in copied and "<" not in copied
     assert "a spokesman for Dostum's Party" in copied and "“Dostum and Noor announce" in copied
     assert "Afghanistan Today, 2015-07-21" in copied
+    # [1] looks like a link; the question box shows where focus is; one font face, the system's, throughout.
+    cite = answer.locator("a.rag-cite").first
+    assert "underline" in cite.evaluate("e => getComputedStyle(e).textDecorationLine")
+    box = page.locator("#question textarea")
+    box.focus()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Shift+Tab")  # focus by keyboard, so :focus-visible applies
+    assert box.evaluate("e => getComputedStyle(e).outlineStyle") == "solid"
+    fonts = page.evaluate("[...new Set([...document.querySelectorAll('#chat b, #chat p, h2')]"
+                          ".map(e => getComputedStyle(e).fontFamily))]")
+    assert len(fonts) == 1 and fonts[0].startswith("system-ui"), fonts
     # [1] jumps to its source card.
     answer.locator("a.rag-cite").first.click()
     target = page.evaluate("location.hash")

@@ -82,7 +82,7 @@ CSS = """
 .rag-article-text { font-size: .9em; padding: .3em; }
 #chat mark { background: #ffe58f; color: #1f2328; }
 #question textarea:focus-visible, #chat a:focus-visible, #chat summary:focus-visible, button:focus-visible {
-  outline: 2px solid var(--color-accent); outline-offset: 2px; }
+  outline: 2px solid var(--color-accent) !important; outline-offset: 2px; }
 .max_value, .min_value, .or { color: var(--body-text-color) !important; opacity: 1 !important; }
 .rag-source.rag-targeted { outline: 2px solid var(--color-accent); }
 #question-error, #question-error * { color: #cf222e; }
