@@ -33,6 +33,10 @@ YULDOSH = Turn("Which IMU leader was killed in a U.S. drone attack?", "Tohir Yul
      "Which commander's troops clashed for Mazar-e Sharif?"),
     ([Turn("Where were the radical youth educated?", "in Pakistani madrasahs")], "Who said that?",
      "Who said that (Where were the radical youth educated? in Pakistani madrasahs)?"),
+    ([Turn("Which city did Rezai say was divided?", "Mazar-e Sharif")], "When?",
+     "When did Rezai say was divided?"),  # the "which city" phrase goes, not the word alone
+    ([Turn("Who was the police chief killed with?", "General Daud")], "Where did it happen?",
+     "Where did it happen (Who was the police chief killed with? General Daud)?"),  # "it" is not the man named
 ])
 def test_a_follow_up_is_read_as_a_question_that_stands_alone(history, question, read):
     assert read_question(question, history) == read

@@ -10,13 +10,15 @@ The rules, the first that applies:
 1. "What about X?", "And X?": the previous question with the name it asked about replaced by
    X ("Which commander's troops clashed for Kabul?", "What about Mazar-e Sharif?").
 2. Ellipsis, only a question word ("And where?", "Why?"): the previous question with its
-   question word replaced ("When was Tohir Yuldosh killed?" -> "Where was ...").
+   question word, or its "which city" phrase, replaced ("When was Tohir Yuldosh killed?" ->
+   "Where was ...").
 3. A fragment, a preposition and a question word ("Out of how many people?") or "how many"
    and a noun ("How many provinces first?"): the previous question is put beside it in brackets.
 4. Otherwise each kind of pronoun, at its first use, becomes what it refers to, unless a name
    comes before it in the same question (then it refers to that one). "he/she/him/her/his"
    and "it/its": the previous answer when it is a name and the previous question asked for
-   one (who, which, what; for he and she, who or "which leader" and the like), a singular one
+   one (for he and she, who or "which leader" and the like; for it, which or what; for they,
+   any of them), a singular one
    for a singular pronoun; else the name the previous question asked to define ("Who is
    Waheed Mozhdah?": he is Waheed Mozhdah, whatever the answer says of him), else its last
    name other than the answer (a person's for he and she). "they/them/their": two names
@@ -24,7 +26,9 @@ The rules, the first that applies:
    answer to "where" or "which province" and the like, else the previous question's last name. A
    possessive becomes "NAME's".
 5. "that", "so", "this" as the object of say/tell/mean ("Who said that?"): what was said is
-   the previous turn, kept beside the question in brackets for the search and the reader.
+   the previous turn, kept beside the question in brackets for the search and the reader; so
+   is the previous turn beside a pronoun that nothing named stands for ("Where did it happen?"
+   after "Who was killed with the police chief?").
 
 Names are runs of capitalised words, without a leading question or function word, month or
 weekday. ``rag eval`` scores the rules on the conversational gold set
@@ -43,6 +47,8 @@ WH_WORDS = ("who", "whom", "whose", "what", "which", "when", "where", "why", "ho
 _WH_GROUP = "(" + "|".join(w.replace(" ", r"\s+") for w in WH_WORDS) + r")\b"
 _WH = re.compile(r"^\s*(?:and|so|but|then)?\s*,?\s*" + _WH_GROUP, re.I)
 _ELLIPSIS = re.compile(r"^\s*(?:and|so|but|then)?\s*,?\s*" + _WH_GROUP + r"\s*(?:then|else|exactly)?\s*\??\s*$", re.I)
+_WH_PHRASE = re.compile(r"^\s*(?:which|what|whose)\s+(?:[\w'’-]+\s+){1,3}?(?=(?:did|does|do|is|are|was|were|has|have"
+                        r"|had|can|could|will|would)\b)", re.I)  # "Which city " before "did Rezai say ..."
 _WHAT_ABOUT = re.compile(r"^\s*(?:(?:and\s+)?(?:what|how)\s+about|and)\s+(.+?)\s*\??\s*$", re.I)
 _DEFINITION = re.compile(r"^\s*(?:who|what)\s+(?:is|are|was|were)\s+(.+?)\s*\??\s*$"
                          r"|^\s*what\s+does\s+(.+?)\s+(?:stand\s+for|mean)\s*\??\s*$", re.I)
@@ -144,6 +150,7 @@ def _referent(kind: str, previous: str, answer: str | None) -> str | None:
     defined = _defined(previous)
     wh = _wh(previous)
     asked_for_name = not defined and (wh in ("who", "whom", "whose") if kind == "person"
+                                      else wh in ("which", "what") if kind == "thing"  # "it" is not whom "who" named
                                       else wh in ("who", "whom", "whose", "which", "what"))
     if kind == "person" and _PERSON_NOUNS.match(previous):  # "Which IMU leader ...?"
         asked_for_name = True
@@ -163,8 +170,9 @@ def _referent(kind: str, previous: str, answer: str | None) -> str | None:
     return names[-1] if names else None
 
 
-def _resolve(question: str, previous: str, answer: str | None) -> str:
-    read = question
+def _resolve(question: str, previous: str, answer: str | None) -> tuple[str, bool]:
+    """The question with its pronouns resolved, and whether one of them could not be."""
+    read, unresolved = question, False
     for kind, pattern in PRONOUNS.items():
         match = pattern.search(read)
         if match is None or names_in(read[:match.start()], question=True):  # "Could the IMU strike from its ...?"
@@ -173,6 +181,8 @@ def _resolve(question: str, previous: str, answer: str | None) -> str:
         if referent:
             value = f"{referent}'s" if match.group(1).lower() in _POSSESSIVE else referent
             read = read[:match.start()] + value + read[match.end():]
+        else:
+            unresolved = True
     there = _THERE.search(read)
     if there and not names_in(read[:there.start()], question=True):
         asked_for_place = _wh(previous) == "where" or bool(_PLACE_NOUNS.match(previous))
@@ -180,7 +190,7 @@ def _resolve(question: str, previous: str, answer: str | None) -> str:
         if place:
             place = place if re.match(r"(?:in|at|on|near|from)\b", place) else f"in {place}"
             read = read[:there.start()] + place + read[there.end():]
-    return read
+    return read, unresolved
 
 
 def _rewrite(question: str, earlier: Sequence[tuple[str, str | None]]) -> str:
@@ -196,12 +206,15 @@ def _rewrite(question: str, earlier: Sequence[tuple[str, str | None]]) -> str:
     before = _WH.match(previous)
     if ellipsis and before:
         wh = re.sub(r"\s+", " ", ellipsis.group(1).lower())
-        return (wh.capitalize() + previous[before.end(1):]).strip()
+        phrase = _WH_PHRASE.match(previous)
+        return (wh.capitalize() + " " + previous[phrase.end() if phrase else before.end(1):].strip()).strip()
     if _FRAGMENT.match(question) and not names_in(question, question=True):
         return f"{question.strip().rstrip(' ?')} ({previous.rstrip(' ?')}?)"
-    read = _resolve(question, previous, answer)
+    read, unresolved = _resolve(question, previous, answer)
+    context = f"{previous.rstrip(' ?')}? {answer}" if answer else previous.rstrip(" ?")
     statement = _STATEMENT.search(read)
     if statement:
-        context = f"{previous.rstrip(' ?')}? {answer}" if answer else previous.rstrip(" ?")
         read = read[:statement.end()] + f" ({context})" + read[statement.end():]
+    elif unresolved:  # a pronoun with nothing to stand for: the turn before goes beside it, for the search
+        read = f"{read.rstrip(' ?')} ({context})?"
     return read
