@@ -97,10 +97,6 @@ class Session:
                 e.status = "stopped"
             return len(stopping)
 
-    def last(self) -> Entry | None:
-        with self.lock:
-            return self.entries[-1] if self.entries else None
-
     def drop_last(self) -> Entry | None:
         """Take the last question back, unless it is being answered."""
         with self.lock:
