@@ -14,7 +14,6 @@ rewriting changed: it should change none.
 
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import dataclass
 from importlib.resources import files
@@ -23,6 +22,7 @@ from typing import Any
 
 from rag.answer.assistant import Assistant
 from rag.errors import RagError
+from rag.evaluation.gold import parse_jsonl
 from rag.evaluation.metrics import best_over_gold
 from rag.types import Turn
 
@@ -46,6 +46,11 @@ class Dialogue:
     turns: tuple[GoldTurn, ...]
 
 
+def _dialogue(record: dict) -> Dialogue:
+    turns = tuple(GoldTurn(t["question"], tuple(t["answers"])) for t in record["turns"])
+    return Dialogue(str(record["id"]), record["doc"], turns)
+
+
 def load_dialogues(path: str | Path) -> list[Dialogue]:
     """Read conversational gold JSONL.
 
@@ -58,16 +63,8 @@ def load_dialogues(path: str | Path) -> list[Dialogue]:
     except OSError as e:
         raise RagError(f"cannot read conversational gold {path}: {e.strerror or e}") from e
     dialogues = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            turns = tuple(GoldTurn(t["question"], tuple(t["answers"])) for t in record["turns"])
-            dialogue = Dialogue(str(record["id"]), record["doc"], turns)
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise RagError(f"{path}:{number}: expected {{id, doc, turns: [{{question, answers}}]}} ({e})") from e
-        if len(turns) < 2 or not all(t.question.strip() and t.answers for t in turns):
+    for number, dialogue in parse_jsonl(lines, path, "{id, doc, turns: [{question, answers}]}", _dialogue):
+        if len(dialogue.turns) < 2 or not all(t.question.strip() and t.answers for t in dialogue.turns):
             raise RagError(f"{path}:{number}: a dialogue needs two turns or more, each with a question and answers")
         dialogues.append(dialogue)
     if not dialogues:

@@ -7,14 +7,18 @@ The gold set of the bundled corpus ships with the package, beside the corpus
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
+from typing import TypeVar
 
 from rag.errors import RagError
 from rag.evaluation.squad import load_squad
 from rag.ingest import document_id
 from rag.types import Document
+
+Built = TypeVar("Built")
 
 BUNDLED_GOLD = Path(str(files("rag") / "data" / "gold_bundled.jsonl"))
 
@@ -37,6 +41,23 @@ class GoldQuestion:
         return bool(self.answers)
 
 
+def parse_jsonl(lines: list[str], path: Path, shape: str, build: Callable[[dict], Built]) -> list[tuple[int, Built]]:
+    """Each non-blank line of a gold file, built into a record, with its line number.
+
+    Raises:
+        RagError: a line is not JSON, or lacks a field ``build`` needs (the message names the line and ``shape``).
+    """
+    built = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            built.append((number, build(json.loads(line))))
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise RagError(f"{path}:{number}: expected {shape} ({e})") from e
+    return built
+
+
 def load_gold(path: str | Path) -> list[GoldQuestion]:
     """Read a gold JSONL file: one object per line with id, question, answers, doc (and optional kind).
 
@@ -53,16 +74,9 @@ def load_gold(path: str | Path) -> list[GoldQuestion]:
     except OSError as e:
         raise RagError(f"cannot read gold file {path}: {e.strerror or e}") from e
     gold = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            item = GoldQuestion(id=str(record["id"]), question=record["question"],
-                                answers=tuple(record["answers"]), doc=record["doc"],
-                                kind=record.get("kind", "factoid" if record["answers"] else "no_answer"))
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise RagError(f"{path}:{number}: expected {{id, question, answers, doc}} ({e})") from e
+    for number, item in parse_jsonl(lines, path, "{id, question, answers, doc}", lambda record: GoldQuestion(
+            id=str(record["id"]), question=record["question"], answers=tuple(record["answers"]), doc=record["doc"],
+            kind=record.get("kind", "factoid" if record["answers"] else "no_answer"))):
         if not item.question.strip() or bool(item.answers) != (item.doc is not None):
             raise RagError(f"{path}:{number}: a question needs text, and answers exactly when it names a doc")
         gold.append(item)
