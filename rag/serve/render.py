@@ -12,10 +12,9 @@ jump within their own answer even when the chat holds many.
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from urllib.parse import urlparse
 
-from rag.types import Citation, Document, Response
+from rag.types import Citation, Document, Response, file_name
 
 _SNIPPET_CHARS = 300  # of a passage without the answer, shown in its source card
 
@@ -44,7 +43,7 @@ def source_name(document: Document) -> str:
     link = _link(document.url)
     if link:
         return urlparse(link).netloc.removeprefix("www.")
-    return Path(document.source.replace("\\", "/")).name
+    return file_name(document.source)
 
 
 def _highlight(text: str, start: int | None, end: int | None, mark_id: str | None = None) -> str:
