@@ -111,6 +111,7 @@ class Library:
         self._embedder = _TakingTurns(index.embedder, self.compute)
         index.embedder = self._embedder
         self.assistant = Assistant(Retriever(index, mode=DEFAULT_MODE), reader, k=k)
+        self.version = 0  # counts the snapshots swapped in, so a view can tell it is current without a listing
         self._questions: MicroBatcher[tuple[str, int, Mode, Filters | None], Response] = MicroBatcher(
             lambda items: self.ask(*zip(*items)))
 
@@ -257,3 +258,4 @@ class Library:
     def _swap(self, index: Index) -> None:
         old = self.assistant
         self.assistant = Assistant(Retriever(index, mode=old.retriever.mode), old.reader, k=old.k)
+        self.version += 1

@@ -13,8 +13,6 @@ browser keeps the conversation (``gr.BrowserState``), so a reload restores it.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import threading
@@ -151,12 +149,12 @@ SCROLL_TO_ANSWER = """() => {
 
 
 def _library_views(library: Library, seen: str = "") -> tuple:
-    """The Library panel's listing, the outlets filter's and the removal list's choices, and their
-    signature; all skipped when the signature is ``seen`` (nothing changed since this page's last look)."""
-    documents = library.documents()
-    signature = hashlib.sha256(json.dumps(documents, sort_keys=True).encode()).hexdigest()
+    """The Library panel's listing, the outlets filter's and the removal list's choices, and the snapshot they
+    show; all skipped, without listing anything, when that snapshot is ``seen`` (this page shows it already)."""
+    signature = str(library.version)  # read before the listing: a swap in between is drawn at the next look
     if signature == seen:
         return gr.skip(), gr.skip(), gr.skip(), seen
+    documents = library.documents()
     named = [(d, d["outlet"] or d["file_name"]) for d in documents]
     items = "".join(f"<li><b>{escape(d['title'])}</b><div class='rag-meta'>"
                     + " · ".join(escape(part) for part in (name, d["date"], f"{d['passage_count']} passages") if part)
