@@ -139,8 +139,13 @@ class Index(Protocol):
         """``filters`` in this index's own form, for :meth:`SearchPart.search_batch`; None allows all."""
         ...
 
-    def hits(self, ranked: Sequence[tuple[int, float]]) -> list[Hit]:
-        """(row, score) pairs from a search, best first, as hits ranked 1, 2, …"""
+    def hits(self, ranked: Sequence[tuple[int, float]],
+             parts: Mapping[str, Mapping[int, float]] | None = None) -> list[Hit]:
+        """(row, score) pairs from a search, best first, as hits ranked 1, 2, …
+
+        ``parts`` holds each search's own scores by row ("dense", "bm25"), which the hits carry
+        as ``dense_score`` and ``bm25_score`` (see :func:`rag.types.Hit.with_parts`).
+        """
         ...
 
     def passage_counts(self) -> dict[str, int]:

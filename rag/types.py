@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import date
 from pathlib import PurePosixPath
@@ -169,12 +169,26 @@ class Filters:
 
 @dataclass(frozen=True)
 class Hit:
-    """A retrieved passage with its document, its score under the retrieval mode, and its 1-based rank."""
+    """A retrieved passage with its document, its score under the retrieval mode, and its 1-based rank.
+
+    ``dense_score`` (cosine similarity to the question) and ``bm25_score`` are the scores of
+    each search the retriever ran, None where that search did not run or did not rank the
+    passage among its candidates; the answer verifier reads them (``rag.answer.verifier``).
+    """
 
     passage: Passage
     document: Document
     score: float
     rank: int
+    dense_score: float | None = None
+    bm25_score: float | None = None
+
+    @classmethod
+    def with_parts(cls, passage: Passage, document: Document, score: float, rank: int, row: int,
+                   parts: Mapping[str, Mapping[int, float]] | None) -> Hit:
+        """A hit whose part scores are looked up by its ``row`` in ``parts`` (see ``Index.hits``)."""
+        parts = parts or {}
+        return cls(passage, document, score, rank, parts.get("dense", {}).get(row), parts.get("bm25", {}).get(row))
 
     def to_dict(self) -> dict:
         """The JSON shape of a search hit (``rag search --json``, ``/api/search``): its document and its
@@ -313,7 +327,10 @@ class Response:
     the same.
 
     ``confidence`` is the calibrated probability that the answer is right, or, with no
-    answer, that no passage held one; ``level`` puts it in words (see ``rag.settings``).
+    answer, that no passage held one; ``level`` puts it in words: "high", "medium" or "low",
+    on the answer verifier's held-out cut-offs (``rag.answer.verifier``), or, without one, on
+    ``rag.settings.CONFIDENCE_LEVELS``. ``margin`` is the reader's margin of the best span
+    (None when nothing was read), kept to measure the verifier against it.
     ``alternatives`` are the next best distinct answers, each from a cited article.
     ``timings`` are seconds per question for the stages ``retrieve``, ``read`` and
     ``total``; in a batch, the batch's time divided among its questions.
@@ -326,17 +343,16 @@ class Response:
     alternatives: tuple[Alternative, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
     question_as_read: str = ""
+    level: str = ""
+    margin: float | None = None
 
     def __post_init__(self) -> None:
         if not self.question_as_read:
             object.__setattr__(self, "question_as_read", self.question)
+        if not self.level:
+            from rag.settings import confidence_level
 
-    @property
-    def level(self) -> str:
-        """"high", "medium" or "low": the confidence on the calibrated cut-offs."""
-        from rag.settings import confidence_level
-
-        return confidence_level(self.confidence)
+            object.__setattr__(self, "level", confidence_level(self.confidence))
 
     def to_dict(self) -> dict:
         """The JSON shape of ``rag ask --json`` and ``POST /api/ask``: plain text, never HTML.

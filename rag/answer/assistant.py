@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
-from rag.answer import about_articles
+from rag.answer import about_articles, definitions
 from rag.answer.conversation import read_question
+from rag.answer.verifier import Verifier, features, same_answer
 from rag.read.normalize import normalize_answer
 from rag.read.reader import Reader
 from rag.search.retriever import Retriever
@@ -17,6 +20,9 @@ from rag.types import Alternative, Answer, Citation, CitedPassage, Filters, Hit,
 
 MAX_ALTERNATIVES = 2  # other answers shown beside one of low confidence
 NEAR_TIE = 0.25  # margins (logits) within which two answers tie; see choose_answer
+# How often a full name spelled out as "Long Form (X)" was the right answer to "What does X
+# stand for?" in the held-out measurement (``python -m eval.definitions``); shown as its confidence.
+DEFINITION_CONFIDENCE = 0.95
 
 
 class Assistant:
@@ -27,14 +33,22 @@ class Assistant:
         reader: extracts the answer; the shipped reader by default.
         k: passages retrieved and read per question.
         spans_per_question: candidate answers the reader returns before they are merged.
+        verifier: decides whether to answer and how sure to say it is
+            (``rag.answer.verifier``); by default the one trained for the reader, saved beside
+            it; None leaves the decision to the reader's margin threshold.
+        abstain: with a verifier, abstain below its lowest level; False answers every question
+            that has a candidate (at level "low"), as risk-coverage measurement needs.
     """
 
     def __init__(self, retriever: Retriever, reader: Reader | None = None, k: int = DEFAULT_K,
-                 spans_per_question: int = 10) -> None:
+                 spans_per_question: int = 10, verifier: Verifier | None | Literal["beside"] = "beside",
+                 abstain: bool = True) -> None:
         self.retriever = retriever
         self.reader = reader if reader is not None else Reader()
         self.k = check_positive_int("k", k)
         self.spans_per_question = check_positive_int("spans_per_question", spans_per_question)
+        self.verifier = Verifier.beside(self.reader.model_name) if verifier == "beside" else verifier
+        self.abstain = abstain
 
     @classmethod
     def default(cls, reader: Reader | str | Path | None = None, **settings) -> Assistant:
@@ -98,7 +112,9 @@ class Assistant:
         """
         started = time.perf_counter()
         fields = [about_articles.asked_about(q) for q in questions]
-        to_read = [i for i, name in enumerate(fields) if name is None]  # the others are about the articles
+        spelled = [_spelled_out(q, hs) if field is None else None for q, hs, field in zip(questions, hits, fields)]
+        # the others are about the articles, or ask what an acronym the passages spell out stands for
+        to_read = [i for i, name in enumerate(fields) if name is None and spelled[i] is None]
         readings = dict(zip(to_read, self.reader.read_batch([questions[i] for i in to_read],
                                                             [[h.passage for h in hits[i]] for i in to_read],
                                                             top_k=self.spans_per_question)))
@@ -107,16 +123,31 @@ class Assistant:
         timings = {**share, "total": share["retrieve"] + share["read"]}
         responses = []
         for i, (q, hs) in enumerate(zip(questions, hits)):
-            field = fields[i]
-            responses.append(self._respond(q, list(hs), readings[i], dict(timings)) if field is None
-                             else _respond_about(q, list(hs), field, dict(timings)))
+            field, definition = fields[i], spelled[i]
+            if field is not None:
+                responses.append(_respond_about(q, list(hs), field, dict(timings)))
+            elif definition is not None:
+                responses.append(_respond_cited(q, list(hs), *definition, DEFINITION_CONFIDENCE, dict(timings)))
+            else:
+                responses.append(self._respond(q, list(hs), readings[i], dict(timings)))
         return responses
 
     def _respond(self, question: str, hits: list[Hit], reading: Reading, timings: dict[str, float]) -> Response:
-        if reading.decision == "abstain":  # also when there were no passages to read
-            return Response(question, None, reading.no_answer.confidence, _cite(hits, None, {}), (), timings)
+        verifier = self.verifier
+        if not reading.answers or (verifier is None and reading.decision == "abstain"):
+            return Response(question, None, reading.no_answer.confidence, _cite(hits, None, {}), (), timings,
+                            margin=reading.answers[0].score if reading.answers else None)
         rank = {h.passage.id: h.rank for h in hits}
-        best, support = choose_answer(reading, rank, self.reader.threshold)
+        if verifier is None:
+            best, support = choose_answer(reading, rank, self.reader.threshold)
+            confidence, level = best[0].confidence, None
+        else:
+            best, support = choose_answer(reading, rank, -math.inf, relative_scores(hits), verifier.retrieval_weight)
+            confidence = verifier.probability(features(question, best, support, hits))
+            level = verifier.level(confidence)
+            if level is None and self.abstain:
+                return Response(question, None, 1.0 - confidence, _cite(hits, None, {}), (), timings,
+                                margin=best[0].score)
         found: dict[str, Answer] = {}
         for answer in best:  # best first: each passage is cited with its own best span of the answer
             found.setdefault(answer.passage_id, answer)
@@ -126,37 +157,63 @@ class Assistant:
         for group in support:  # other answers, not the same one with other boundaries
             if len(shown) > MAX_ALTERNATIVES:
                 break
-            if group[0].passage_id in article and not any(_same_answer(group, other) for other in shown):
+            if group[0].passage_id in article and not any(same_answer(group, other) for other in shown):
                 shown.append(group)
-        alternatives = tuple(Alternative(g[0].text, g[0].confidence, article[g[0].passage_id], g[0].passage_id,
-                                         g[0].start, g[0].end) for g in shown[1:])
-        return Response(question, best[0].text, best[0].confidence, citations, alternatives, timings)
+        alternatives = tuple(Alternative(g[0].text, self._confidence(question, g, support, hits),
+                                         article[g[0].passage_id], g[0].passage_id, g[0].start, g[0].end)
+                             for g in shown[1:])
+        return Response(question, best[0].text, confidence, citations, alternatives, timings,
+                        level=level or "" if verifier is None else level or "low", margin=best[0].score)
+
+    def _confidence(self, question: str, group: list[Answer], groups: list[list[Answer]], hits: list[Hit]) -> float:
+        """An answer's confidence: the verifier's probability, or without one the reader's calibrated margin."""
+        if self.verifier is None:
+            return group[0].confidence
+        return self.verifier.probability(features(question, group, groups, hits))
 
 
-def choose_answer(reading: Reading, rank: dict[str, int],
-                  threshold: float) -> tuple[list[Answer], list[list[Answer]]]:
-    """The answer to give, from a reading that decided to answer: its spans, best first, and every
+def choose_answer(reading: Reading, rank: dict[str, int], threshold: float,
+                  retrieval: dict[str, float] | None = None,
+                  retrieval_weight: float = 0.0) -> tuple[list[Answer], list[list[Answer]]]:
+    """The answer to give, from a reading with at least one span: its spans, best first, and every
     distinct answer (spans grouped by normalised text), best first.
 
-    The best span wins. Answers within :data:`NEAR_TIE` of it tie, and the tie goes to the
-    answer more passages hold, then to the better-ranked passage: a choice that bf16 rounding
-    (which moves a margin by less than 0.1) cannot flip. Choosing by summed support instead
-    rewards fragments that recur (``docs/reader.md`` has the measurement).
+    Each span scores its margin plus ``retrieval_weight`` times its passage's retrieval score
+    (BERTserini's linear mix of reader and retriever scores; ``rag.training.verifier`` chooses
+    the weight on held-out data), so that a span in a weakly retrieved passage needs a clearly
+    better margin to beat one in the best passage. The best span wins. Answers within
+    :data:`NEAR_TIE` of it tie, and the tie goes to the answer more passages hold, then to the
+    better-ranked passage: a choice that bf16 rounding (which moves a margin by less than 0.1)
+    cannot flip. Choosing by summed support instead rewards fragments that recur
+    (``docs/reader.md`` has the measurement).
 
     Args:
-        reading: the reader's result for one question, with ``decision == "answer"``.
+        reading: the reader's result for one question.
         rank: each read passage's retrieval rank, by passage id.
-        threshold: the reader's threshold; spans below it are never chosen.
+        threshold: spans whose margin is below it are never chosen (unless none clears it).
+        retrieval: each read passage's retrieval score over the best one's (in [0, 1]), by passage id.
+        retrieval_weight: the weight of that score, in margin units.
     """
+    retrieval = retrieval or {}
+
+    def fused(answer: Answer) -> float:
+        return answer.score + retrieval_weight * retrieval.get(answer.passage_id, 0.0)
+
     groups: dict[str, list[Answer]] = {}
-    for answer in reading.answers:
+    for answer in sorted(reading.answers, key=lambda a: -fused(a)):
         groups.setdefault(normalize_answer(answer.text) or answer.text, []).append(answer)
-    support = sorted(groups.values(), key=lambda g: -g[0].score)
-    cleared = [g for g in support if g[0].score >= threshold]
-    near = [g for g in cleared if g[0].score >= cleared[0][0].score - NEAR_TIE]
+    support = sorted(groups.values(), key=lambda g: -fused(g[0]))
+    cleared = [g for g in support if g[0].score >= threshold] or support
+    near = [g for g in cleared if fused(g[0]) >= fused(cleared[0][0]) - NEAR_TIE]
     best = max(near, key=lambda g: (len({a.passage_id for a in g}), -min(rank.get(a.passage_id, 0) for a in g),
-                                    g[0].score))
+                                    fused(g[0])))
     return best, support
+
+
+def relative_scores(hits: Sequence[Hit]) -> dict[str, float]:
+    """Each hit's retrieval score over the best hit's, by passage id (1.0 for the best)."""
+    top = max((h.score for h in hits), default=0.0)
+    return {h.passage.id: h.score / top if top > 0 else 0.0 for h in hits}
 
 
 def _respond_about(question: str, hits: list[Hit], name: str, timings: dict[str, float]) -> Response:
@@ -165,7 +222,18 @@ def _respond_about(question: str, hits: list[Hit], name: str, timings: dict[str,
     found = about_articles.answer(name, hits, question)
     if found is None:
         return Response(question, None, 1.0, _cite(hits, None, {}), (), timings)
-    hit, start, end, confidence = found
+    return _respond_cited(question, hits, *found, timings)
+
+
+def _spelled_out(question: str, hits: Sequence[Hit]) -> tuple[Hit, int, int] | None:
+    """Where a passage spells out the acronym the question asks about (``rag.answer.definitions``), or None."""
+    acronym = definitions.asked_acronym(question)
+    return definitions.find(acronym, hits) if acronym is not None else None
+
+
+def _respond_cited(question: str, hits: list[Hit], hit: Hit, start: int, end: int, confidence: float,
+                   timings: dict[str, float]) -> Response:
+    """An answer found by rule at ``hit.passage.text[start:end]``: that passage cited first."""
     cited = CitedPassage(hit, start, end)
     citations = _cite([h for h in hits if h.document.id != hit.document.id or h.passage.id != hit.passage.id],
                       None, {})
@@ -174,13 +242,6 @@ def _respond_about(question: str, hits: list[Hit], name: str, timings: dict[str,
     rest = tuple(Citation(n, c.document, c.passages)
                  for n, c in enumerate((c for c in citations if c.document.id != hit.document.id), 2))
     return Response(question, hit.passage.text[start:end], confidence, (first, *rest), (), timings)
-
-
-def _same_answer(one: list[Answer], other: list[Answer]) -> bool:
-    """Whether two groups of spans name the same thing: one's text holds the other's, or their spans overlap."""
-    a, b = normalize_answer(one[0].text), normalize_answer(other[0].text)
-    return (a in b or b in a) or any(x.passage_id == y.passage_id and x.start < y.end and y.start < x.end
-                                     for x in one for y in other)
 
 
 def _reader(reader: Reader | str | Path | None) -> Reader:

@@ -19,11 +19,13 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from rag.answer import about_articles
 from rag.answer.assistant import Assistant
 from rag.errors import MissingDependencyError, require
+from rag.evaluation import selective
 from rag.evaluation.conversations import BUNDLED_CONVERSATIONS, evaluate_conversations, load_dialogues
 from rag.evaluation.gold import BUNDLED_GOLD, GoldQuestion, doc_names, from_doc, holds_answer, load_gold, squad_corpus
 from rag.evaluation.metrics import best_over_gold, latency_summary
@@ -140,6 +142,53 @@ def evaluate_end_to_end(assistant: Assistant, gold: list[GoldQuestion], mode: Mo
     return records
 
 
+CALIBRATION_BINS = 10
+
+
+def evaluate_selective(assistant: Assistant, gold: list[GoldQuestion], mode: Mode | None = None,
+                       batch_size: int = 32) -> dict:
+    """How well the confidence ranks right answers above wrong ones, against the reader's plain margin.
+
+    Every question the reader answers (not those about the articles, nor the acronyms spelled
+    out) is asked once more without abstaining, so each has the answer it would get; an answer
+    to a question without one is wrong. Reports the figures of ``rag.evaluation.selective`` for
+    the confidence shown and for the margin, the calibration curve (confidence against
+    accuracy, in ten bins), and each confidence level's answers and how many were right.
+    """
+    answering = Assistant(assistant.retriever, assistant.reader, k=assistant.k,
+                          spans_per_question=assistant.spans_per_question, verifier=assistant.verifier, abstain=False)
+    confidence, margin, right, level = [], [], [], []
+    for lo in range(0, len(gold), batch_size):
+        chunk = gold[lo:lo + batch_size]
+        for g, response in zip(chunk, answering.ask_batch([g.question for g in chunk], mode=mode)):
+            if response.margin is None or response.answer is None:  # not read by the reader
+                continue
+            confidence.append(response.confidence)
+            margin.append(response.margin)
+            right.append(g.answerable and best_over_gold(response.answer, g.answers)[1] >= 0.5)
+            level.append(response.level)
+    conf, ok = np.array(confidence), np.array(right, dtype=bool)
+    bins = np.minimum((conf * CALIBRATION_BINS).astype(int), CALIBRATION_BINS - 1)
+    return {
+        "questions": len(ok),
+        "confidence": selective.summary(conf, ok),
+        "margin": selective.summary(np.array(margin), ok),
+        "calibration": [{"bin": [b / CALIBRATION_BINS, (b + 1) / CALIBRATION_BINS], "answers": int((bins == b).sum()),
+                         "mean_confidence": float(conf[bins == b].mean()), "accuracy": float(ok[bins == b].mean())}
+                        for b in range(CALIBRATION_BINS) if (bins == b).any()],
+        "levels": {name: {"answers": sum(lv == name for lv in level),
+                          "right": int(sum(r for lv, r in zip(level, ok) if lv == name))}
+                   for name in ("high", "medium", "low")},
+        "verifier": assistant.verifier is not None,
+        "curves": {"confidence": _curve(conf, ok), "margin": _curve(np.array(margin), ok)},
+    }
+
+
+def _curve(scores: np.ndarray, right: np.ndarray) -> dict[str, list[float]]:
+    coverage, risk = selective.risk_coverage(scores, right)
+    return {"coverage": coverage.round(4).tolist(), "risk": risk.round(4).tolist()}
+
+
 def summarize(records: list[Record], gold: list[GoldQuestion]) -> dict:
     answerable = {g.id for g in gold if g.answerable}
     predicted_none = [r for r in records if r.answer is None]
@@ -193,6 +242,18 @@ def table(report: dict) -> str:
     lines += ["", "latency (ms)        p50      p95"]
     for stage, t in e["latency_seconds"].items():
         lines.append(f"  {stage:<14} {1000 * t['p50']:8.1f} {1000 * t['p95']:8.1f}")
+    sel = report.get("selective")
+    if sel:
+        lines += ["", f"answer or abstain ({sel['questions']} questions the reader answers, each answered;"
+                      " right: F1 >= 0.5)",
+                  f"  {'score':<34}{'AUROC':>7}{'AURC':>7}{'cov@90':>8}{'cov@95':>8}"]
+        for name, label in (("confidence", "confidence shown" + (" (verifier)" if sel["verifier"] else "")),
+                            ("margin", "reader's margin alone")):
+            m = sel[name]
+            lines.append(f"  {label:<34}{m['auroc']:7.3f}{m['aurc']:7.3f}{_fmt(m['coverage_at_90']):>8}"
+                         f"{_fmt(m['coverage_at_95']):>8}")
+        lines.append("  levels: " + ", ".join(f"{name} {c['right']} right of {c['answers']}"
+                                              for name, c in sel["levels"].items()))
     c = report.get("conversations")
     if c:
         lines += ["", f"follow-up questions ({c['gold']}: {c['dialogues']} dialogues, {c['follow_ups']} follow-ups)",
@@ -213,7 +274,8 @@ def plot(report: dict, records: list[Record], path: Path) -> None:
     require("matplotlib", "eval", "plotting the report").use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    sel = report.get("selective")
+    fig, (left, right, third) = plt.subplots(1, 3, figsize=(16, 4))
     for mode, r in report["retrieval"].items():
         left.plot(KS, [100 * r[f"top{k}"] for k in KS], marker="o", label=mode)
     left.set(xlabel="k", ylabel="answer in top k (%)", title="Retrieval", xticks=KS, ylim=(0, 101))
@@ -224,6 +286,18 @@ def plot(report: dict, records: list[Record], path: Path) -> None:
                color=["tab:green", "tab:red"])
     right.set(xlabel="confidence", ylabel="answers", title="Confidence of given answers")
     right.legend()
+    if sel:
+        bins = sel["calibration"]
+        third.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
+        third.plot([b["mean_confidence"] for b in bins], [b["accuracy"] for b in bins], marker="o",
+                   label="accuracy by confidence")
+        for name, color in (("confidence", "tab:blue"), ("margin", "tab:orange")):
+            curve = sel["curves"][name]
+            third.plot(curve["coverage"], [1 - r for r in curve["risk"]], color=color, alpha=0.6,
+                       label=f"accuracy at coverage, by {name}")
+        third.set(xlabel="confidence / coverage", ylabel="accuracy", title="Calibration and risk-coverage",
+                  xlim=(0, 1), ylim=(0, 1.02))
+        third.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -238,6 +312,7 @@ def run(gold: list[GoldQuestion], assistant: Assistant, gold_name: str, corpus_n
     report["reader"] = evaluate_reader(assistant.reader, assistant.retriever, gold)
     records = evaluate_end_to_end(assistant, gold, mode)
     report["end_to_end"] = summarize(records, gold)
+    report["selective"] = evaluate_selective(assistant, gold, mode)
     return report, records
 
 

@@ -166,12 +166,13 @@ class PassageIndex:
         i = int(np.searchsorted(self.dense.offsets, row, side="right")) - 1
         return self.segments[i].passages[row - int(self.dense.offsets[i])]
 
-    def hits(self, ranked: Sequence[tuple[int, float]]) -> list[Hit]:
-        """(row, score) pairs, best first, as search hits ranked 1, 2, …"""
+    def hits(self, ranked: Sequence[tuple[int, float]],
+             parts: Mapping[str, Mapping[int, float]] | None = None) -> list[Hit]:
+        """(row, score) pairs, best first, as search hits ranked 1, 2, … (see ``rag.protocols.Index.hits``)"""
         found = []
         for rank, (row, score) in enumerate(ranked, 1):
             passage = self.passage(row)
-            found.append(Hit(passage=passage, document=self.documents[passage.doc_id], score=score, rank=rank))
+            found.append(Hit.with_parts(passage, self.documents[passage.doc_id], score, rank, row, parts))
         return found
 
     @classmethod

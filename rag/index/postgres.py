@@ -346,8 +346,9 @@ class PostgresIndex:
             params["doc_ids"] = list(filters.doc_ids)
         return " AND ".join(clauses), params
 
-    def hits(self, ranked: Sequence[tuple[int, float]]) -> list[Hit]:
-        """(row, score) pairs, best first, as search hits ranked 1, 2, …"""
+    def hits(self, ranked: Sequence[tuple[int, float]],
+             parts: Mapping[str, Mapping[int, float]] | None = None) -> list[Hit]:
+        """(row, score) pairs, best first, as search hits ranked 1, 2, … (see ``rag.protocols.Index.hits``)"""
         if not ranked:
             return []
         found = {row: (Passage(pid, doc_id, text, start, end), _document(record, copies))
@@ -359,7 +360,7 @@ class PostgresIndex:
         for row, score in ranked:
             if row in found:
                 passage, document = found[row]
-                hits.append(Hit(passage=passage, document=document, score=score, rank=len(hits) + 1))
+                hits.append(Hit.with_parts(passage, document, score, len(hits) + 1, row, parts))
         return hits
 
     def known(self, doc_ids: Iterable[str]) -> set[str]:

@@ -257,8 +257,9 @@ class QdrantIndex:
                 must.append(models.FieldCondition(key=key, match=models.MatchAny(any=values)))
         return models.Filter(must=must)
 
-    def hits(self, ranked: Sequence[tuple[int, float]]) -> list[Hit]:
-        """(point id, score) pairs, best first, as search hits ranked 1, 2, …
+    def hits(self, ranked: Sequence[tuple[int, float]],
+             parts: Mapping[str, Mapping[int, float]] | None = None) -> list[Hit]:
+        """(point id, score) pairs, best first, as search hits ranked 1, 2, … (see ``rag.protocols.Index.hits``)
 
         A passage whose document is not written yet (an add in progress) is left out.
         """
@@ -272,8 +273,8 @@ class QdrantIndex:
             payload = points.get(row)
             if payload is None or payload["doc_id"] not in documents:
                 continue
-            found.append(Hit(passage=_passage(payload), document=documents[payload["doc_id"]], score=score,
-                             rank=len(found) + 1))
+            found.append(Hit.with_parts(_passage(payload), documents[payload["doc_id"]], score, len(found) + 1,
+                                        row, parts))
         return found
 
     def passage_counts(self) -> dict[str, int]:

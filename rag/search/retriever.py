@@ -102,7 +102,10 @@ class Retriever:
             self.index.check_embedder()
             rankings = list(zip(self.index.dense.search_batch(questions, depth, allowed),
                                 self.index.sparse.search_batch(questions, depth, allowed)))
-        return [self.index.hits(self._fuse(r)[:k]) for r in rankings]
+        parts = ("dense", "bm25") if mode == "hybrid" else (mode,)
+        return [self.index.hits(self._fuse(r)[:k], {part: dict(zip(rows.tolist(), scores.tolist()))
+                                                    for part, (rows, scores) in zip(parts, r)})
+                for r in rankings]
 
     def _fuse(self, rankings: Sequence[Ranking]) -> list[tuple[int, float]]:
         if len(rankings) == 1:

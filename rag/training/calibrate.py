@@ -44,13 +44,14 @@ CROSSING_PENALTIES = (0.0, 1.0, 2.0, 4.0)  # margin units taken from a span acro
 logger = logging.getLogger(__name__)
 
 
-def best_threshold(margins: np.ndarray, f1_if_answered: np.ndarray, has_answer: np.ndarray) -> tuple[float, float]:
-    """The margin threshold with the best mean F1, abstaining below it; returns (threshold, F1)."""
+def best_threshold(margins: np.ndarray, f1_if_answered: np.ndarray, has_answer: np.ndarray,
+                   weights: np.ndarray | None = None) -> tuple[float, float]:
+    """The threshold with the best (weighted) mean F1, abstaining below it; returns (threshold, F1)."""
     candidates = np.unique(np.concatenate([margins, [np.inf]]))
     best = (-np.inf, 0.0)
     for t in candidates:
         answered = margins >= t
-        f1 = np.where(answered, f1_if_answered, (~has_answer).astype(float)).mean()
+        f1 = np.average(np.where(answered, f1_if_answered, (~has_answer).astype(float)), weights=weights)
         if f1 > best[1] + 1e-12:
             best = (float(t), float(f1))
     return best
