@@ -4,7 +4,8 @@
 
 Warm: one Assistant per path over the bundled corpus (PyTorch fp32, PyTorch bf16 where the
 CPU has it, ONNX Runtime, ONNX Runtime with the int8 reader), the gold questions asked one
-at a time with the paths taking turns question by question, so every ratio is measured in
+at a time with the paths taking turns question by question (and the PyTorch path once more
+without the answer verifier, as it answered before it), so every ratio is measured in
 one run on the same load; p50 and p95 per stage (``rag.evaluation.metrics.latency_summary``,
 as ``rag eval``), and how many answers differ from PyTorch fp32's. Cold: `rag ask` as a
 fresh process per backend, index and model exports cached, median of ``--cold-runs``; and
@@ -47,6 +48,10 @@ def _paths() -> dict:
     paths = {"torch fp32": Assistant(Retriever(torch_index), Reader(precision="fp32"))}
     if cpu_has_bf16():
         paths["torch bf16"] = Assistant(Retriever(torch_index), Reader(precision="bf16"))
+    precision = "bf16" if cpu_has_bf16() else "fp32"
+    # the path before the answer verifier (rag.answer.verifier): the reader's margin threshold decides
+    paths[f"torch {precision}, no verifier"] = Assistant(Retriever(torch_index), Reader(precision=precision),
+                                                         verifier=None)
     paths["onnx"] = Assistant(Retriever(onnx_index), runtime.reader(backend="onnx"))
     paths["onnx, int8 reader (--backend int8)"] = Assistant(Retriever(onnx_index), runtime.reader(backend="int8"))
     paths["serve (onnx query, bf16 read)"] = Assistant(Retriever(onnx_index), Reader())

@@ -183,7 +183,7 @@ def _read_questions(args: argparse.Namespace) -> list[str]:
 
 def _print_response(response) -> None:
     if response.answer is None:
-        print("No answer: the articles do not seem to say. Closest passages:")
+        print("The articles do not say. Closest passages:")
     else:
         possible = "possible answer: " if response.level == "low" else ""
         print(f"{possible}{response.answer}  ({response.level} confidence, {response.confidence:.0%})")

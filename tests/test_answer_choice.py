@@ -48,3 +48,16 @@ def test_an_answer_below_the_threshold_never_wins_a_tie():
     best, _ = choose_answer(reading(span("Noor", 3.0, "p3"), span("Dostum", 2.9, "p1"), span("Dostum", 2.8, "p2")),
                             RANKS, threshold=2.95)
     assert best[0].text == "Noor"
+
+
+def test_the_retrieval_weight_lets_a_span_of_the_best_passage_beat_a_slightly_higher_one_of_a_weak_passage():
+    spans = reading(span("Noor", 5.0, "p3"), span("Dostum", 4.5, "p1"))
+    retrieval = {"p1": 1.0, "p3": 0.2}
+    assert choose_answer(spans, RANKS, threshold=1.0)[0][0].text == "Noor"
+    best, groups = choose_answer(spans, RANKS, 1.0, retrieval, retrieval_weight=2.0)
+    assert best[0].text == "Dostum" and [g[0].text for g in groups] == ["Dostum", "Noor"]
+
+
+def test_with_no_span_over_the_threshold_the_best_is_still_chosen():
+    best, _ = choose_answer(reading(span("Noor", -1.0, "p3"), span("Dostum", -3.0, "p1")), RANKS, threshold=2.0)
+    assert best[0].text == "Noor"

@@ -20,9 +20,9 @@ from rag.types import Alternative, Answer, Citation, CitedPassage, Filters, Hit,
 
 MAX_ALTERNATIVES = 2  # other answers shown beside one of low confidence
 NEAR_TIE = 0.25  # margins (logits) within which two answers tie; see choose_answer
-# How often a full name spelled out as "Long Form (X)" was the right answer to "What does X
-# stand for?" in the held-out measurement (``python -m eval.definitions``); shown as its confidence.
-DEFINITION_CONFIDENCE = 0.95
+# How often the full name spelled out as "Long Form (X)" was the right answer to "What does X
+# stand for?" (57 of 61, ``python -m eval.definitions``); shown as its confidence.
+DEFINITION_CONFIDENCE = 0.93
 
 
 class Assistant:
@@ -127,7 +127,9 @@ class Assistant:
             if field is not None:
                 responses.append(_respond_about(q, list(hs), field, dict(timings)))
             elif definition is not None:
-                responses.append(_respond_cited(q, list(hs), *definition, DEFINITION_CONFIDENCE, dict(timings)))
+                level = self.verifier.level(DEFINITION_CONFIDENCE) if self.verifier is not None else None
+                responses.append(_respond_cited(q, list(hs), *definition, DEFINITION_CONFIDENCE, dict(timings),
+                                                level or ""))
             else:
                 responses.append(self._respond(q, list(hs), readings[i], dict(timings)))
         return responses
@@ -163,7 +165,7 @@ class Assistant:
                                          article[g[0].passage_id], g[0].passage_id, g[0].start, g[0].end)
                              for g in shown[1:])
         return Response(question, best[0].text, confidence, citations, alternatives, timings,
-                        level=level or "" if verifier is None else level or "low", margin=best[0].score)
+                        level=(level or "low") if verifier is not None else "", margin=best[0].score)
 
     def _confidence(self, question: str, group: list[Answer], groups: list[list[Answer]], hits: list[Hit]) -> float:
         """An answer's confidence: the verifier's probability, or without one the reader's calibrated margin."""
@@ -232,7 +234,7 @@ def _spelled_out(question: str, hits: Sequence[Hit]) -> tuple[Hit, int, int] | N
 
 
 def _respond_cited(question: str, hits: list[Hit], hit: Hit, start: int, end: int, confidence: float,
-                   timings: dict[str, float]) -> Response:
+                   timings: dict[str, float], level: str = "") -> Response:
     """An answer found by rule at ``hit.passage.text[start:end]``: that passage cited first."""
     cited = CitedPassage(hit, start, end)
     citations = _cite([h for h in hits if h.document.id != hit.document.id or h.passage.id != hit.passage.id],
@@ -241,7 +243,7 @@ def _respond_cited(question: str, hits: list[Hit], hit: Hit, start: int, end: in
     first = Citation(1, hit.document, (cited, *(own.passages if own else ())))
     rest = tuple(Citation(n, c.document, c.passages)
                  for n, c in enumerate((c for c in citations if c.document.id != hit.document.id), 2))
-    return Response(question, hit.passage.text[start:end], confidence, (first, *rest), (), timings)
+    return Response(question, hit.passage.text[start:end], confidence, (first, *rest), (), timings, level=level)
 
 
 def _reader(reader: Reader | str | Path | None) -> Reader:

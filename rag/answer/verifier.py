@@ -76,16 +76,22 @@ def features(question: str, group: Sequence[Answer], groups: Sequence[Sequence[A
     bm25_top = max((h.bm25_score for h in hits if h.bm25_score is not None), default=0.0)
     text = hit.passage.text if hit is not None else ""
     names, words = evidence.key_words(question)
+    # Retrieval scores to two decimals: each backend (FAISS, pgvector, Qdrant), and a question
+    # embedded alone or in a batch, computes them to a different last bit, and the confidence must
+    # not depend on that (``rag eval`` gives the same report from every backend).
+    fused = round(hit.score / top_score, 2) if hit is not None and top_score > 0 else 0.0
+    cosine = round(hit.dense_score, 2) if hit is not None and hit.dense_score is not None else 0.0
+    bm25 = round((hit.bm25_score or 0.0) / bm25_top, 2) if hit is not None and bm25_top > 0 else 0.0
     return np.array([
         best.score,
         min(best.score - max(others), GAP_CAP) if others else GAP_CAP,
         share,
         len({a.passage_id for a in group}),
         math.log(hit.rank) if hit is not None else math.log(len(hits) + 1),
-        hit.score / top_score if hit is not None and top_score > 0 else 0.0,
-        hit.dense_score if hit is not None and hit.dense_score is not None else 0.0,
-        max(dense, default=0.0),
-        (hit.bm25_score or 0.0) / bm25_top if hit is not None and bm25_top > 0 else 0.0,
+        fused,
+        cosine,
+        round(max(dense, default=0.0), 2),
+        bm25,
         evidence.type_agreement(question, best.text),
         float(evidence.expected_type(question) is not None),
         evidence.share_near(names, text, best.start, best.end),
