@@ -134,7 +134,7 @@ def test_rag_ask_prints_answer_and_sources(capsys):
 
 def test_rag_ask_no_answer_is_plain(capsys):
     assert main(["ask", FIFA]) == 0
-    assert capsys.readouterr().out.startswith("No answer")
+    assert capsys.readouterr().out.startswith("The articles do not say. Closest passages:")
 
 
 def test_rag_ask_json_reads_questions_in_order(tmp_path, capsys):

@@ -83,8 +83,9 @@ class Assistant:
 
         Returns:
             One :class:`Response` per question, with the question as asked and as read.
-            ``answer`` is None when no span clears the reader's threshold; the citations are
-            then the closest passages.
+            ``answer`` is None when the verifier puts the best candidate below its lowest
+            level (without a verifier: when no span clears the reader's threshold); the
+            citations are then the closest passages.
         """
         if histories is not None and len(histories) != len(questions):
             raise ValueError(f"{len(histories)} histories for {len(questions)} questions")
