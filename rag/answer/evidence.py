@@ -21,7 +21,7 @@ AnswerType = Literal["number", "date", "entity", "place"]
 
 NEAR = 200  # characters either side of a span that count as near it
 
-_EXPECTED: tuple[tuple[re.Pattern[str], AnswerType], ...] = tuple((re.compile(p, re.IGNORECASE), t) for p, t in (
+_EXPECTED_PATTERNS: tuple[tuple[str, AnswerType], ...] = (
     (r"\b(?:how (?:many|much|old|long|far|large|big|tall|high|often)|what (?:number|percentage|proportion|"
      r"share|amount|age)|by how much)\b", "number"),
     (r"\b(?:when|what (?:year|date|day|month|time|decade|century)|which (?:year|date|day|month|decade|century)|"
@@ -29,7 +29,8 @@ _EXPECTED: tuple[tuple[re.Pattern[str], AnswerType], ...] = tuple((re.compile(p,
     (r"\b(?:where|what (?:country|city|province|town|region|village|place|state|district)|"
      r"which (?:country|city|province|town|region|village|place|state|district))\b", "place"),
     (r"\b(?:who|whom|whose)\b", "entity"),
-))
+)
+_EXPECTED = tuple((re.compile(pattern, re.IGNORECASE), kind) for pattern, kind in _EXPECTED_PATTERNS)
 
 _NUMBER_WORDS = ("one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
                  "sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety "

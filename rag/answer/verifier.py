@@ -107,8 +107,9 @@ def features(question: str, group: Sequence[Answer], groups: Sequence[Sequence[A
 def same_answer(one: Sequence[Answer], other: Sequence[Answer]) -> bool:
     """Whether two groups of spans name the same thing: one's text holds the other's, or their spans overlap."""
     a, b = normalize_answer(one[0].text), normalize_answer(other[0].text)
-    return bool(a and b and (a in b or b in a)) or any(x.passage_id == y.passage_id and x.start < y.end and y.start < x.end
-                                     for x in one for y in other)
+    if a and b and (a in b or b in a):
+        return True
+    return any(x.passage_id == y.passage_id and x.start < y.end and y.start < x.end for x in one for y in other)
 
 
 @dataclass(frozen=True)
@@ -158,10 +159,10 @@ class Verifier:
                                  "python -m rag.training.verifier")
         try:
             model = data["model"]
-            arrays = [np.array(model[name], dtype=np.float64) for name in ("mean", "scale", "coef")]
-            if any(a.shape != (len(FEATURES),) for a in arrays):
+            mean, scale, coef = (np.array(model[name], dtype=np.float64) for name in ("mean", "scale", "coef"))
+            if any(a.shape != (len(FEATURES),) for a in (mean, scale, coef)):
                 raise ValueError(f"expected {len(FEATURES)} numbers per array")
-            return cls(*arrays, float(model["intercept"]), {k: float(v) for k, v in data["levels"].items()},
+            return cls(mean, scale, coef, float(model["intercept"]), {k: float(v) for k, v in data["levels"].items()},
                        float(data.get("retrieval_weight", 0.0)), data)
         except (ValueError, KeyError, TypeError) as e:
             raise ModelLoadError(f"{where} is not a readable verifier: {e}") from e
