@@ -67,6 +67,30 @@ def test_swapped_names_make_questions_the_paragraph_cannot_answer(tmp_path):
         assert place in {"Balkh", "Kunduz", "Takhar"} and place not in context
 
 
+def test_hard_negatives_are_the_bm25_nearest_paragraphs_without_the_answer(tmp_path):
+    import random
+
+    from rag.training.data import build_pairs, hard_negatives
+
+    paragraphs = [
+        {"context": "The zebra keeper feeds the zebra hay at noon.", "qas": [
+            {"id": "q0", "question": "What does the zebra keeper feed the zebra?",
+             "answers": [{"text": "hay", "answer_start": 33}]}]},
+        {"context": "A zebra keeper once fed a zebra carrots, and the zebra kicked.", "qas": [
+            {"id": "q2", "question": "What did the zebra do?", "answers": [{"text": "kicked", "answer_start": 55}]}]},
+        {"context": "The otter swims in the pond.", "qas": [
+            {"id": "q1", "question": "Where does the otter swim?", "answers": [{"text": "the pond", "answer_start": 19}]}]},
+    ]
+    (tmp_path / "zoo.json").write_text(json.dumps({"data": [{"title": "Zoo", "paragraphs": paragraphs}]}))
+    questions = load_squad(tmp_path / "zoo.json")
+    assert hard_negatives(questions, [0]) == {0: paragraphs[1]["context"]}  # the zebra's other paragraph
+    pairs = build_pairs(questions, negative_rate=0.0, rng=random.Random(0), hard_negative_rate=1.0)
+    negatives = [(q, c) for q, c, _, answer in pairs if answer == ""]
+    assert len(negatives) == len(questions)
+    gold = {q.question: q.answers[0] for q in questions}
+    assert all(gold[q] not in c for q, c in negatives)
+
+
 def test_train_stops_resumes_and_saves_a_reader(data_dir, tmp_path):
     import torch
     from safetensors.torch import load_file

@@ -53,6 +53,7 @@ class TrainSettings:
     mix: dict[str, float]
     negative_rate: float = 0.25
     swap_rate: float = 0.0  # questions also asked with one of their names swapped for one the paragraph lacks
+    hard_negative_rate: float = 0.0  # questions also read with the BM25-nearest paragraph that lacks the answer
     max_length: int = 256
     stride: int = 96
     negative_windows: int = 1  # windows without the answer kept per long paragraph (COVID-QA's run to 60)
@@ -129,13 +130,47 @@ def swapped_question(question: str, context: str, names: list[str], rng: random.
     return question.replace(name, rng.choice(options[:50]), 1)
 
 
+def hard_negatives(questions: list[SquadQuestion], chosen: list[int], depth: int = 5) -> dict[int, str]:
+    """For each chosen question, the paragraph of its file that BM25 ranks best for it without holding its answer.
+
+    The distractor a retriever really hands the reader: the same words, not the answer.
+    """
+    import bm25s
+
+    by_file: dict[str, list[int]] = {}
+    for i in chosen:
+        by_file.setdefault(questions[i].source, []).append(i)
+    found: dict[int, str] = {}
+    for source, asked in by_file.items():
+        contexts = list(dict.fromkeys(q.context for q in questions if q.source == source))
+        if len(contexts) < 2:
+            continue
+        retriever = bm25s.BM25()
+        retriever.index(bm25s.tokenize(contexts, stopwords="en", show_progress=False), show_progress=False)
+        k = min(depth, len(contexts))
+        ranked, _ = retriever.retrieve(bm25s.tokenize([questions[i].question for i in asked], stopwords="en",
+                                                      show_progress=False), k=k, show_progress=False)
+        for i, rows in zip(asked, ranked):
+            q = questions[i]
+            found_context = next((contexts[r] for r in rows if contexts[r] != q.context
+                                  and not any(a.lower() in contexts[r].lower() for a in q.answers)), None)
+            if found_context is not None:
+                found[i] = found_context
+    return found
+
+
 def build_pairs(questions: list[SquadQuestion], negative_rate: float,
-                rng: random.Random, swap_rate: float = 0.0) -> list[tuple[str, str, int, str]]:
+                rng: random.Random, swap_rate: float = 0.0,
+                hard_negative_rate: float = 0.0) -> list[tuple[str, str, int, str]]:
     """(question, context, answer_start, answer_text) pairs; answer_text is '' for no-answer pairs.
 
     At ``negative_rate`` a question also comes with a paragraph that lacks its answer; at
-    ``swap_rate`` it also comes, with its own paragraph, with a name swapped (:func:`swapped_question`).
+    ``swap_rate`` it also comes, with its own paragraph, with a name swapped (:func:`swapped_question`);
+    at ``hard_negative_rate`` with the paragraph of its file that BM25 ranks best for it among
+    those without its answer (:func:`hard_negatives`).
     """
+    hard = (hard_negatives(questions, [i for i in range(len(questions)) if rng.random() < hard_negative_rate])
+            if hard_negative_rate else {})
     pool: dict[tuple[str, str], list[str]] = {}
     by_file: dict[str, list[str]] = {}
     for q in questions:
@@ -148,8 +183,10 @@ def build_pairs(questions: list[SquadQuestion], negative_rate: float,
         rng.shuffle(by_file[source])
         by_file[source] = by_file[source][:200]
     pairs = []
-    for q in questions:
+    for i, q in enumerate(questions):
         pairs.append((q.question, q.context, q.answer_starts[0], q.answers[0]))
+        if i in hard:
+            pairs.append((q.question, hard[i], -1, ""))
         if rng.random() < negative_rate:
             negative = _negative_context(q, pool, by_file, rng)
             if negative is not None:

@@ -50,8 +50,8 @@ logger = logging.getLogger(__name__)
 
 FROZEN = "bert.embeddings.word_embeddings.weight"
 PRECISIONS = ("bf16", "fp32")
-TUNABLE = ("negative_rate", "swap_rate", "negative_windows", "max_length", "stride", "batch_size", "epochs", "lr",
-           "warmup", "weight_decay", "seed")
+TUNABLE = ("negative_rate", "swap_rate", "hard_negative_rate", "negative_windows", "max_length", "stride",
+           "batch_size", "epochs", "lr", "warmup", "weight_decay", "seed")
 
 
 def build_model(base_dir: str, init: str | None = None):
@@ -107,7 +107,7 @@ def train(data_dir: Path, out: Path, settings: TrainSettings, checkpoint_every: 
     rng = random.Random(settings.seed)
     tokenizer = AutoTokenizer.from_pretrained(MODEL_DIR)
     pairs = build_pairs(sample_questions(data_dir, settings.mix, rng), settings.negative_rate, rng,
-                        settings.swap_rate)
+                        settings.swap_rate, settings.hard_negative_rate)
     features = featurize(pairs, tokenizer, settings.max_length, settings.stride, settings.negative_windows, rng)
     per_epoch = -(-len(features) // settings.batch_size)
     total_steps = int(per_epoch * settings.epochs)
