@@ -42,6 +42,19 @@ def test_hits_are_ranked_and_carry_their_document(fake_retriever):
         assert h.document.id == h.passage.doc_id
 
 
+def test_hits_carry_each_search_s_own_score(fake_retriever):
+    dense = fake_retriever.search("alliance between Noor and Dostum", k=3, mode="dense")
+    assert all(h.dense_score == h.score and h.bm25_score is None for h in dense)
+    bm25 = fake_retriever.search("alliance between Noor and Dostum", k=3, mode="bm25")
+    assert all(h.bm25_score == h.score and h.dense_score is None for h in bm25)
+    hybrid = fake_retriever.search("alliance between Noor and Dostum", k=3, mode="hybrid")
+    by_id = {h.passage.id: h for h in dense + bm25}
+    for h in hybrid:  # the scores each search gave the passage, where it ranked it
+        if h.passage.id in by_id and by_id[h.passage.id].dense_score is not None:
+            assert h.dense_score == by_id[h.passage.id].dense_score
+        assert h.dense_score is not None or h.bm25_score is not None
+
+
 @pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
 def test_batch_is_the_primitive(fake_retriever, mode):
     questions = ["Who is Tohir Yuldosh?", "Who is the governor of Balkh?"]
