@@ -83,6 +83,15 @@ def test_the_verifier_decides_and_says_how_sure_it_is(assistant):
     assert withheld.confidence < assistant.verifier.levels["low"]
 
 
+def test_after_one_search_alone_the_margin_decides_as_without_a_verifier(corpus_index, reader):
+    for mode in ("dense", "bm25"):
+        retriever = Retriever(corpus_index, mode=mode)
+        shown = [Assistant(retriever, reader, verifier=v).ask("What is the population of Kabul?")
+                 for v in ("beside", None)]
+        assert (shown[0].answer, shown[0].confidence, shown[0].level) == \
+            (shown[1].answer, shown[1].confidence, shown[1].level)
+
+
 def test_spokesman_answer_is_cited_and_highlighted(assistant):
     response = assistant.ask(SPOKESMAN)
     assert response.answer in ("Zabih Fetrat", "Dr Zabih Fetrat")

@@ -79,7 +79,8 @@ def test_hard_negatives_are_the_bm25_nearest_paragraphs_without_the_answer(tmp_p
         {"context": "A zebra keeper once fed a zebra carrots, and the zebra kicked.", "qas": [
             {"id": "q2", "question": "What did the zebra do?", "answers": [{"text": "kicked", "answer_start": 55}]}]},
         {"context": "The otter swims in the pond.", "qas": [
-            {"id": "q1", "question": "Where does the otter swim?", "answers": [{"text": "the pond", "answer_start": 19}]}]},
+            {"id": "q1", "question": "Where does the otter swim?",
+             "answers": [{"text": "the pond", "answer_start": 19}]}]},
     ]
     (tmp_path / "zoo.json").write_text(json.dumps({"data": [{"title": "Zoo", "paragraphs": paragraphs}]}))
     questions = load_squad(tmp_path / "zoo.json")

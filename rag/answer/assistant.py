@@ -35,7 +35,8 @@ class Assistant:
         spans_per_question: candidate answers the reader returns before they are merged.
         verifier: decides whether to answer and how sure to say it is
             (``rag.answer.verifier``); by default the one trained for the reader, saved beside
-            it; None leaves the decision to the reader's margin threshold.
+            it; None leaves the decision to the reader's margin threshold, as does a dense or
+            BM25 search alone (the verifier learnt from hybrid hits).
         abstain: with a verifier, abstain below its lowest level; False answers every question
             that has a candidate (at level "low"), as risk-coverage measurement needs.
     """
@@ -136,7 +137,10 @@ class Assistant:
         return responses
 
     def _respond(self, question: str, hits: list[Hit], reading: Reading, timings: dict[str, float]) -> Response:
-        verifier = self.verifier
+        # The verifier learnt from hybrid hits, which carry both searches' scores; after one search alone
+        # (dense or BM25 mode) half its retrieval features are missing, and the margin decides instead.
+        hybrid = any(h.dense_score is not None and h.bm25_score is not None for h in hits)
+        verifier = self.verifier if hybrid else None
         if not reading.answers or (verifier is None and reading.decision == "abstain"):
             return Response(question, None, reading.no_answer.confidence, _cite(hits, None, {}), (), timings,
                             margin=reading.answers[0].score if reading.answers else None)
@@ -162,17 +166,19 @@ class Assistant:
                 break
             if group[0].passage_id in article and not any(same_answer(group, other) for other in shown):
                 shown.append(group)
-        alternatives = tuple(Alternative(g[0].text, self._confidence(question, g, support, hits),
+        alternatives = tuple(Alternative(g[0].text, self._confidence(verifier, question, g, support, hits),
                                          article[g[0].passage_id], g[0].passage_id, g[0].start, g[0].end)
                              for g in shown[1:])
         return Response(question, best[0].text, confidence, citations, alternatives, timings,
                         level=(level or "low") if verifier is not None else "", margin=best[0].score)
 
-    def _confidence(self, question: str, group: list[Answer], groups: list[list[Answer]], hits: list[Hit]) -> float:
+    @staticmethod
+    def _confidence(verifier: Verifier | None, question: str, group: list[Answer], groups: list[list[Answer]],
+                    hits: list[Hit]) -> float:
         """An answer's confidence: the verifier's probability, or without one the reader's calibrated margin."""
-        if self.verifier is None:
+        if verifier is None:
             return group[0].confidence
-        return self.verifier.probability(features(question, group, groups, hits))
+        return verifier.probability(features(question, group, groups, hits))
 
 
 def choose_answer(reading: Reading, rank: dict[str, int], threshold: float,
