@@ -157,3 +157,28 @@ def test_the_shipped_verifier_loads_and_its_levels_are_ordered():
     counts = saved["held_out"]["level_counts"]
     assert counts["high"]["right"] >= 0.95 * counts["high"]["answers"]
     assert counts["medium"]["right"] >= 0.80 * counts["medium"]["answers"]
+
+
+def test_training_sets_levels_that_hold_on_its_data_and_exports_the_fitted_model():
+    from rag.training.verifier import check_export, export, level_counts, levels, models, with_abstention
+
+    rng = np.random.default_rng(0)
+    probability = rng.random(2000)
+    right = rng.random(2000) < probability  # calibrated by construction
+    cut = levels(probability, right, abstain_share=0.2)
+    assert cut["high"] >= cut["medium"] >= cut["low"]
+    assert cut["low"] == pytest.approx(np.quantile(probability, 0.2))
+    counts = level_counts(probability, right, cut)
+    assert counts["high"]["right"] >= 0.95 * counts["high"]["answers"] > 0
+    assert counts["medium"]["right"] >= 0.80 * counts["medium"]["answers"] > 0
+    assert sum(c["answers"] for c in counts.values()) == 2000
+    data = {"answerable": np.array([True, True, False, False]), "f1": np.array([1.0, 0.0, 0.0, 0.0])}
+    scores = with_abstention(np.array([True, False, False, True]), data)
+    assert scores == {"f1": 0.5, "no_answer_precision": 0.5, "no_answer_recall": 0.5}
+    x = rng.normal(size=(300, len(FEATURES)))
+    y = x[:, 0] + 0.5 * rng.normal(size=300) > 0
+    model = models()["logistic"].fit(x, y)
+    exported = export(model)
+    check_export(exported, model, x)  # raises if the plain numbers give other probabilities
+    verifier = Verifier.load_dict({"features": list(FEATURES), "model": exported, "levels": cut})
+    assert verifier.probability(x[0]) == pytest.approx(model.predict_proba(x[:1])[0, 1])
