@@ -257,5 +257,7 @@ class Library:
 
     def _swap(self, index: Index) -> None:
         old = self.assistant
-        self.assistant = Assistant(Retriever(index, mode=old.retriever.mode), old.reader, k=old.k)
+        self.assistant = Assistant(Retriever(index, mode=old.retriever.mode), old.reader, k=old.k,
+                                   spans_per_question=old.spans_per_question, verifier=old.verifier,
+                                   abstain=old.abstain)
         self.version += 1
