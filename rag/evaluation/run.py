@@ -151,9 +151,11 @@ def evaluate_selective(assistant: Assistant, gold: list[GoldQuestion], mode: Mod
 
     Every question the reader answers (not those about the articles, nor the acronyms spelled
     out) is asked once more without abstaining, so each has the answer it would get; an answer
-    to a question without one is wrong. Reports the figures of ``rag.evaluation.selective`` for
-    the confidence shown and for the margin, the calibration curve (confidence against
-    accuracy, in ten bins), and each confidence level's answers and how many were right.
+    to a question without one is wrong. Where the margin threshold decides (no verifier, or a
+    dense or BM25 search alone) the questions below it still get no answer, and are left out.
+    Reports the figures of ``rag.evaluation.selective`` for the confidence shown and for the
+    margin, the calibration curve (confidence against accuracy, in ten bins), and each
+    confidence level's answers and how many were right.
     """
     answering = Assistant(assistant.retriever, assistant.reader, k=assistant.k,
                           spans_per_question=assistant.spans_per_question, verifier=assistant.verifier, abstain=False)
