@@ -160,7 +160,8 @@ def test_the_shipped_verifier_loads_and_its_levels_are_ordered():
 
 
 def test_training_sets_levels_that_hold_on_its_data_and_exports_the_fitted_model():
-    from rag.training.verifier import check_export, export, level_counts, levels, models, with_abstention
+    from rag.training.calibrate import abstention_scores
+    from rag.training.verifier import check_export, export, level_counts, levels, models
 
     rng = np.random.default_rng(0)
     probability = rng.random(2000)
@@ -172,9 +173,9 @@ def test_training_sets_levels_that_hold_on_its_data_and_exports_the_fitted_model
     assert counts["high"]["right"] >= 0.95 * counts["high"]["answers"] > 0
     assert counts["medium"]["right"] >= 0.80 * counts["medium"]["answers"] > 0
     assert sum(c["answers"] for c in counts.values()) == 2000
-    data = {"answerable": np.array([True, True, False, False]), "f1": np.array([1.0, 0.0, 0.0, 0.0])}
-    scores = with_abstention(np.array([True, False, False, True]), data)
-    assert scores == {"f1": 0.5, "no_answer_precision": 0.5, "no_answer_recall": 0.5}
+    scores = abstention_scores(np.array([True, False, False, True]), np.array([1.0, 0.0, 0.0, 0.0]),
+                               np.array([True, True, False, False]))
+    assert scores == {"f1_with_no_answer": 0.5, "no_answer_precision": 0.5, "no_answer_recall": 0.5}
     x = rng.normal(size=(300, len(FEATURES)))
     y = x[:, 0] + 0.5 * rng.normal(size=300) > 0
     model = models()["logistic"].fit(x, y)

@@ -11,7 +11,7 @@ from typing import Literal
 
 from rag.answer import about_articles, definitions
 from rag.answer.conversation import read_question
-from rag.answer.verifier import Verifier, features, same_answer
+from rag.answer.verifier import Verifier, features, relative_scores, same_answer
 from rag.read.normalize import normalize_answer
 from rag.read.reader import Reader
 from rag.search.retriever import Retriever
@@ -217,12 +217,6 @@ def choose_answer(reading: Reading, rank: dict[str, int], threshold: float,
     best = max(near, key=lambda g: (len({a.passage_id for a in g}), -min(rank.get(a.passage_id, 0) for a in g),
                                     fused(g[0])))
     return best, support
-
-
-def relative_scores(hits: Sequence[Hit]) -> dict[str, float]:
-    """Each hit's retrieval score over the best hit's, by passage id (1.0 for the best)."""
-    top = max((h.score for h in hits), default=0.0)
-    return {h.passage.id: h.score / top if top > 0 else 0.0 for h in hits}
 
 
 def _respond_about(question: str, hits: list[Hit], name: str, timings: dict[str, float]) -> Response:

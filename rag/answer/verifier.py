@@ -53,6 +53,12 @@ FEATURES = (
 GAP_CAP = 10.0
 
 
+def relative_scores(hits: Sequence[Hit]) -> dict[str, float]:
+    """Each hit's retrieval score over the best hit's, by passage id (1.0 for the best)."""
+    top = max((h.score for h in hits), default=0.0)
+    return {h.passage.id: h.score / top if top > 0 else 0.0 for h in hits}
+
+
 def features(question: str, group: Sequence[Answer], groups: Sequence[Sequence[Answer]],
              hits: Sequence[Hit]) -> np.ndarray:
     """The :data:`FEATURES` of one candidate answer.
@@ -71,7 +77,6 @@ def features(question: str, group: Sequence[Answer], groups: Sequence[Sequence[A
     top = margins.max()
     mass = np.exp(margins - top)
     share = float(mass[:-1][np.array(same, dtype=bool)].sum() / mass.sum()) if any(same) else 0.0
-    top_score = max((h.score for h in hits), default=0.0)
     dense = [h.dense_score for h in hits if h.dense_score is not None]
     bm25_top = max((h.bm25_score for h in hits if h.bm25_score is not None), default=0.0)
     text = hit.passage.text if hit is not None else ""
@@ -79,7 +84,7 @@ def features(question: str, group: Sequence[Answer], groups: Sequence[Sequence[A
     # Retrieval scores to two decimals: each backend (FAISS, pgvector, Qdrant), and a question
     # embedded alone or in a batch, computes them to a different last bit, and the confidence must
     # not depend on that (``rag eval`` gives the same report from every backend).
-    fused = round(hit.score / top_score, 2) if hit is not None and top_score > 0 else 0.0
+    fused = round(relative_scores(hits)[hit.passage.id], 2) if hit is not None else 0.0
     cosine = round(hit.dense_score, 2) if hit is not None and hit.dense_score is not None else 0.0
     bm25 = round((hit.bm25_score or 0.0) / bm25_top, 2) if hit is not None and bm25_top > 0 else 0.0
     return np.array([

@@ -57,6 +57,14 @@ def best_threshold(margins: np.ndarray, f1_if_answered: np.ndarray, has_answer: 
     return best
 
 
+def abstention_scores(answered: np.ndarray, f1_if_answered: np.ndarray, has_answer: np.ndarray) -> dict[str, float]:
+    """Mean F1 counting abstentions (1 on a question without an answer, else 0), and no-answer precision and
+    recall, when only the ``answered`` questions are answered."""
+    return {"f1_with_no_answer": float(np.where(answered, f1_if_answered, (~has_answer).astype(float)).mean()),
+            "no_answer_precision": float((~answered & ~has_answer).sum() / max(1, (~answered).sum())),
+            "no_answer_recall": float((~answered & ~has_answer).sum() / max(1, (~has_answer).sum()))}
+
+
 def length_log_prior(reader: Reader, golds: list[tuple[str, ...]]) -> tuple[float, ...]:
     """log p(L) - max log p(L) for answers of L = 1 .. max_answer_tokens tokens, add-one smoothed."""
     reader.load()
@@ -129,7 +137,7 @@ def calibrate(reader_dir: Path, data_dir: Path, mix: dict[str, float] | None = N
     f1s = np.array(f1_answered)
     has_answer = np.array([bool(g) for _, g, _ in sets])
     fit = LogisticRegression(C=1e4).fit(margins[:, None], (f1s >= 0.5).astype(int))
-    threshold, f1_with_abstain = best_threshold(margins, f1s, has_answer)
+    threshold, _ = best_threshold(margins, f1s, has_answer)
     answered = margins >= threshold
     calibration = {
         "scale": float(fit.coef_[0, 0]),
@@ -141,9 +149,7 @@ def calibrate(reader_dir: Path, data_dir: Path, mix: dict[str, float] | None = N
             "with_answer": int(has_answer.sum()),
             "span_em_on_answerable": float(np.array(em_answered)[has_answer].mean()),
             "span_f1_on_answerable": float(f1s[has_answer].mean()),
-            "f1_with_no_answer": f1_with_abstain,
-            "no_answer_precision": float((~answered & ~has_answer).sum() / max(1, (~answered).sum())),
-            "no_answer_recall": float((~answered & ~has_answer).sum() / max(1, (~has_answer).sum())),
+            **abstention_scores(answered, f1s, has_answer),
         },
     }
     info["calibration"] = calibration

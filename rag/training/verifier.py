@@ -46,8 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.answer.assistant import choose_answer, relative_scores
-from rag.answer.verifier import FEATURES, FILE_NAME, features
+from rag.answer.assistant import choose_answer
+from rag.answer.verifier import FEATURES, FILE_NAME, features, relative_scores
 from rag.errors import require
 from rag.evaluation import selective
 from rag.evaluation.gold import load_squad
@@ -55,6 +55,7 @@ from rag.evaluation.metrics import best_over_gold
 from rag.read.reader import Reader, shipped_reader_dir
 from rag.search.retriever import Retriever
 from rag.settings import DEFAULT_K, configure_entry_point
+from rag.training.calibrate import abstention_scores
 from rag.training.data import DEFAULT_MIX, is_held_out, names_in, swapped_question
 from rag.types import Answer, Document, Hit, Reading
 
@@ -244,15 +245,6 @@ def halves_check(probability: np.ndarray, data: dict[str, np.ndarray], abstain_s
     return out
 
 
-def with_abstention(answered: np.ndarray, data: dict[str, np.ndarray]) -> dict[str, float]:
-    """Mean F1 counting abstentions (1 on a question without an answer, else 0), and no-answer precision and
-    recall, when only ``answered`` questions are answered."""
-    none = ~data["answerable"]
-    return {"f1": float(np.where(answered, data["f1"], none.astype(float)).mean()),
-            "no_answer_precision": float((~answered & none).sum() / max(1, (~answered).sum())),
-            "no_answer_recall": float((~answered & none).sum() / max(1, none.sum()))}
-
-
 def export(model) -> dict:
     """The fitted logistic pipeline as the plain numbers ``rag.answer.verifier.Verifier`` reads."""
     scaler, logistic = model.steps[0][1], model.steps[1][1]
@@ -312,7 +304,8 @@ def train(data_dir: Path, out: Path, reader_dir: Path, removed_rate: float, swap
                      "level_counts": level_counts(probabilities[shipped], data["right"], cut),
                      "halves": halves_check(probabilities[shipped], data, abstain_share),
                      "abstaining": {"share": abstain_share, "reader_threshold": reader.threshold,
-                                    **{name: with_abstention(a, data) for name, a in answered.items()}}},
+                                    **{name: abstention_scores(a, data["f1"], data["answerable"])
+                                       for name, a in answered.items()}}},
     }
     (out / "report.json").write_text(json.dumps(result, indent=2) + "\n")
     if save:
@@ -337,7 +330,7 @@ def print_report(result: dict) -> None:
     ab = held["abstaining"]
     print(f"abstaining on {100 * ab['share']:.1f} % (as the margin threshold {ab['reader_threshold']:.2f} does):")
     for name in ("margin", "verifier"):
-        print(f"  {name:<9} F1 with abstentions {100 * ab[name]['f1']:5.1f}   no-answer precision "
+        print(f"  {name:<9} F1 with abstentions {100 * ab[name]['f1_with_no_answer']:5.1f}   no-answer precision "
               f"{100 * ab[name]['no_answer_precision']:5.1f} recall {100 * ab[name]['no_answer_recall']:5.1f}")
     for level, c in held["level_counts"].items():
         print(f"  {level:<8} {c['right']:>5} right of {c['answers']:>5}")
