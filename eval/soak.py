@@ -217,7 +217,7 @@ def _warm_up(port: int, questions: list[str], clients: int) -> None:
         request(port, "127.0.0.1", "POST", "/api/search", {"question": q})
     status, _, body = _upload(port, "127.0.0.1", {"warm-up.txt": _article(0, 0)}, TOKEN)
     for doc in body["added"] if status == 200 else []:  # type: ignore[index]
-        request(port, "127.0.0.1", "DELETE", f"/api/documents/{doc['id']}",
+        request(port, "127.0.0.1", "DELETE", f"/api/documents/{doc['doc_id']}",
                 headers={"authorization": f"Bearer {TOKEN}"})
     def one_client(i: int) -> None:  # what a soak client does, once of each
         source = f"127.0.3.{i + 1}"
@@ -225,7 +225,8 @@ def _warm_up(port: int, questions: list[str], clients: int) -> None:
             request(port, source, "POST", "/api/ask", {"question": q})
         status, _, body = _upload(port, source, {f"warm-{i}.txt": _article(100 + i, 0)}, TOKEN)
         for doc in body["added"] if status == 200 else []:  # type: ignore[index]
-            request(port, source, "DELETE", f"/api/documents/{doc['id']}", headers={"authorization": f"Bearer {TOKEN}"})
+            request(port, source, "DELETE", f"/api/documents/{doc['doc_id']}",
+                    headers={"authorization": f"Bearer {TOKEN}"})
 
     for _ in range(2):
         burst = [threading.Thread(target=one_client, args=(i,)) for i in range(clients)]
