@@ -73,16 +73,16 @@ def long_form(acronym: str, before: str) -> int | None:
             return None
         i -= 1
         s -= 1
-    return before.rfind(" ", 0, i + 2) + 1 if " " in before[:i + 2] else 0
+    return before.rfind(" ", 0, i + 2) + 1  # the start of the word it stopped in (0: none before it)
 
 
 def spelled_out(acronym: str, text: str) -> tuple[int, int] | None:
     """The character span of the acronym's long form in ``text``, from its first "Long Form (acronym)"; or None."""
     for match in re.finditer(rf"\(\s*{re.escape(acronym)}\s*[),;]", text):
-        words = text[:match.start()].rstrip().split(" ")
+        head = text[:match.start()].rstrip()
         limit = min(len(acronym) + 5, 2 * len(acronym))  # Schwartz-Hearst: at most this many words back
-        window_start = len(text[:match.start()].rstrip()) - len(" ".join(words[-limit:]))
-        before = text[window_start:len(text[:match.start()].rstrip())]
+        window_start = len(head) - len(" ".join(head.split(" ")[-limit:]))
+        before = head[window_start:]
         start = long_form(acronym, before)
         if start is None:
             continue
