@@ -114,6 +114,12 @@ class Index(Protocol):
         """Where the index is kept (a folder, a URI), or None for an index only in memory."""
         ...
 
+    @property
+    def concurrent_parts(self) -> bool:
+        """Whether its dense and sparse searches may run at the same time: true where a server runs
+        each (on a connection of its own), so a hybrid search waits for the slower, not for both."""
+        ...
+
     @classmethod
     def open(cls, location: Location, embedder: Encoder | None = None, backend: str = "auto") -> Self:
         """The index at ``location``; ``embedder`` defaults to the model it was built with, run by ``backend``."""

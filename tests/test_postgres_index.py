@@ -84,6 +84,23 @@ def test_searches_give_the_hits_ranks_and_scores_of_the_folder_index(postgres, f
         _same_hits(a, b)
 
 
+def test_hybrid_runs_bm25_beside_the_dense_search_and_inside_a_write_sees_the_write(server, tie_free_embedder,
+                                                                                   corpus_docs):
+    index = PostgresIndex.create(server.url("beside"), tie_free_embedder)
+    try:
+        add_documents(index, corpus_docs)  # not saved: only the index's own connection sees these rows
+        assert not index.concurrent_parts and index.search_connection() is index.connection
+        inside = Retriever(index).search_batch(QUESTIONS, 8)
+        index.save()
+        assert index.concurrent_parts and index.search_connection() is not index.connection
+        outside = Retriever(index).search_batch(QUESTIONS, 8)
+    finally:
+        index.close()
+    for a, b in zip(inside, outside):
+        assert a and all(h.dense_score is not None for h in a) and any(h.bm25_score for h in a)
+        _same_hits(a, b)
+
+
 @pytest.mark.parametrize("filters", [
     Filters(since=date(2015, 1, 1), until=date(2015, 12, 31)),
     Filters(until=date(2014, 12, 31)),

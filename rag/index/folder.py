@@ -112,6 +112,8 @@ class PassageIndex:
         dense_settings: the FAISS index kind and its parameters.
     """
 
+    concurrent_parts = False  # both searches use this machine's cores: at once, they would only take turns
+
     def __init__(self, segments: Sequence[Segment], dimension: int, embedder: Encoder, chunking: ChunkSettings,
                  dense_settings: DenseSettings | None = None) -> None:
         for segment in segments:

@@ -174,17 +174,20 @@ class PostgresIndex:
         self.passages = _Passages(self)
         self._in_transaction = False
         self._added = 0  # passages added since the last save
+        self._searcher: Any = None  # the sparse search's own connection, opened when first needed
+        self._searcher_lock = threading.Lock()
 
     def t(self, part: str) -> str:
         """A table's name (its identifier, safe to put in SQL: the table name is checked)."""
         return self.target.name(part)
 
-    def sql(self, query: str, params: Sequence | Mapping | None = None) -> Any:
-        """Run one statement; database errors become this package's."""
+    def sql(self, query: str, params: Sequence | Mapping | None = None, connection: Any = None) -> Any:
+        """Run one statement, on the index's connection unless told another; database errors become this
+        package's."""
         import psycopg
 
         try:
-            return self.connection.execute(query, params)
+            return (connection or self.connection).execute(query, params)
         except psycopg.errors.UndefinedTable as e:
             raise IndexNotFoundError(f"no index at {self.target.shown} (it was removed?): {e}") from None
         except psycopg.OperationalError as e:
@@ -293,6 +296,22 @@ class PostgresIndex:
     def location(self) -> str:
         return self.target.shown
 
+    @property
+    def concurrent_parts(self) -> bool:
+        """True unless a write is open: the sparse search then runs on a connection of its own (see
+        :meth:`search_connection`), and the server runs it beside the dense search."""
+        return not self._in_transaction
+
+    def search_connection(self) -> Any:
+        """The sparse search's connection: its own (opened at first use), so it can run while the dense
+        search runs on the index's; the index's own while a write is open, whose rows only it sees."""
+        if self._in_transaction:
+            return self.connection
+        with self._searcher_lock:
+            if self._searcher is None:
+                self._searcher = _connect(self.target)
+            return self._searcher
+
     def close(self) -> None:
         """Roll back what was not saved, and disconnect."""
         if self._in_transaction:
@@ -302,6 +321,8 @@ class PostgresIndex:
                 pass
             self._in_transaction = False
         self.connection.close()
+        if self._searcher is not None:
+            self._searcher.close()
 
     def __enter__(self) -> PostgresIndex:
         return self
@@ -585,16 +606,18 @@ class _SparseSearch:
 
     def search_batch(self, questions: Sequence[str], k: int, allowed: Any = None) -> list[Ranking]:
         index, t = self.index, self.index.t
+        connection = index.search_connection()
         where, params = _where(allowed)
         # The passages table is joined only to filter: the postings carry each passage's length. The
         # statistics and idf are read first and passed in, so the planner never guesses at them.
         passages = f"JOIN {t('passages')} p ON p.row = po.row" if allowed else ""
-        n, total = index.sql(f"SELECT rows, terms FROM {t('stats')}").fetchone()
+        n, total = index.sql(f"SELECT rows, terms FROM {t('stats')}", connection=connection).fetchone()
         mean = total / n if n else 1.0
         rankings: list[Ranking] = []
         for terms in tokenize(questions):
             counts = Counter(terms)
-            df = dict(index.sql(f"SELECT term, df FROM {t('terms')} WHERE term = ANY(%s)", (list(counts),)).fetchall())
+            df = dict(index.sql(f"SELECT term, df FROM {t('terms')} WHERE term = ANY(%s)", (list(counts),),
+                                connection).fetchall())
             known = [term for term in counts if df.get(term)]
             if not known:
                 rankings.append(_ranking([]))
@@ -605,7 +628,8 @@ class _SparseSearch:
                 f"AS score FROM unnest(%(terms)s::text[], %(idf)s::float8[]) AS w(term, idf) "
                 f"JOIN {t('postings')} po ON po.term = w.term {passages} {where} "
                 f"GROUP BY po.row ORDER BY score DESC, po.row LIMIT %(k)s",
-                {**params, "terms": known, "idf": weights, "k1": K1, "b": B, "mean": mean, "k": k}).fetchall()
+                {**params, "terms": known, "idf": weights, "k1": K1, "b": B, "mean": mean, "k": k},
+                connection).fetchall()
             rankings.append(_ranking([(r, s) for r, s in rows if s > 0]))
         return rankings
 

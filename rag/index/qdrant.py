@@ -115,6 +115,8 @@ class QdrantIndex:
         info: the collection's metadata: model, dimension, chunking, BM25 settings and totals.
     """
 
+    concurrent_parts = False  # one client for both; its local mode scans in this process
+
     def __init__(self, client: Any, collection: str, embedder: Encoder, info: dict, location: str) -> None:
         self.client = client
         self.collection = collection

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from rag.errors import InvalidInputError
@@ -100,12 +101,22 @@ class Retriever:
             rankings = [[r] for r in self.index.sparse.search_batch(questions, depth, allowed)]
         else:
             self.index.check_embedder()
-            rankings = list(zip(self.index.dense.search_batch(questions, depth, allowed),
-                                self.index.sparse.search_batch(questions, depth, allowed)))
+            rankings = list(zip(*self._both(questions, depth, allowed)))
         parts = ("dense", "bm25") if mode == "hybrid" else (mode,)
         return [self.index.hits(self._fuse(r)[:k], {part: dict(zip(rows.tolist(), scores.tolist()))
                                                     for part, (rows, scores) in zip(parts, r)})
                 for r in rankings]
+
+    def _both(self, questions: Sequence[str], depth: int, allowed: Any) -> tuple[list[Ranking], list[Ranking]]:
+        """The dense and the sparse rankings; at the same time where the index's server runs each."""
+        index = self.index
+        if not index.concurrent_parts:
+            return index.dense.search_batch(questions, depth, allowed), index.sparse.search_batch(questions, depth,
+                                                                                                  allowed)
+        with ThreadPoolExecutor(1) as pool:
+            sparse = pool.submit(index.sparse.search_batch, questions, depth, allowed)
+            dense = index.dense.search_batch(questions, depth, allowed)
+            return dense, sparse.result()
 
     def _fuse(self, rankings: Sequence[Ranking]) -> list[tuple[int, float]]:
         if len(rankings) == 1:
