@@ -32,6 +32,7 @@ from rag.index.postgres import PostgresIndex
 from rag.indexing.bundled import corpus_dir
 from rag.indexing.workflow import add_documents, build_index, index_documents, remove_documents
 from rag.search.retriever import Retriever
+from rag.settings import DenseSettings
 from rag.types import Document, Filters
 from tests.conftest import doc_by_title
 from tests.fakes import TieFreeHashEmbedder
@@ -112,6 +113,34 @@ def test_every_filter_runs_in_sql_as_it_does_on_a_folder(postgres, folder_index,
     for mode in ("dense", "bm25", "hybrid"):
         _same_hits(Retriever(postgres, mode=mode).search("Balkh governor alliance", 5, filters=filters),
                    Retriever(folder_index, mode=mode).search("Balkh governor alliance", 5, filters=filters))
+
+
+def test_an_hnsw_index_finds_what_the_exact_search_finds_with_and_without_filters(server, tie_free_embedder,
+                                                                                 folder_index, corpus_docs):
+    location = server.url("graph")
+    index_documents(location, corpus_docs, embedder=tie_free_embedder, dense=DenseSettings(kind="hnsw"), export=False)
+    only_imu = Filters(doc_ids=(doc_by_title(corpus_docs, "IMU").id,))
+    with PostgresIndex.open(location, tie_free_embedder) as index:
+        assert index.meta["hnsw"]
+        index.sql("SET enable_seqscan = off")  # 19 vectors: the planner would rather scan them
+        plan = "\n".join(r[0] for r in index.sql(f"EXPLAIN SELECT row FROM {index.t('vectors')} "
+                                                 "ORDER BY embedding <#> %s::vector LIMIT 5",
+                                                 ("[" + ",".join(["0.1"] * index.dimension) + "]",)).fetchall())
+        assert "graph_vectors_embedding_idx" in plan  # the searches below walk the graph
+        for filters in (None, only_imu, Filters(until=date(2014, 12, 31))):
+            ours = Retriever(index, mode="dense").search_batch(QUESTIONS, 5, filters=filters)
+            for a, b in zip(ours, Retriever(folder_index, mode="dense").search_batch(QUESTIONS, 5, filters=filters)):
+                assert a or filters
+                _same_hits(a, b)
+
+
+def test_an_index_of_the_older_format_is_refused_with_what_to_do(server, tie_free_embedder, corpus_docs):
+    location = server.url("older")
+    index_documents(location, corpus_docs[:1], embedder=tie_free_embedder, export=False)
+    with PostgresIndex.open(location, tie_free_embedder) as index:
+        index.sql(f"UPDATE {index.t('meta')} SET value = '1' WHERE key = 'format'")
+    with pytest.raises(IndexMismatchError, match="older version of rag .format 1.*index the articles again"):
+        PostgresIndex.open(location, tie_free_embedder)
 
 
 def test_a_document_filter_still_gets_k_hits(postgres, corpus_docs):
