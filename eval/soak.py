@@ -18,7 +18,9 @@ rate, as clients on a newsroom's network do. Three phases, ``--seconds`` each:
 Reports per phase the requests, the 429s (a client waits as ``Retry-After`` says), errors
 (anything but a 2xx; for the abuser, anything but the 4xx and 429 it is meant to get), 5xx,
 and p50/p95 of ordinary questions; tracebacks in the server's log; the server's resident
-memory after a warm-up (each kind of request once) and at the end; and the documents: every
+memory after a warm-up (each kind of request, 16 clients at once) and after each phase, read at
+once and again after 2 s with no request (``rag serve`` gives freed heap back after 1 s idle:
+``rag.serve.memory``); and the documents: every
 one that should be there (the bundled ones, and each upload not removed) against what the
 server lists at the end. Prints a table and writes JSON.
 """
@@ -46,6 +48,7 @@ from rag.evaluation.metrics import latency_summary
 from rag.settings import configure_entry_point
 
 TOKEN = "soak-write-token-" + uuid.uuid4().hex
+QUIET_SECONDS = 2.0  # memory is read at once and again after this long with no request (the server trims at 1 s)
 ABUSE = [  # (what, method, path, body, headers): each must get a 4xx, never a 5xx
     ("1 MB question", "POST", "/api/ask", {"question": "Who? " * 200_000}, {}),
     ("k = 10^9", "POST", "/api/ask", {"question": "Who leads the IMU?", "k": 10**9}, {}),
@@ -278,14 +281,20 @@ def run(clients: int, seconds: float, server_log: Path) -> dict:
         try:
             before = {d["doc_id"] for d in request(port, "127.0.0.1", "GET", "/api/documents")[2]}
             _warm_up(port, questions, clients)
-            memory = {"after warm-up": _memory(server.pid)}
+            memory, idle = {}, {}
+
+            def measure(when: str) -> None:  # at once, and after a quiet moment (the server trims when idle)
+                memory[when] = _memory(server.pid)
+                time.sleep(QUIET_SECONDS)
+                idle[when] = _memory(server.pid)
+
+            measure("after warm-up")
             quiet, alone = _phase(port, questions, 1, seconds, abuse=False)
-            memory["after quiet"] = _memory(server.pid)
+            measure("after quiet")
             soak, soaked = _phase(port, questions, clients, seconds, abuse=False)
-            memory["after soak"] = _memory(server.pid)
+            measure("after soak")
             abused, abusing = _phase(port, questions, clients, seconds, abuse=True)
-            memory["after soak under abuse"] = _memory(server.pid)
-            rss = {when: m["VmRSS"] for when, m in memory.items()}
+            measure("after soak under abuse")
             listed = {d["doc_id"] for d in request(port, "127.0.0.1", "GET", "/api/documents")[2]}
         finally:
             server.terminate()
@@ -302,15 +311,25 @@ def run(clients: int, seconds: float, server_log: Path) -> dict:
     return {"clients": clients, "seconds_per_phase": seconds, "phases": {"quiet": quiet, "soak": soak,
                                                                          "soak under abuse": abused},
             "server_tracebacks": tracebacks,
-            "memory_mb": memory,
-            "rss_mb": {**rss, "growth": rss["after soak under abuse"] / rss["after warm-up"] - 1,
-                       "growth_under_abuse": rss["after soak under abuse"] / rss["after soak"] - 1},
+            "memory_mb": memory, "memory_after_a_quiet_moment_mb": idle,
+            "rss_mb": _growth(memory), "rss_after_a_quiet_moment_mb": _growth(idle),
             "documents": {"before": len(before), "uploaded_and_kept": len(kept), "removed": len(removed),
                           "expected": len(expected), "listed": len(listed),
                           "lost": sorted(expected - listed), "unexpected": sorted(listed - expected),
                           "history_of_the_unexpected": {doc_id: [event for w in clients_of_all_phases
                                                                  for event in w.history.get(doc_id, [])]
                                                         for doc_id in sorted(listed - expected)}}}
+
+
+def _growth(memory: dict[str, dict[str, float]]) -> dict[str, float]:
+    rss = {when: m["VmRSS"] for when, m in memory.items()}
+    return {**rss, "growth": rss["after soak under abuse"] / rss["after warm-up"] - 1,
+            "growth_under_abuse": rss["after soak under abuse"] / rss["after soak"] - 1}
+
+
+def _rss_line(name: str, rss: dict[str, float]) -> str:
+    return (f"server RSS (MB), {name}: " + ", ".join(f"{k} {v:.0f}" for k, v in rss.items() if "growth" not in k)
+            + f"; growth {100 * rss['growth']:+.1f} % in all, {100 * rss['growth_under_abuse']:+.1f} % under abuse")
 
 
 def table(result: dict) -> str:
@@ -327,9 +346,8 @@ def table(result: dict) -> str:
                   f"400/401/403/404/413/429: {abused['abuse_unexpected'] or 'none'}",
               *(f"  {what:<26} {codes}" for what, codes in abused["abuse"].items()),
               f"ordinary p95 under abuse / without: {ratio:.2f}",
-              "server RSS (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in result["rss_mb"].items() if "growth" not in k)
-              + f"; growth {100 * result['rss_mb']['growth']:+.1f} % in all, "
-                f"{100 * result['rss_mb']['growth_under_abuse']:+.1f} % under abuse",
+              _rss_line("at once", result["rss_mb"]),
+              _rss_line(f"after {QUIET_SECONDS:.0f} s of quiet", result["rss_after_a_quiet_moment_mb"]),
               f"tracebacks in the server's log: {result['server_tracebacks']}",
               f"documents: {result['documents']['expected']} expected, {result['documents']['listed']} listed, "
               f"{len(result['documents']['lost'])} lost, {len(result['documents']['unexpected'])} unexpected"]

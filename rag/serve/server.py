@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import ctypes
-import os
 import socket
 
 from rag.errors import RagError
 from rag.protocols import Location
 from rag.serve.access import WRITE_TOKEN_VARIABLE, Access, is_loopback
 from rag.serve.library import Library
+from rag.serve.memory import IdleTrim, cap_malloc_arenas
 
 
 def serve(host: str = "127.0.0.1", port: int = 7860, index: Location | None = None, read_only: bool = False,
@@ -29,7 +28,7 @@ def serve(host: str = "127.0.0.1", port: int = 7860, index: Location | None = No
             token, not read-only), or the port is taken; both are checked before the models load.
     """
     access = access if access is not None else Access()
-    _cap_malloc_arenas()
+    cap_malloc_arenas()
     if not read_only and not access.tokens.writing_needs_token and not is_loopback(host):
         raise RagError(f"serving on {host} lets anyone who reaches it add and remove articles: give a write token "
                        f"(--write-token-file FILE, or {WRITE_TOKEN_VARIABLE}), or serve --read-only")
@@ -55,21 +54,6 @@ def serve(host: str = "127.0.0.1", port: int = 7860, index: Location | None = No
           + (f"; {needs} needs a token" if needs else ""), flush=True)
     # Behind a reverse proxy on this machine, the client is the one its X-Forwarded-For names (uvicorn's
     # proxy_headers, trusted from 127.0.0.1 only): each client gets its own rate.
-    uvicorn.run(mount(create_app(library, access), library, access), host=host, port=port, log_level="warning",
-                proxy_headers=True, forwarded_allow_ips="127.0.0.1")
+    uvicorn.run(IdleTrim(mount(create_app(library, access), library, access)), host=host, port=port,
+                log_level="warning", proxy_headers=True, forwarded_allow_ips="127.0.0.1")
 
-
-def _cap_malloc_arenas(arenas: int = 2) -> None:
-    """Let glibc's malloc keep at most ``arenas`` heaps, unless ``MALLOC_ARENA_MAX`` says otherwise.
-
-    By default each thread that allocates may get a heap of its own, up to eight per core, and
-    a server's dozens of request threads keep what they once needed: under 16 clients the
-    resident memory grew 30 % and stayed there; with two arenas it grew 4 % from a third less,
-    at the same latency (``python -m eval.soak``; docs/results.md, "Soak and abuse").
-    """
-    if "MALLOC_ARENA_MAX" in os.environ:
-        return
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(-8, arenas)  # M_ARENA_MAX
-    except (OSError, AttributeError):  # not glibc: its own allocator
-        pass
