@@ -9,8 +9,8 @@ bursts left scattered through the heap. Two things bound that:
   heap of its own, up to eight per core, and a server's dozens of request threads keep what
   they once needed;
 - :class:`IdleTrim`: once no request has been in flight for ``idle_seconds`` (10 s), one
-  ``malloc_trim(0)`` hands the free pages back: after a 16-client soak, 850-935 MB instead of
-  1,090-1,290. It never runs while a request is served; the first question after it faults its
+  ``malloc_trim(0)`` hands the free pages back: through a 16-client soak, 840-940 MB read
+  after a quiet moment against 1,150-1,300 at once. It never runs while a request is served; the first question after it faults its
   pages in again, which made it 11.5 % slower (93 against 83 ms, the same server asked 1.5 and
   0.5 s after its last question, alternating, with a trim after 1 s). Hence the 10 s: a trim
   after a real pause, not between a reader's questions.
@@ -42,8 +42,8 @@ def _glibc() -> Any:
 def cap_malloc_arenas(arenas: int = 2) -> None:
     """Let glibc's malloc keep at most ``arenas`` heaps, unless ``MALLOC_ARENA_MAX`` says otherwise.
 
-    Under 16 clients the resident memory grew 30 % with glibc's default and 15 % from a third
-    less with two arenas, at the same latency (``python -m eval.soak``; docs/results.md).
+    Under 16 clients the resident memory grew 30 % from 1,652 MB with glibc's default, and 15 %
+    from 1,294 MB with two arenas, at the same latency (``python -m eval.soak``; docs/results.md).
     """
     libc = _glibc()
     if libc is not None and "MALLOC_ARENA_MAX" not in os.environ:
