@@ -10,10 +10,11 @@ bursts left scattered through the heap. Two things bound that:
   they once needed;
 - :class:`IdleTrim`: once no request has been in flight for ``idle_seconds`` (10 s), one
   ``malloc_trim(0)`` hands the free pages back: through a 16-client soak, 840-940 MB read
-  after a quiet moment against 1,150-1,300 at once. It never runs while a request is served; the first question after it faults its
-  pages in again, which made it 11.5 % slower (93 against 83 ms, the same server asked 1.5 and
-  0.5 s after its last question, alternating, with a trim after 1 s). Hence the 10 s: a trim
-  after a real pause, not between a reader's questions.
+  after a quiet moment against 1,150-1,300 at once. It never runs while a request is served;
+  the first question after it faults its pages in again, which made it 11.5 % slower (93
+  against 83 ms, the same server asked 1.5 and 0.5 s after its last question, alternating,
+  with a trim after 1 s). Hence the 10 s: a trim after a real pause, not between a reader's
+  questions.
 
 Neither does anything where the C library is not glibc.
 """
