@@ -122,7 +122,7 @@ def test_an_hnsw_index_finds_what_the_exact_search_finds_with_and_without_filter
     only_imu = Filters(doc_ids=(doc_by_title(corpus_docs, "IMU").id,))
     with PostgresIndex.open(location, tie_free_embedder) as index:
         assert index.meta["hnsw"]
-        index.sql("SET enable_seqscan = off")  # 19 vectors: the planner would rather scan them
+        index.sql("SET enable_seqscan = off")  # so few vectors that the planner would rather scan them
         plan = "\n".join(r[0] for r in index.sql(f"EXPLAIN SELECT row FROM {index.t('vectors')} "
                                                  "ORDER BY embedding <#> %s::vector LIMIT 5",
                                                  ("[" + ",".join(["0.1"] * index.dimension) + "]",)).fetchall())
