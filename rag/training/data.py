@@ -140,9 +140,12 @@ def hard_negatives(questions: list[SquadQuestion], chosen: list[int], depth: int
     by_file: dict[str, list[int]] = {}
     for i in chosen:
         by_file.setdefault(questions[i].source, []).append(i)
+    contexts_of: dict[str, dict[str, None]] = {}  # each file's paragraphs, once each, in order
+    for q in questions:
+        contexts_of.setdefault(q.source, {})[q.context] = None
     found: dict[int, str] = {}
     for source, asked in by_file.items():
-        contexts = list(dict.fromkeys(q.context for q in questions if q.source == source))
+        contexts = list(contexts_of[source])
         if len(contexts) < 2:
             continue
         retriever = bm25s.BM25()
