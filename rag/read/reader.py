@@ -41,6 +41,16 @@ def shipped_reader_dir() -> Path:
     return Path(str(files("rag") / "models" / "reader"))
 
 
+def _power_of_two_runs(items: list[int]) -> list[list[int]]:
+    """``items`` cut into runs whose lengths are distinct powers of two, longest first (13 -> 8, 4, 1)."""
+    runs, start = [], 0
+    while start < len(items):
+        size = 1 << (len(items) - start).bit_length() - 1
+        runs.append(items[start:start + size])
+        start += size
+    return runs
+
+
 def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
@@ -361,6 +371,11 @@ class Reader:
         if pad_to > 1:
             batches = [[w for w in batch if widths[w] == width] for batch in batches
                        for width in sorted({widths[w] for w in batch})]
+            # ... and each batch is cut into runs of 2^i windows (13 -> 8, 4, 1): oneDNN keeps the kernels it
+            # compiles for every shape it meets for the life of the process, so a server reading batches of
+            # every size grew by 338 MB over the 192 shapes, against 60 MB over these 36, for 3.6 % more
+            # time (python -m eval.reader_shapes).
+            batches = [chunk for batch in batches for chunk in _power_of_two_runs(batch)]
         out: list[tuple[np.ndarray, np.ndarray]] = [None] * len(windows)  # type: ignore[list-item]
         for batch in batches:
             width = max(widths[w] for w in batch)

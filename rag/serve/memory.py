@@ -1,9 +1,9 @@
 """The server's heap: fewer glibc arenas, and freed pages given back to the system when the server is idle.
 
-Under load the live heap of ``rag serve`` stays flat (memray, ``python -m eval.soak``: 620 to
-810 MB through a 16-client soak, about where it was after the warm-up), but glibc's malloc
-keeps the pages a burst of requests freed, so the resident memory grows by what the largest
-bursts left scattered through the heap. Two things bound that:
+Under load glibc's malloc keeps the pages a burst of requests freed, so the resident memory
+grows by what the largest bursts left scattered through the heap (what the reader's kernels
+need stays bounded apart from this: ``rag.read.reader`` reads batches of a few shapes only).
+Two things bound that:
 
 - at most two arenas (``cap_malloc_arenas``): by default each thread that allocates may get a
   heap of its own, up to eight per core, and a server's dozens of request threads keep what
