@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+import rag.index.postgres as postgres_module
 from eval.servers import LocalPostgres
 from rag.cli import main
 from rag.errors import (
@@ -141,6 +142,35 @@ def test_an_index_of_the_older_format_is_refused_with_what_to_do(server, tie_fre
         index.sql(f"UPDATE {index.t('meta')} SET value = '1' WHERE key = 'format'")
     with pytest.raises(IndexMismatchError, match="older version of rag .format 1.*index the articles again"):
         PostgresIndex.open(location, tie_free_embedder)
+
+
+def test_bm25_lists_in_many_blocks_score_as_the_folder_before_and_after_a_removal(server, tie_free_embedder,
+                                                                                  corpus_docs, monkeypatch):
+    monkeypatch.setattr(postgres_module, "BLOCK", 3)  # 3 passages a block: a common term's list in pieces
+    monkeypatch.setattr(postgres_module, "FILTER_CHUNK", 2)  # a filtered search asks about its passages 2 at a time
+    location = server.url("blocks")
+    index_documents(location, corpus_docs, embedder=tie_free_embedder, export=False)
+    imu = doc_by_title(corpus_docs, "IMU")
+    only_imu = Filters(doc_ids=(imu.id,))
+    with PostgresIndex.open(location, tie_free_embedder) as index:
+        blocks, = index.sql(f"SELECT count(DISTINCT block) FROM {index.t('lists')}").fetchone()
+        first, last = index.sql(f"SELECT min(row), max(row) FROM {index.t('passages')}").fetchone()
+        assert blocks == last // 3 - first // 3 + 1 > 5
+        folder = build_index(corpus_docs, tie_free_embedder)
+        for in_span in (True, False):  # scores added up over the rows' span, and through a sort of the rows
+            monkeypatch.setattr(postgres_module, "_sum_in_span", lambda span, postings, yes=in_span: yes)
+            for filters in (None, only_imu):
+                for a, b in zip(Retriever(index, mode="bm25").search_batch(QUESTIONS, 8, filters=filters),
+                                Retriever(folder, mode="bm25").search_batch(QUESTIONS, 8, filters=filters)):
+                    assert a
+                    _same_hits(a, b)
+    remove_documents(location, [imu.id], embedder=tie_free_embedder)
+    fresh = build_index([d for d in corpus_docs if d.id != imu.id], tie_free_embedder)
+    with PostgresIndex.open(location, tie_free_embedder) as index:
+        for a, b in zip(Retriever(index, mode="bm25").search_batch(QUESTIONS, 8),
+                        Retriever(fresh, mode="bm25").search_batch(QUESTIONS, 8)):
+            _same_hits(a, b)
+        assert not Retriever(index, mode="bm25").search("Balkh governor", 5, filters=only_imu)
 
 
 def test_a_document_filter_still_gets_k_hits(postgres, corpus_docs):
