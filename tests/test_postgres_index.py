@@ -34,7 +34,7 @@ from rag.indexing.bundled import corpus_dir
 from rag.indexing.workflow import add_documents, build_index, index_documents, remove_documents
 from rag.search.retriever import Retriever
 from rag.settings import DenseSettings
-from rag.types import Document, Filters
+from rag.types import Document, Filters, Passage
 from tests.conftest import doc_by_title
 from tests.fakes import TieFreeHashEmbedder
 
@@ -171,6 +171,18 @@ def test_bm25_lists_in_many_blocks_score_as_the_folder_before_and_after_a_remova
                         Retriever(fresh, mode="bm25").search_batch(QUESTIONS, 8)):
             _same_hits(a, b)
         assert not Retriever(index, mode="bm25").search("Balkh governor", 5, filters=only_imu)
+
+
+def test_a_term_counted_past_what_a_posting_holds_is_refused_with_what_to_do(server, tie_free_embedder):
+    text = "harbour " * 65_536
+    document = Document("long", "Long", text, "long.txt")
+    index = PostgresIndex.create(server.url("long"), tie_free_embedder)
+    try:
+        with pytest.raises(InvalidInputError, match="'harbour' 65536 times.*smaller passages"):
+            index.add_embedded([document], [Passage("long-0", "long", text, 0, len(text))],
+                               tie_free_embedder.encode([text]))
+    finally:
+        index.close()
 
 
 def test_a_document_filter_still_gets_k_hits(postgres, corpus_docs):

@@ -81,8 +81,10 @@ SCHEMES = ("postgresql:", "postgres:")
 _HELD: dict[tuple[int, str, str], int] = {}  # the writer locks this process holds: (thread, server, table) -> depth
 FORMAT = 3  # 2: the vectors moved from the passages to a table of their own; 3: BM25's lists packed by block
 BLOCK = 4096  # passage rows per packed list: a term's list is read in at most (rows / BLOCK) + 1 pieces
-# Each posting in a packed list: the passage's row, the term's count there, the passage's length in terms.
-POSTING = np.dtype([("row", "<i8"), ("tf", "<i4"), ("length", "<i4")])
+# Each posting in a packed list, 8 bytes: the passage's length in terms, its row less its block's first
+# (under BLOCK, at most 65,536), the term's count there.
+POSTING = np.dtype([("length", "<u4"), ("offset", "<u2"), ("tf", "<u2")])
+MAX_TF = np.iinfo(np.uint16).max
 MAX_EF_SEARCH = 1000  # pgvector's limit on hnsw.ef_search
 # A save that added this many passages vacuums the tables, as autovacuum would soon: a bulk load rewrites
 # the lists of its last blocks many times over.
@@ -481,15 +483,20 @@ class PostgresIndex:
             for row, vector in zip(rows, vectors):
                 copy.write_row((row, _vector_text(vector)))
         lists: dict[tuple[str, int], list[tuple[int, int, int]]] = {}
-        for row, words in zip(rows, terms):
+        for row, words, passage in zip(rows, terms, passages):
             for term, tf in Counter(words).items():
-                lists.setdefault((term, row // BLOCK), []).append((row, tf, len(words)))
-        # New rows come after every row there, so each list grows at its end and stays in row order.
+                if tf > MAX_TF:
+                    raise InvalidInputError(f"passage {passage.id} holds {term!r} {tf} times, more than BM25's "
+                                            f"lists here count ({MAX_TF}): index it in smaller passages")
+                lists.setdefault((term, row // BLOCK), []).append((len(words), row % BLOCK, tf))
+        # New rows come after every row there, so each list grows at its end and stays in row order. Written
+        # in term order, a term's lists lie on few pages of the table, for a search to read.
+        keys = sorted(lists)
         self.sql(f"INSERT INTO {t('lists')} AS l (term, block, postings) "
                  "SELECT * FROM unnest(%s::text[], %s::bigint[], %s::bytea[]) "
                  "ON CONFLICT (term, block) DO UPDATE SET postings = l.postings || excluded.postings",
-                 ([term for term, _ in lists], [block for _, block in lists],
-                  [np.array(postings, dtype=POSTING).tobytes() for postings in lists.values()]))
+                 ([term for term, _ in keys], [block for _, block in keys],
+                  [np.array(lists[key], dtype=POSTING).tobytes() for key in keys]))
         self.sql(f"UPDATE {t('stats')} SET rows = rows + %s, terms = terms + %s",
                  (len(passages), sum(map(len, terms))))
         self._added += len(passages)
@@ -543,7 +550,7 @@ class PostgresIndex:
                 "AS k(term, block) ON l.term = k.term AND l.block = k.block",
                 ([term for term, _ in keys], [block for _, block in keys]), binary=True).fetchall():
             array = np.frombuffer(postings, dtype=POSTING)
-            kept[(term, block)] = array[~np.isin(array["row"], doomed)].tobytes()
+            kept[(term, block)] = array[~np.isin(block * BLOCK + array["offset"].astype(np.int64), doomed)].tobytes()
         empty = [key for key, postings in kept.items() if not postings]
         full = [(key, postings) for key, postings in kept.items() if postings]
         self.sql(f"DELETE FROM {t('lists')} l USING unnest(%s::text[], %s::bigint[]) AS k(term, block) "
@@ -678,23 +685,26 @@ class _SparseSearch:
         """
         index = self.index
         found = index.sql(
-            f"SELECT s.rows, s.terms, l.term, l.postings FROM {index.t('stats')} s "
+            f"SELECT s.rows, s.terms, l.term, l.block, l.postings FROM {index.t('stats')} s "
             f"LEFT JOIN {index.t('lists')} l ON l.term = ANY(%s)", (sorted(set(terms)),), connection,
             binary=True).fetchall()
         n, total = found[0][0], found[0][1]
-        pieces: dict[str, list[bytes]] = {}
-        for _, _, term, postings in found:
+        pieces: dict[str, list[tuple[int, bytes]]] = {}
+        for _, _, term, block, postings in found:
             if term is not None:
-                pieces.setdefault(term, []).append(postings)
+                pieces.setdefault(term, []).append((block, postings))
         if not pieces:
             return _NOTHING
         mean = total / n if n else 1.0
         lists: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # term -> (its rows, its BM25 weights there)
         for term, parts in pieces.items():
-            packed = np.frombuffer(b"".join(parts), dtype="<i4").reshape(-1, 4)  # POSTING, as four int32
-            idf = np.log1p((n - len(packed) + 0.5) / (len(packed) + 0.5))
-            weights = (idf * term_weight(packed[:, 2], packed[:, 3], mean)).astype(np.float32)
-            lists[term] = packed[:, :2].copy().view("<i8").ravel(), weights
+            packed = b"".join(p for _, p in parts)
+            lengths = np.frombuffer(packed, dtype="<u4")[::2]  # POSTING's fields, as strided views
+            offsets, tfs = np.frombuffer(packed, dtype="<u2")[2::4], np.frombuffer(packed, dtype="<u2")[3::4]
+            firsts = np.array([block * BLOCK for block, _ in parts], dtype=np.int64)
+            rows = np.repeat(firsts, [len(p) // POSTING.itemsize for _, p in parts]) + offsets
+            idf = np.log1p((n - len(rows) + 0.5) / (len(rows) + 0.5))
+            lists[term] = rows, (idf * term_weight(tfs, lengths, mean)).astype(np.float32)
         low = min(int(rows.min()) for rows, _ in lists.values())
         span = max(int(rows.max()) for rows, _ in lists.values()) - low + 1
         if _sum_in_span(span, sum(len(rows) for rows, _ in lists.values())):
