@@ -1,18 +1,17 @@
-"""What each batch shape the reader sees costs a long-lived process, and what bounding the shapes costs in time.
+"""What each batch shape the reader meets costs a long-lived process, and what reading in few shapes costs in time.
 
-    python -m eval.reader_shapes [--rounds 3]
+    python -m eval.reader_shapes [--rounds 2]
 
 Under bf16 the reader runs on oneDNN, which compiles kernels for every (batch, width) shape it
-meets and keeps them for the life of the process. A server reading batches of every size
-therefore grows with each new shape. Two parts, each in the reader's own process (PyTorch, the
-server's precision):
+meets and keeps them for the life of the process, so a server reading batches of every size
+grows with each new shape. The reader now pads each batch to one of ``BATCH_SIZES`` windows.
+Two parts, in processes of their own (PyTorch, the server's precision):
 
-1. memory: the heap (RssAnon, after ``malloc_trim``) before and after forward passes over
-   every batch size 1-32 at every width, against the batch sizes a power-of-two cut leaves
-   (1, 2, 4, ..., 32), each in a fresh process;
-2. time: 60 random batches (1-32 windows, widths 128-384), each read as one batch and as its
-   power-of-two runs (13 -> 8 + 4 + 1), the two alternating, every shape warm; the ratio of
-   their totals.
+1. memory: the heap (RssAnon, after ``malloc_trim``) before and after forward passes at every
+   width for every batch size 1-32, against the sizes of ``BATCH_SIZES`` only, each in a fresh
+   process;
+2. time: `ask` on the bundled gold questions (the server's reading path) with batches read at
+   every size (as before) and padded to ``BATCH_SIZES``, the two alternating question by question.
 
 Prints a table and writes JSON.
 """
@@ -33,16 +32,7 @@ from rag.errors import run_guarded
 from rag.settings import configure_entry_point
 
 WIDTHS = range(64, 385, 64)  # the reader pads windows to a multiple of 64 tokens, at most 384
-ALL_SIZES = range(1, 33)  # the reader's batch size is 32
-POWERS_OF_TWO = (1, 2, 4, 8, 16, 32)
-
-
-def _runs(n: int) -> list[int]:
-    sizes = []
-    while n:
-        sizes.append(1 << n.bit_length() - 1)
-        n -= sizes[-1]
-    return sizes
+EVERY_SIZE = tuple(range(1, 33))  # the reader's batch size is 32
 
 
 def _reader_forward():
@@ -70,11 +60,13 @@ def _heap_mb() -> float:
 
 
 def memory_worker(sizes: str) -> None:
-    """Print, as JSON, the heap before and after reading every shape of ``sizes`` ("all" or "powers")."""
+    """Print, as JSON, the heap before and after reading every shape of ``sizes`` ("all" or "shipped")."""
+    from rag.read.reader import BATCH_SIZES
+
     model, forward = _reader_forward()
     forward(1, 64)
     before = _heap_mb()
-    shapes = [(b, w) for b in (ALL_SIZES if sizes == "all" else POWERS_OF_TWO) for w in WIDTHS]
+    shapes = [(b, w) for b in (EVERY_SIZE if sizes == "all" else BATCH_SIZES) for w in WIDTHS]
     random.Random(0).shuffle(shapes)
     for batch, width in shapes:
         forward(batch, width)
@@ -83,25 +75,29 @@ def memory_worker(sizes: str) -> None:
 
 
 def time_worker(rounds: int) -> None:
-    """Print, as JSON, the seconds of each random batch read whole and as power-of-two runs, alternating."""
-    _, forward = _reader_forward()
-    rng = random.Random(1)
-    cases = [(rng.randint(1, 32), rng.choice(WIDTHS[1:])) for _ in range(60)]
-    for batch, width in cases:  # every shape of both variants warm
-        forward(batch, width)
-        for run in _runs(batch):
-            forward(run, width)
-    whole, runs = [], []
+    """Print, as JSON, the seconds of each gold question asked with batches at every size and at BATCH_SIZES."""
+    import rag.read.reader as reading
+    from rag.answer.assistant import Assistant
+    from rag.evaluation.gold import BUNDLED_GOLD, load_gold
+    from rag.indexing.bundled import default_index
+    from rag.search.retriever import Retriever
+
+    variants = {"every": EVERY_SIZE, "shipped": reading.BATCH_SIZES}
+    questions = [g.question for g in load_gold(BUNDLED_GOLD)]
+    assistant = Assistant(Retriever(default_index()), reading.Reader())
+    for question in questions[:10]:  # warm both
+        for sizes in variants.values():
+            reading.BATCH_SIZES = sizes
+            assistant.ask(question)
+    seconds: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(rounds):
-        for batch, width in cases:
-            started = time.perf_counter()
-            forward(batch, width)
-            whole.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            for run in _runs(batch):
-                forward(run, width)
-            runs.append(time.perf_counter() - started)
-    print(json.dumps({"windows": sum(b for b, _ in cases) * rounds, "whole_s": whole, "runs_s": runs}))
+        for i, question in enumerate(questions):
+            for name in list(variants)[::1 if i % 2 else -1]:
+                reading.BATCH_SIZES = variants[name]
+                started = time.perf_counter()
+                assistant.ask(question)
+                seconds[name].append(time.perf_counter() - started)
+    print(json.dumps(seconds))
 
 
 def _child(*args: str) -> dict:
@@ -111,33 +107,34 @@ def _child(*args: str) -> dict:
 
 
 def run(rounds: int) -> dict:
-    memory = {sizes: _child("--worker-memory", sizes) for sizes in ("all", "powers")}
-    timing = _child("--worker-time", str(rounds))
-    return {"memory": memory, "time": {"windows": timing["windows"], "whole_s": sum(timing["whole_s"]),
-                                       "runs_s": sum(timing["runs_s"]),
-                                       "median_ratio": statistics.median(r / w for r, w in zip(timing["runs_s"],
-                                                                                               timing["whole_s"])),
-                                       "ratio_of_totals": sum(timing["runs_s"]) / sum(timing["whole_s"])}}
+    memory = {sizes: _child("--worker-memory", sizes) for sizes in ("all", "shipped")}
+    asks = _child("--worker-time", str(rounds))
+    p50 = {name: statistics.median(seconds) for name, seconds in asks.items()}
+    return {"memory": memory,
+            "ask": {"questions": len(asks["every"]), "p50_s": p50,
+                    "p95_s": {name: statistics.quantiles(seconds, n=20)[-1] for name, seconds in asks.items()},
+                    "p50_ratio": p50["shipped"] / p50["every"]}}
 
 
 def table(result: dict) -> str:
-    lines = [f"{'batch sizes read':<28}{'shapes':>7}{'heap before':>13}{'after':>8}{'growth':>8}  (MB)"]
-    for name, label in (("all", "every size 1-32"), ("powers", "powers of two (shipped)")):
+    lines = [f"{'batch sizes read':<30}{'shapes':>7}{'heap before':>13}{'after':>8}{'growth':>8}  (MB)"]
+    for name, label in (("all", "every size 1-32 (before)"), ("shipped", "BATCH_SIZES (shipped)")):
         m = result["memory"][name]
-        lines.append(f"{label:<28}{m['shapes']:>7}{m['heap_before_mb']:>13.0f}{m['heap_after_mb']:>8.0f}"
+        lines.append(f"{label:<30}{m['shapes']:>7}{m['heap_before_mb']:>13.0f}{m['heap_after_mb']:>8.0f}"
                      f"{m['heap_after_mb'] - m['heap_before_mb']:>8.0f}")
-    t = result["time"]
-    lines += ["", f"time of {t['windows']} windows: whole batches {t['whole_s']:.1f} s, power-of-two runs "
-                  f"{t['runs_s']:.1f} s; ratio of totals {t['ratio_of_totals']:.3f}, median per batch "
-                  f"{t['median_ratio']:.3f}"]
+    a = result["ask"]
+    lines += ["", f"ask, {a['questions']} questions each, alternating: every size p50 "
+                  f"{1000 * a['p50_s']['every']:.1f} / "
+                  f"p95 {1000 * a['p95_s']['every']:.1f} ms; BATCH_SIZES p50 {1000 * a['p50_s']['shipped']:.1f} / "
+                  f"p95 {1000 * a['p95_s']['shipped']:.1f} ms; p50 ratio {a['p50_ratio']:.3f}"]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3, help="passes over the 60 random batches when timing")
+    parser.add_argument("--rounds", type=int, default=2, help="passes over the gold questions when timing")
     parser.add_argument("--out", type=Path, default=Path("eval-results/reader_shapes.json"))
-    parser.add_argument("--worker-memory", choices=("all", "powers"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker-memory", choices=("all", "shipped"), help=argparse.SUPPRESS)
     parser.add_argument("--worker-time", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     configure_entry_point()

@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 MAX_QUESTION_TOKENS = 64
 PRECISIONS = ("auto", "fp32", "bf16")
 _PAD_TO = 64  # under bf16, windows are padded to a multiple of this many tokens
+# ... and batches to one of these sizes (see Reader.logits)
+BATCH_SIZES: tuple[int, ...] = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
 
 
 def shipped_reader_dir() -> Path:
@@ -41,14 +43,9 @@ def shipped_reader_dir() -> Path:
     return Path(str(files("rag") / "models" / "reader"))
 
 
-def _power_of_two_runs(items: list[int]) -> list[list[int]]:
-    """``items`` cut into runs whose lengths are distinct powers of two, longest first (13 -> 8, 4, 1)."""
-    runs, start = [], 0
-    while start < len(items):
-        size = 1 << (len(items) - start).bit_length() - 1
-        runs.append(items[start:start + size])
-        start += size
-    return runs
+def _bucket(n: int) -> int:
+    """The batch size a batch of ``n`` windows is read at under bf16: the next of BATCH_SIZES (``n`` past them)."""
+    return next((size for size in BATCH_SIZES if size >= n), n)
 
 
 def _sigmoid(x: float) -> float:
@@ -371,15 +368,14 @@ class Reader:
         if pad_to > 1:
             batches = [[w for w in batch if widths[w] == width] for batch in batches
                        for width in sorted({widths[w] for w in batch})]
-            # ... and each batch is cut into runs of 2^i windows (13 -> 8, 4, 1): oneDNN keeps the kernels it
-            # compiles for every shape it meets for the life of the process, so a server reading batches of
-            # every size grew by 338 MB over the 192 shapes, against 60 MB over these 36, for 3.6 % more
-            # time (python -m eval.reader_shapes).
-            batches = [chunk for batch in batches for chunk in _power_of_two_runs(batch)]
         out: list[tuple[np.ndarray, np.ndarray]] = [None] * len(windows)  # type: ignore[list-item]
         for batch in batches:
             width = max(widths[w] for w in batch)
-            starts, ends = self._forward(padded([windows[w] for w in batch], width, self._pad_id))
+            # Under bf16 a batch is also padded to one of BATCH_SIZES windows (with copies of its last one):
+            # oneDNN keeps the kernels it compiles for each shape it meets for the life of the process, and a
+            # server reading batches of every size grew by hundreds of MB (python -m eval.reader_shapes).
+            rows = batch + batch[-1:] * (_bucket(len(batch)) - len(batch)) if pad_to > 1 else batch
+            starts, ends = self._forward(padded([windows[w] for w in rows], width, self._pad_id))
             for row, w in enumerate(batch):
                 n = len(windows[w].ids)
                 out[w] = (starts[row, :n], ends[row, :n])
