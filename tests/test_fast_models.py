@@ -21,7 +21,7 @@ from rag.index.folder import PassageIndex
 from rag.indexing.bundled import default_index
 from rag.indexing.workflow import export_models
 from rag.read import runtime
-from rag.read.reader import Reader
+from rag.read.reader import BATCH_SIZES, Reader
 from rag.search.retriever import Retriever
 
 pytestmark = pytest.mark.slow
@@ -67,6 +67,21 @@ def test_onnx_gives_the_fp32_answers_on_all_gold_questions_and_bf16_all_but_one(
         assert [[c.document.id for c in r.citations] for r in responses] == \
                [[c.document.id for c in r.citations] for r in reference], name
         assert max(abs(a.confidence - b.confidence) for a, b in zip(responses, reference)) < 0.02, name
+
+
+def test_under_bf16_the_reader_reads_in_few_shapes(corpus_index):
+    reader = Reader(precision="bf16")  # oneDNN keeps kernels per shape: a server must not meet every one
+    forward, shapes = reader._forward, []
+
+    def recording(inputs):
+        shapes.append(inputs["input_ids"].shape)
+        return forward(inputs)
+
+    reader._forward = recording
+    questions = [g.question for g in load_gold(BUNDLED_GOLD)][:30]
+    responses = Assistant(Retriever(corpus_index), reader).ask_batch(questions)
+    assert len({b for b, _ in shapes}) > 2 and all(b in BATCH_SIZES and w % 64 == 0 for b, w in shapes), shapes
+    assert sum(r.answer is not None for r in responses) > 20
 
 
 def test_the_int8_reader_is_checked_and_answers_as_well_as_fp32(exported, corpus_index):

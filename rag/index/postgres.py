@@ -14,7 +14,7 @@ The index is six tables named after it, made by ``rag index --store``:
     NAME_vectors    each passage's pgvector embedding, by row, in a table of its own: an exact
                     search scans the vectors alone (a fifth fewer pages than beside the texts)
     NAME_lists      BM25's inverted lists, packed: for each term and block of ``BLOCK`` rows, one
-                    row holding every (passage row, count, passage length) of the term there
+                    row holding every (passage length, row in the block, count) of the term there
     NAME_stats      the passage and term totals
 
 Searches and filters run in the database and score as the folder index does
