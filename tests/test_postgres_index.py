@@ -173,16 +173,13 @@ def test_bm25_lists_in_many_blocks_score_as_the_folder_before_and_after_a_remova
         assert not Retriever(index, mode="bm25").search("Balkh governor", 5, filters=only_imu)
 
 
-def test_a_term_counted_past_what_a_posting_holds_is_refused_with_what_to_do(server, tie_free_embedder):
+def test_a_term_counted_past_what_a_posting_holds_is_refused_with_what_to_do(postgres, tie_free_embedder):
     text = "harbour " * 65_536
-    document = Document("long", "Long", text, "long.txt")
-    index = PostgresIndex.create(server.url("long"), tie_free_embedder)
-    try:
-        with pytest.raises(InvalidInputError, match="'harbour' 65536 times.*smaller passages"):
-            index.add_embedded([document], [Passage("long-0", "long", text, 0, len(text))],
-                               tie_free_embedder.encode([text]))
-    finally:
-        index.close()
+    documents = len(postgres.documents)
+    with pytest.raises(InvalidInputError, match="'harbour' 65536 times.*smaller passages"):
+        postgres.add_embedded([Document("long", "Long", text, "long.txt")],
+                              [Passage("long-0", "long", text, 0, len(text))], tie_free_embedder.encode([text]))
+    assert not postgres._in_transaction and len(postgres.documents) == documents  # refused before any write
 
 
 def test_a_document_filter_still_gets_k_hits(postgres, corpus_docs):

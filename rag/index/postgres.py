@@ -453,10 +453,21 @@ class PostgresIndex:
 
         Returns:
             How many passages were added.
+
+        Raises:
+            IndexMismatchError: the vectors do not fit the passages or the index.
+            InvalidInputError: a passage holds a term more often than a posting counts (nothing is written).
         """
         if vectors.shape != (len(passages), self.dimension):
             raise IndexMismatchError(f"vectors of shape {vectors.shape} for {len(passages)} passages "
                                      f"of a {self.dimension}-d index")
+        terms = tokenize([p.text for p in passages]) if passages else []
+        counts = [Counter(words) for words in terms]
+        for passage, count in zip(passages, counts):
+            term, tf = max(count.items(), key=lambda item: item[1], default=("", 0))
+            if tf > MAX_TF:
+                raise InvalidInputError(f"passage {passage.id} holds {term!r} {tf} times, more than BM25's "
+                                        f"lists here count ({MAX_TF}): index it in smaller passages")
         self._begin()
         t = self.t
         by_id = {d.id: d for d in documents}
@@ -468,7 +479,6 @@ class PostgresIndex:
             return 0
         rows = [r for (r,) in self.sql(f"SELECT nextval(pg_get_serial_sequence('{t('passages')}', 'row')) "
                                        "FROM generate_series(1, %s)", (len(passages),)).fetchall()]
-        terms = tokenize([p.text for p in passages])
         with self.connection.cursor() as cursor, cursor.copy(
                 f'COPY {t("passages")} (row, id, doc_id, start, "end", text, length, day, outlet, authors) '
                 "FROM STDIN") as copy:
@@ -483,11 +493,8 @@ class PostgresIndex:
             for row, vector in zip(rows, vectors):
                 copy.write_row((row, _vector_text(vector)))
         lists: dict[tuple[str, int], list[tuple[int, int, int]]] = {}
-        for row, words, passage in zip(rows, terms, passages):
-            for term, tf in Counter(words).items():
-                if tf > MAX_TF:
-                    raise InvalidInputError(f"passage {passage.id} holds {term!r} {tf} times, more than BM25's "
-                                            f"lists here count ({MAX_TF}): index it in smaller passages")
+        for row, words, count in zip(rows, terms, counts):
+            for term, tf in count.items():
                 lists.setdefault((term, row // BLOCK), []).append((len(words), row % BLOCK, tf))
         # New rows come after every row there, so each list grows at its end and stays in row order. Written
         # in term order, a term's lists lie on few pages of the table, for a search to read.
