@@ -27,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+from eval.process_memory import memory_mb
 from eval.results import write_json
 from rag.errors import run_guarded
 from rag.settings import configure_entry_point
@@ -55,8 +56,7 @@ def _heap_mb() -> float:
     import ctypes
 
     ctypes.CDLL("libc.so.6").malloc_trim(0)
-    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
-    return int(fields["RssAnon"].split()[0]) / 1024
+    return memory_mb()["RssAnon"]
 
 
 def memory_worker(sizes: str) -> None:

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from eval.process_memory import memory_mb
 from eval.results import write_json
 from rag.errors import run_guarded
 from rag.settings import configure_entry_point
@@ -137,9 +138,7 @@ def load_only(folder: Path) -> None:
     started = time.perf_counter()
     index = PassageIndex.open(folder)
     seconds = time.perf_counter() - started
-    rss = int(next(line for line in Path("/proc/self/status").read_text().splitlines()
-                   if line.startswith("VmRSS")).split()[1]) / 1024
-    print(json.dumps({"load_s": seconds, "rss_mb": rss, "passages": len(index.passages)}))
+    print(json.dumps({"load_s": seconds, "rss_mb": memory_mb()["VmRSS"], "passages": len(index.passages)}))
 
 
 def run_size(n: int, paragraphs: list[str], base: np.ndarray, questions: list[str], real, work: Path,

@@ -41,6 +41,7 @@ import time
 import uuid
 from pathlib import Path
 
+from eval.process_memory import memory_mb
 from eval.results import write_json
 from rag.errors import run_guarded
 from rag.evaluation.gold import BUNDLED_GOLD, load_gold
@@ -188,13 +189,6 @@ class Abuser(threading.Thread):
             time.sleep(0.05)
 
 
-def _memory(pid: int) -> dict[str, float]:
-    """Resident memory in all (VmRSS), of the heap (RssAnon) and of mapped files (RssFile: the index's
-    memory-mapped vectors and lists, counted once per mapping), MB."""
-    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
-    return {key: int(fields[key].split()[0]) / 1024 for key in ("VmRSS", "RssAnon", "RssFile")}
-
-
 def _start(folder: Path, port: int, token_file: Path, log: Path) -> subprocess.Popen:
     """`rag serve` in a process of its own, its log to ``log`` (a pipe nobody reads would fill and stall it)."""
     with log.open("w") as out:
@@ -285,9 +279,9 @@ def run(clients: int, seconds: float, server_log: Path) -> dict:
             memory, idle = {}, {}
 
             def measure(when: str) -> None:  # at once, and after a quiet moment (the server trims when idle)
-                memory[when] = _memory(server.pid)
+                memory[when] = memory_mb(server.pid)
                 time.sleep(QUIET_SECONDS)
-                idle[when] = _memory(server.pid)
+                idle[when] = memory_mb(server.pid)
 
             measure("after warm-up")
             quiet, alone = _phase(port, questions, 1, seconds, abuse=False)
