@@ -1,11 +1,13 @@
 """Soak and abuse benchmark: many clients mixing questions, searches, uploads and removals on `rag serve`,
 then the same with costly and malformed requests sent alongside.
 
-    python -m eval.soak [--clients 16] [--seconds 60]
+    python -m eval.soak [--clients 16] [--seconds 60] [--warm-up-seconds 30]
 
 Starts `rag serve` with a write token and the default limits on a copy of the bundled index.
 Each client connects from its own loopback address (127.0.0.10, .11, ...), so each has its own
-rate, as clients on a newsroom's network do. Three phases, ``--seconds`` each:
+rate, as clients on a newsroom's network do. After a warm-up (each kind of request once, then
+``--clients`` clients at once, then phase 3's load for ``--warm-up-seconds``), three phases,
+``--seconds`` each:
 
 1. quiet: one client asks the gold questions alone: the server's own p50/p95;
 2. soak: ``--clients`` clients, each in a loop: 70 % ask, 20 % search, 5 % upload an article of
@@ -17,12 +19,18 @@ rate, as clients on a newsroom's network do. Three phases, ``--seconds`` each:
 
 Reports per phase the requests, the 429s (a client waits as ``Retry-After`` says), errors
 (anything but a 2xx; for the abuser, anything but the 4xx and 429 it is meant to get), 5xx,
-and p50/p95 of ordinary questions; tracebacks in the server's log; the server's resident
-memory after a warm-up (each kind of request, 16 clients at once) and after each phase, read at
-once and again after 15 s with no request (``rag serve`` gives freed heap back after 10 s idle:
-``rag.serve.memory``); and the documents: every
+and p50/p95 of ordinary questions; tracebacks in the server's log; and the documents: every
 one that should be there (the bundled ones, and each upload not removed) against what the
-server lists at the end. Prints a table and writes JSON.
+server lists at the end.
+
+The server's resident memory is read every half second throughout, and its growth is reported
+in two like-for-like states, each against the warmed-up server:
+- under load: the median of the readings in the last 15 s of the loaded warm-up against the same
+  of phase 3 (the same mix of requests; one reading under load swings with the requests in
+  flight at that instant, by tens of MB), and the slope of a line fit to phase 3's readings;
+- idle: after the warm-up and after phase 3, each read once the server has had 15 s with no
+  request (``rag serve`` gives freed heap back after 10 s idle: ``rag.serve.memory``).
+Prints a table and writes JSON.
 """
 
 from __future__ import annotations
@@ -41,6 +49,8 @@ import time
 import uuid
 from pathlib import Path
 
+import numpy as np
+
 from eval.process_memory import memory_mb
 from eval.results import write_json
 from rag.errors import run_guarded
@@ -49,8 +59,10 @@ from rag.evaluation.metrics import latency_summary
 from rag.settings import configure_entry_point
 
 TOKEN = "soak-write-token-" + uuid.uuid4().hex
-# Memory is read at once and again after this long with no request: the server trims 10-12.5 s after its last.
+# Memory at rest is read after this long with no request: the server trims 10-12.5 s after its last.
 QUIET_SECONDS = 15.0
+SAMPLE_SECONDS = 0.5  # how often memory is read throughout
+LOADED_WINDOW_SECONDS = 15.0  # memory under load: the median of the readings in a loaded phase's last seconds
 ABUSE = [  # (what, method, path, body, headers): each must get a 4xx, never a 5xx
     ("1 MB question", "POST", "/api/ask", {"question": "Who? " * 200_000}, {}),
     ("k = 10^9", "POST", "/api/ask", {"question": "Who leads the IMU?", "k": 10**9}, {}),
@@ -189,6 +201,36 @@ class Abuser(threading.Thread):
             time.sleep(0.05)
 
 
+class MemorySampler(threading.Thread):
+    """Reads a process's resident memory every :data:`SAMPLE_SECONDS`, each reading labelled with ``phase``."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.phase, self.stop = pid, "start", threading.Event()
+        self.readings: list[tuple[str, float, float]] = []  # (phase, monotonic seconds, VmRSS MB)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                rss = memory_mb(self.pid)["VmRSS"]
+            except (OSError, KeyError):  # the process has ended
+                return
+            self.readings.append((self.phase, time.monotonic(), rss))
+            self.stop.wait(SAMPLE_SECONDS)
+
+    def under_load(self, phase: str) -> dict[str, float]:
+        """Phase ``phase``'s readings: the median of those in its last :data:`LOADED_WINDOW_SECONDS`, its
+        lowest and highest reading, and the slope of a least-squares line through all of them (MB a minute)."""
+        times = np.array([t for p, t, _ in self.readings if p == phase])
+        rss = np.array([r for p, _, r in self.readings if p == phase])
+        if len(rss) < 2:
+            raise SystemExit(f"too few memory readings in phase {phase!r}: make it longer")
+        last = rss[times >= times[-1] - LOADED_WINDOW_SECONDS]
+        return {"median_of_last_seconds": float(np.median(last)), "readings_in_last_seconds": len(last),
+                "min": float(rss.min()), "max": float(rss.max()),
+                "slope_mb_per_minute": float(np.polyfit((times - times[0]) / 60, rss, 1)[0])}
+
+
 def _start(folder: Path, port: int, token_file: Path, log: Path) -> subprocess.Popen:
     """`rag serve` in a process of its own, its log to ``log`` (a pipe nobody reads would fill and stall it)."""
     with log.open("w") as out:
@@ -260,8 +302,8 @@ def _phase(port: int, questions: list[str], clients: int, seconds: float, abuse:
     return row, workers
 
 
-def run(clients: int, seconds: float, server_log: Path) -> dict:
-    """The three phases (see the module's notes); the server's log is copied to ``server_log``."""
+def run(clients: int, seconds: float, warm_up_seconds: float, server_log: Path) -> dict:
+    """The warm-up and the three phases (see the module's notes); the server's log is copied to ``server_log``."""
     questions = [g.question for g in load_gold(BUNDLED_GOLD) if g.answerable]
     work = Path(tempfile.mkdtemp(prefix="rag-soak-"))
     try:
@@ -273,25 +315,33 @@ def run(clients: int, seconds: float, server_log: Path) -> dict:
         port = _free_port()
         log = work / "server.log"
         server = _start(folder, port, token_file, log)
+        sampler = MemorySampler(server.pid)
+        sampler.start()
+        idle = {}
+
+        def phase(name: str, clients: int, seconds: float, abuse: bool) -> tuple[dict, list[Client]]:
+            sampler.phase = name
+            return _phase(port, questions, clients, seconds, abuse)
+
+        def rest(when: str) -> None:  # memory once the server has had a quiet moment (it trims when idle)
+            sampler.phase = f"quiet {when}"
+            time.sleep(QUIET_SECONDS)
+            idle[when] = memory_mb(server.pid)
+
         try:
             before = {d["doc_id"] for d in request(port, "127.0.0.1", "GET", "/api/documents")[2]}
+            sampler.phase = "warm-up"
             _warm_up(port, questions, clients)
-            memory, idle = {}, {}
-
-            def measure(when: str) -> None:  # at once, and after a quiet moment (the server trims when idle)
-                memory[when] = memory_mb(server.pid)
-                time.sleep(QUIET_SECONDS)
-                idle[when] = memory_mb(server.pid)
-
-            measure("after warm-up")
-            quiet, alone = _phase(port, questions, 1, seconds, abuse=False)
-            measure("after quiet")
-            soak, soaked = _phase(port, questions, clients, seconds, abuse=False)
-            measure("after soak")
-            abused, abusing = _phase(port, questions, clients, seconds, abuse=True)
-            measure("after soak under abuse")
+            _, warming = phase("loaded warm-up", clients, warm_up_seconds, abuse=True)
+            rest("after warm-up")
+            quiet, alone = phase("quiet", 1, seconds, abuse=False)
+            soak, soaked = phase("soak", clients, seconds, abuse=False)
+            abused, abusing = phase("soak under abuse", clients, seconds, abuse=True)
+            rest("after soak under abuse")
             listed = {d["doc_id"] for d in request(port, "127.0.0.1", "GET", "/api/documents")[2]}
         finally:
+            sampler.stop.set()
+            sampler.join()
             server.terminate()
             server.wait(timeout=60)
         tracebacks = log.read_text().count("Traceback")
@@ -299,15 +349,18 @@ def run(clients: int, seconds: float, server_log: Path) -> dict:
         shutil.copyfile(log, server_log)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    clients_of_all_phases = alone + soaked + abusing
+    clients_of_all_phases = warming + alone + soaked + abusing
     kept = {doc_id for w in clients_of_all_phases for doc_id in w.uploaded}
     removed = {doc_id for w in clients_of_all_phases for doc_id in w.removed}
     expected = (before | kept) - removed
-    return {"clients": clients, "seconds_per_phase": seconds, "phases": {"quiet": quiet, "soak": soak,
-                                                                         "soak under abuse": abused},
+    loaded = {name: sampler.under_load(name) for name in ("loaded warm-up", "soak", "soak under abuse")}
+    return {"clients": clients, "seconds_per_phase": seconds, "warm_up_seconds": warm_up_seconds,
+            "phases": {"quiet": quiet, "soak": soak, "soak under abuse": abused},
             "server_tracebacks": tracebacks,
-            "memory_mb": memory, "memory_after_a_quiet_moment_mb": idle,
-            "rss_mb": _growth(memory), "rss_after_a_quiet_moment_mb": _growth(idle),
+            "rss_under_load_mb": {**loaded, "growth": _ratio(loaded, "median_of_last_seconds") - 1},
+            "memory_at_rest_mb": idle, "rss_at_rest_growth": _ratio(idle, "VmRSS") - 1,
+            "rss_readings": [{"phase": p, "seconds": round(t - sampler.readings[0][1], 2), "mb": round(r, 1)}
+                             for p, t, r in sampler.readings],
             "documents": {"before": len(before), "uploaded_and_kept": len(kept), "removed": len(removed),
                           "expected": len(expected), "listed": len(listed),
                           "lost": sorted(expected - listed), "unexpected": sorted(listed - expected),
@@ -316,15 +369,10 @@ def run(clients: int, seconds: float, server_log: Path) -> dict:
                                                         for doc_id in sorted(listed - expected)}}}
 
 
-def _growth(memory: dict[str, dict[str, float]]) -> dict[str, float]:
-    rss = {when: m["VmRSS"] for when, m in memory.items()}
-    return {**rss, "growth": rss["after soak under abuse"] / rss["after warm-up"] - 1,
-            "growth_under_abuse": rss["after soak under abuse"] / rss["after soak"] - 1}
-
-
-def _rss_line(name: str, rss: dict[str, float]) -> str:
-    return (f"server RSS (MB), {name}: " + ", ".join(f"{k} {v:.0f}" for k, v in rss.items() if "growth" not in k)
-            + f"; growth {100 * rss['growth']:+.1f} % in all, {100 * rss['growth_under_abuse']:+.1f} % under abuse")
+def _ratio(memory: dict[str, dict[str, float]], key: str) -> float:
+    """The last reading of ``memory`` over its first (the end of the soak over the warmed-up server)."""
+    first, *_, last = memory.values()
+    return last[key] / first[key]
 
 
 def table(result: dict) -> str:
@@ -341,18 +389,33 @@ def table(result: dict) -> str:
                   f"400/401/403/404/413/429: {abused['abuse_unexpected'] or 'none'}",
               *(f"  {what:<26} {codes}" for what, codes in abused["abuse"].items()),
               f"ordinary p95 under abuse / without: {ratio:.2f}",
-              _rss_line("at once", result["rss_mb"]),
-              _rss_line(f"after {QUIET_SECONDS:.0f} s of quiet", result["rss_after_a_quiet_moment_mb"]),
+              *_memory_lines(result),
               f"tracebacks in the server's log: {result['server_tracebacks']}",
               f"documents: {result['documents']['expected']} expected, {result['documents']['listed']} listed, "
               f"{len(result['documents']['lost'])} lost, {len(result['documents']['unexpected'])} unexpected"]
     return "\n".join(lines)
 
 
+def _memory_lines(result: dict) -> list[str]:
+    loaded, rest = result["rss_under_load_mb"], result["memory_at_rest_mb"]
+    lines = [f"server RSS under load (MB; median of each phase's last {LOADED_WINDOW_SECONDS:.0f} s, its range, "
+             "slope):"]
+    lines += [f"  {name:<18}{row['median_of_last_seconds']:>7.0f}   {row['min']:.0f}-{row['max']:.0f}"
+              f"   {row['slope_mb_per_minute']:+.1f} MB/min" for name, row in loaded.items() if name != "growth"]
+    lines += [f"  growth from the loaded warm-up to the end of the soak under abuse: {100 * loaded['growth']:+.1f} %",
+              f"server RSS at rest (MB, after {QUIET_SECONDS:.0f} s with no request): "
+              + ", ".join(f"{when} {m['VmRSS']:.0f}" for when, m in rest.items())
+              + f"; growth {100 * result['rss_at_rest_growth']:+.1f} %"]
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=60.0, help="length of each phase")
+    parser.add_argument("--warm-up-seconds", type=float, default=30.0,
+                        help="length of the loaded warm-up (the soak under abuse's mix), from whose end memory "
+                             "growth is measured")
     parser.add_argument("--out", type=Path, default=Path("eval-results/soak.json"))
     args = parser.parse_args(argv)
     configure_entry_point()
@@ -360,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(args: argparse.Namespace) -> None:
-    result = run(args.clients, args.seconds, args.out.with_suffix(".server.log"))
+    result = run(args.clients, args.seconds, args.warm_up_seconds, args.out.with_suffix(".server.log"))
     print(table(result))
     write_json(args.out, result)
     print(f"\nwrote {args.out}")
