@@ -6,29 +6,31 @@ then the same with costly and malformed requests sent alongside.
 Starts `rag serve` with a write token and the default limits on a copy of the bundled index.
 Each client connects from its own loopback address (127.0.0.10, .11, ...), so each has its own
 rate, as clients on a newsroom's network do. After a warm-up (each kind of request once, then
-``--clients`` clients at once, then phase 3's load for ``--warm-up-seconds``), three phases,
+``--clients`` clients at once, then phase 4's load for ``--warm-up-seconds``), four phases,
 ``--seconds`` each:
 
 1. quiet: one client asks the gold questions alone: the server's own p50/p95;
-2. soak: ``--clients`` clients, each in a loop: 70 % ask, 20 % search, 5 % upload an article of
+2. quiet under abuse: the same, with the abuser of phase 4 alongside;
+3. soak: ``--clients`` clients, each in a loop: 70 % ask, 20 % search, 5 % upload an article of
    its own, 5 % remove one it uploaded;
-3. soak under abuse: the same, and one more client sending, in a loop, the costly requests a
+4. soak under abuse: the same, and one more client sending, in a loop, the costly requests a
    shared server must bound: a 1 MB question, k of 10^9 and 10^30, k as a string and as true,
    a lone surrogate, NULs, punctuation only, a 1 MB body, 30 files in one upload, writes
    without the token.
 
 Reports per phase the requests, the 429s (a client waits as ``Retry-After`` says), errors
 (anything but a 2xx; for the abuser, anything but the 4xx and 429 it is meant to get), 5xx,
-and p50/p95 of ordinary questions; tracebacks in the server's log; and the documents: every
+and p50/p95 of ordinary questions (and the ratio of p95 with the abuser to without it, for one
+client and for ``--clients``); tracebacks in the server's log; and the documents: every
 one that should be there (the bundled ones, and each upload not removed) against what the
 server lists at the end.
 
 The server's resident memory is read every half second throughout, and its growth is reported
 in two like-for-like states, each against the warmed-up server:
 - under load: the median of the readings in the last 15 s of the loaded warm-up against the same
-  of phase 3 (the same mix of requests; one reading under load swings with the requests in
-  flight at that instant, by tens of MB), and the slope of a line fit to phase 3's readings;
-- idle: after the warm-up and after phase 3, each read once the server has had 15 s with no
+  of phase 4 (the same mix of requests; one reading under load swings with the requests in
+  flight at that instant, by tens of MB), and the slope of a line fit to phase 4's readings;
+- at rest: after the warm-up and after phase 4, each read once the server has had 15 s with no
   request (``rag serve`` gives freed heap back after 10 s idle: ``rag.serve.memory``).
 Prints a table and writes JSON.
 """
@@ -335,6 +337,7 @@ def run(clients: int, seconds: float, warm_up_seconds: float, server_log: Path) 
             _, warming = phase("loaded warm-up", clients, warm_up_seconds, abuse=True)
             rest("after warm-up")
             quiet, alone = phase("quiet", 1, seconds, abuse=False)
+            quiet_abused, alone_abused = phase("quiet under abuse", 1, seconds, abuse=True)
             soak, soaked = phase("soak", clients, seconds, abuse=False)
             abused, abusing = phase("soak under abuse", clients, seconds, abuse=True)
             rest("after soak under abuse")
@@ -349,13 +352,13 @@ def run(clients: int, seconds: float, warm_up_seconds: float, server_log: Path) 
         shutil.copyfile(log, server_log)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    clients_of_all_phases = warming + alone + soaked + abusing
+    clients_of_all_phases = warming + alone + alone_abused + soaked + abusing
     kept = {doc_id for w in clients_of_all_phases for doc_id in w.uploaded}
     removed = {doc_id for w in clients_of_all_phases for doc_id in w.removed}
     expected = (before | kept) - removed
     loaded = {name: sampler.under_load(name) for name in ("loaded warm-up", "soak", "soak under abuse")}
     return {"clients": clients, "seconds_per_phase": seconds, "warm_up_seconds": warm_up_seconds,
-            "phases": {"quiet": quiet, "soak": soak, "soak under abuse": abused},
+            "phases": {"quiet": quiet, "quiet under abuse": quiet_abused, "soak": soak, "soak under abuse": abused},
             "server_tracebacks": tracebacks,
             "rss_under_load_mb": {**loaded, "growth": _ratio(loaded, "median_of_last_seconds") - 1},
             "memory_at_rest_mb": idle, "rss_at_rest_growth": _ratio(idle, "VmRSS") - 1,
@@ -382,18 +385,26 @@ def table(result: dict) -> str:
         lines.append(f"{name:<20}{row['requests']:>9}{row['throttled']:>6}{row['ordinary_errors']:>8}"
                      f"{row['ordinary_5xx']:>5}"
                      f"{row['asks']:>6}{1000 * latency['p50']:>8.0f}{1000 * latency['p95']:>8.0f}")
-    abused = result["phases"]["soak under abuse"]
-    soak = result["phases"]["soak"]
-    ratio = abused["ask_latency_s"]["p95"] / soak["ask_latency_s"]["p95"]
-    lines += ["", f"abuse: {abused['abuse_requests']} requests, 5xx {abused['abuse_5xx']}, statuses other than "
-                  f"400/401/403/404/413/429: {abused['abuse_unexpected'] or 'none'}",
-              *(f"  {what:<26} {codes}" for what, codes in abused["abuse"].items()),
-              f"ordinary p95 under abuse / without: {ratio:.2f}",
+    phases = result["phases"]
+    abused = [phases["quiet under abuse"], phases["soak under abuse"]]
+    statuses = {what: sorted({code for row in abused for code in row["abuse"][what]}) for what in abused[1]["abuse"]}
+    unexpected = sorted({code for row in abused for code in row["abuse_unexpected"]})
+    lines += ["", f"abuse: {sum(row['abuse_requests'] for row in abused)} requests, "
+                  f"5xx {sum(row['abuse_5xx'] for row in abused)}, statuses other than "
+                  f"400/401/403/404/413/429: {unexpected or 'none'}",
+              *(f"  {what:<26} {codes}" for what, codes in statuses.items()),
+              "ordinary p95 under abuse / without: " + ", ".join(
+                  f"{phases[plain]['clients']} client{'s' if phases[plain]['clients'] > 1 else ''} "
+                  f"{_p95(phases[plain + ' under abuse']) / _p95(phases[plain]):.2f}" for plain in ("quiet", "soak")),
               *_memory_lines(result),
               f"tracebacks in the server's log: {result['server_tracebacks']}",
               f"documents: {result['documents']['expected']} expected, {result['documents']['listed']} listed, "
               f"{len(result['documents']['lost'])} lost, {len(result['documents']['unexpected'])} unexpected"]
     return "\n".join(lines)
+
+
+def _p95(row: dict) -> float:
+    return row["ask_latency_s"]["p95"] if row["ask_latency_s"] else float("nan")
 
 
 def _memory_lines(result: dict) -> list[str]:
@@ -409,11 +420,22 @@ def _memory_lines(result: dict) -> list[str]:
     return lines
 
 
+def _seconds(text: str) -> float:
+    """A phase's length from the command line: at least 5 s, so that memory is read often enough in it."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not seconds >= 5:
+        raise argparse.ArgumentTypeError(f"a phase must last at least 5 s, not {text}")
+    return seconds
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--seconds", type=float, default=60.0, help="length of each phase")
-    parser.add_argument("--warm-up-seconds", type=float, default=30.0,
+    parser.add_argument("--seconds", type=_seconds, default=60.0, help="length of each phase")
+    parser.add_argument("--warm-up-seconds", type=_seconds, default=30.0,
                         help="length of the loaded warm-up (the soak under abuse's mix), from whose end memory "
                              "growth is measured")
     parser.add_argument("--out", type=Path, default=Path("eval-results/soak.json"))
