@@ -319,16 +319,16 @@ def run(clients: int, seconds: float, warm_up_seconds: float, server_log: Path) 
         server = _start(folder, port, token_file, log)
         sampler = MemorySampler(server.pid)
         sampler.start()
-        idle = {}
+        at_rest = {}
 
         def phase(name: str, clients: int, seconds: float, abuse: bool) -> tuple[dict, list[Client]]:
             sampler.phase = name
             return _phase(port, questions, clients, seconds, abuse)
 
         def rest(when: str) -> None:  # memory once the server has had a quiet moment (it trims when idle)
-            sampler.phase = f"quiet {when}"
+            sampler.phase = f"at rest {when}"
             time.sleep(QUIET_SECONDS)
-            idle[when] = memory_mb(server.pid)
+            at_rest[when] = memory_mb(server.pid)
 
         try:
             before = {d["doc_id"] for d in request(port, "127.0.0.1", "GET", "/api/documents")[2]}
@@ -361,7 +361,7 @@ def run(clients: int, seconds: float, warm_up_seconds: float, server_log: Path) 
             "phases": {"quiet": quiet, "quiet under abuse": quiet_abused, "soak": soak, "soak under abuse": abused},
             "server_tracebacks": tracebacks,
             "rss_under_load_mb": {**loaded, "growth": _ratio(loaded, "median_of_last_seconds") - 1},
-            "memory_at_rest_mb": idle, "rss_at_rest_growth": _ratio(idle, "VmRSS") - 1,
+            "memory_at_rest_mb": at_rest, "rss_at_rest_growth": _ratio(at_rest, "VmRSS") - 1,
             "rss_readings": [{"phase": p, "seconds": round(t - sampler.readings[0][1], 2), "mb": round(r, 1)}
                              for p, t, r in sampler.readings],
             "documents": {"before": len(before), "uploaded_and_kept": len(kept), "removed": len(removed),
