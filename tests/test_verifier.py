@@ -36,6 +36,37 @@ def test_type_agreement(question, span, agreement):
     assert evidence.type_agreement(question, span) == agreement
 
 
+BALKH = "In light of Kunduz nearly falling, Balkh Governor Mohammad Atta Noor and First Vice President Dostum met."
+LATER = "Late last month, Governor Noor and General Mohammad Daud Daud set aside old feuds."
+
+
+def _span(text: str, span: str) -> tuple[str, int, int]:
+    return text, text.index(span), text.index(span) + len(span)
+
+
+@pytest.mark.parametrize(("question", "text", "span", "why"), [
+    ("In what year was Dostum born?", "Two years ago, Dostum formed the Front.", "Two years ago", "a year"),
+    ("In what year was Dostum born?", "Dostum, born in 1954, formed the Front.", "1954", None),
+    ("What year of college is she in?", "She is a sophomore.", "sophomore", None),
+    ("Who is the governor of Kunduz?", BALKH, "Mohammad Atta Noor", "Balkh's governor, not Kunduz's"),
+    ("Who is the governor of Balkh?", BALKH, "Mohammad Atta Noor", None),
+    ("Who is the governor of Kunduz?", "Noor, governor of Balkh, spoke.", "Noor", "Balkh's governor"),
+    ("Who is the president of Uzbekistan?", BALKH, "Dostum", None),  # the text gives no country
+    ("Who is the governor of Kunduz?", "Who won? Governor Noor did.", "Noor", None),  # no place named
+])
+def test_a_span_is_ruled_out_only_where_the_text_itself_contradicts_it(question, text, span, why):
+    found = evidence.contradiction(question, *_span(text, span))
+    assert found is None if why is None else why in found
+
+
+def test_a_title_given_in_another_passage_rules_out_the_same_person_by_surname():
+    question = "Who is the governor of Kunduz?"
+    assert "Balkh's governor" in evidence.contradiction(question, *_span(LATER, "Governor Noor"), [BALKH])
+    assert evidence.contradiction("Who is the governor of Balkh?", *_span(LATER, "Noor"), [BALKH]) is None
+    # a first name many share is not the same person
+    assert evidence.contradiction(question, *_span(LATER, "General Mohammad Daud Daud"), [BALKH]) is None
+
+
 def test_key_words_split_names_from_other_words_and_are_found_near_the_span():
     names, words = evidence.key_words("What is the population of Kabul?")
     assert names == {"kabul"} and "popul" in words
