@@ -63,12 +63,19 @@ def test_a_question_the_articles_do_not_answer_gets_no_answer(assistant):
     assert response.answer is None and response.citations
 
 
+@pytest.mark.parametrize("verifier", ["beside", None])
 @pytest.mark.parametrize("question", ["Who is the governor of Kunduz?", "In what year was Dostum born?"])
-def test_an_answer_the_text_itself_rules_out_is_not_given(assistant, question):
+def test_an_answer_the_text_itself_rules_out_is_not_given(retriever, reader, question, verifier):
     # the reader's best spans are Noor, whom the articles call Balkh's governor, and "Two years ago"
-    response = assistant.ask(question)
+    response = Assistant(retriever, reader, verifier=verifier).ask(question)
     assert response.answer is None, f"answered {response.answer!r} ({response.confidence:.0%})"
     assert response.citations
+
+
+def test_without_abstaining_an_answer_the_text_rules_out_comes_at_confidence_zero(retriever, reader):
+    response = Assistant(retriever, reader, abstain=False).ask("Who is the governor of Kunduz?")
+    assert "Noor" in response.answer and response.confidence == 0.0 and response.level == "low"
+    assert not any("Noor" in a.answer for a in response.alternatives)
 
 
 @pytest.mark.parametrize("verifier", ["beside", None])

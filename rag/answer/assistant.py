@@ -141,25 +141,25 @@ class Assistant:
         # (dense or BM25 mode) half its retrieval features are missing, and the margin decides instead.
         hybrid = any(h.dense_score is not None and h.bm25_score is not None for h in hits)
         verifier = self.verifier if hybrid else None
-        everything, reading = reading, without_contradicted(question, reading, hits, self.reader.threshold)
         if not reading.answers or (verifier is None and reading.decision == "abstain"):
             return Response(question, None, reading.no_answer.confidence, _cite(hits, None, {}), (), timings,
                             margin=reading.answers[0].score if reading.answers else None)
         rank = {h.passage.id: h.rank for h in hits}
         if verifier is None:
             best, support = choose_answer(reading, rank, self.reader.threshold)
-            confidence, level, rivals = best[0].confidence, None, support
+            confidence, level = best[0].confidence, None
         else:
-            scores = relative_scores(hits)
-            best, support = choose_answer(reading, rank, -math.inf, scores, verifier.retrieval_weight)
-            # the spans ruled out still count as the answer's rivals: they are what the reader preferred
-            rivals = support if reading is everything else choose_answer(everything, rank, -math.inf, scores,
-                                                                          verifier.retrieval_weight)[1]
-            confidence = verifier.probability(features(question, best, rivals, hits))
+            best, support = choose_answer(reading, rank, -math.inf, relative_scores(hits), verifier.retrieval_weight)
+            confidence = verifier.probability(features(question, best, support, hits))
             level = verifier.level(confidence)
-            if level is None and self.abstain:
-                return Response(question, None, 1.0 - confidence, _cite(hits, None, {}), (), timings,
-                                margin=best[0].score)
+        # An answer the passages rule out is not given, nor another in its place: the reader found them
+        # answering with it. (Without abstaining, as risk-coverage asks, it is given at confidence 0.)
+        ruled_out = contradicted(question, best, hits) is not None
+        if (ruled_out or (verifier is not None and level is None)) and (self.abstain or verifier is None):
+            return Response(question, None, 1.0 - confidence, _cite(hits, None, {}), (), timings,
+                            margin=best[0].score)
+        if ruled_out:
+            confidence, level = 0.0, None
         found: dict[str, Answer] = {}
         for answer in best:  # best first: each passage is cited with its own best span of the answer
             found.setdefault(answer.passage_id, answer)
@@ -169,9 +169,10 @@ class Assistant:
         for group in support:  # other answers, not the same one with other boundaries
             if len(shown) > MAX_ALTERNATIVES:
                 break
-            if group[0].passage_id in article and not any(same_answer(group, other) for other in shown):
+            if group[0].passage_id in article and not any(same_answer(group, other) for other in shown) \
+                    and contradicted(question, group, hits) is None:
                 shown.append(group)
-        alternatives = tuple(Alternative(g[0].text, self._confidence(verifier, question, g, rivals, hits),
+        alternatives = tuple(Alternative(g[0].text, self._confidence(verifier, question, g, support, hits),
                                          article[g[0].passage_id], g[0].passage_id, g[0].start, g[0].end)
                              for g in shown[1:])
         return Response(question, best[0].text, confidence, citations, alternatives, timings,
@@ -186,16 +187,14 @@ class Assistant:
         return verifier.probability(features(question, group, groups, hits))
 
 
-def without_contradicted(question: str, reading: Reading, hits: Sequence[Hit], threshold: float) -> Reading:
-    """The reading without the spans the passages read rule out (``rag.answer.evidence.contradiction``: a
-    year question answered without a year, the governor of Balkh given as the governor of Kunduz);
-    its decision, against ``threshold``, is then the best remaining span's."""
+def contradicted(question: str, group: Sequence[Answer], hits: Sequence[Hit]) -> str | None:
+    """Why the passages read rule out an answer (any of its spans; ``rag.answer.evidence.contradiction``:
+    a year question answered without a year, the governor of Balkh given as the governor of Kunduz), or None."""
     texts = {h.passage.id: h.passage.text for h in hits}
-    kept = tuple(a for a in reading.answers if a.passage_id not in texts or evidence.contradiction(
-        question, texts[a.passage_id], a.start, a.end, [t for i, t in texts.items() if i != a.passage_id]) is None)
-    if len(kept) == len(reading.answers):
-        return reading
-    return replace(reading, answers=kept, decision="answer" if kept and kept[0].score >= threshold else "abstain")
+    return next((why for a in group if a.passage_id in texts
+                 for why in [evidence.contradiction(question, texts[a.passage_id], a.start, a.end,
+                                                    [t for i, t in texts.items() if i != a.passage_id])]
+                 if why is not None), None)
 
 
 def choose_answer(reading: Reading, rank: dict[str, int], threshold: float,

@@ -128,7 +128,7 @@ def contradiction(question: str, text: str, start: int, end: int, elsewhere: Seq
         return None
     title, name = re.escape(asked.group(1)), asked.group(2)
     lo, hi = sentence_around(text, start, end)
-    holders = []  # the names the text gives the title to, right beside the span
+    holders = []  # whose title the text says the span holds ("Balkh" in "Balkh Governor Mohammad Atta Noor")
     before = re.search(rf"({_NAME})(?:'s|’s)?\s+(?i:{title})s?\s*,?\s*(?:[A-Z][\w.-]*\s+){{0,3}}$", text[lo:start])
     if before is not None and text[lo:lo + before.start(1)].strip():  # not the sentence's first word ("Another")
         holders.append(before.group(1))

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.answer.assistant import choose_answer, without_contradicted
+from rag.answer.assistant import choose_answer, contradicted
 from rag.answer.verifier import FEATURES, FILE_NAME, features, relative_scores
 from rag.errors import require
 from rag.evaluation import selective
@@ -123,16 +123,13 @@ def collect(data_dir: Path, mix: dict[str, float], reader: Reader, removed_rate:
 
 
 def chosen(example: Example, weight: float) -> tuple[list[Answer], list[list[Answer]]] | None:
-    """The candidate the assistant would give, and every distinct one (those its passages rule out among
-    them, as the assistant counts them); None when nothing was read or everything was ruled out."""
-    reading = without_contradicted(example.question, example.reading, example.hits, -np.inf)
-    if not reading.answers:
+    """The candidate the assistant would give, and every distinct one; None when nothing was read or the
+    passages rule the candidate out (``rag.answer.assistant.contradicted``: the assistant abstains)."""
+    if not example.reading.answers:
         return None
-    rank, scores = {h.passage.id: h.rank for h in example.hits}, relative_scores(example.hits)
-    best, groups = choose_answer(reading, rank, -np.inf, scores, weight)
-    if reading is not example.reading:
-        groups = choose_answer(example.reading, rank, -np.inf, scores, weight)[1]
-    return best, groups
+    rank = {h.passage.id: h.rank for h in example.hits}
+    best, groups = choose_answer(example.reading, rank, -np.inf, relative_scores(example.hits), weight)
+    return None if contradicted(example.question, best, example.hits) is not None else (best, groups)
 
 
 def weight_grid(examples: list[Example]) -> dict[str, dict[str, float]]:
