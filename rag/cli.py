@@ -183,7 +183,8 @@ def _read_questions(args: argparse.Namespace) -> list[str]:
 
 def _print_response(response) -> None:
     if response.answer is None:
-        print("The articles do not say. Closest passages:")
+        why = f" ({response.ruled_out})" if response.ruled_out else ""
+        print(f"The articles do not say{why}. Closest passages:")
     else:
         possible = "possible answer: " if response.level == "low" else ""
         print(f"{possible}{response.answer}  ({response.level} confidence, {response.confidence:.0%})")

@@ -332,6 +332,8 @@ class Response:
     ``rag.settings.CONFIDENCE_LEVELS``. ``margin`` is the reader's margin of the best span
     (None when nothing was read), kept to measure the verifier against it.
     ``alternatives`` are the next best distinct answers, each from a cited article.
+    ``ruled_out`` says why the passages rule out the answer the reader found
+    (``rag.answer.evidence.contradiction``), when they do; the assistant then abstains.
     ``timings`` are seconds per question for the stages ``retrieve``, ``read`` and
     ``total``; in a batch, the batch's time divided among its questions.
     """
@@ -345,6 +347,7 @@ class Response:
     question_as_read: str = ""
     level: str = ""
     margin: float | None = None
+    ruled_out: str = ""
 
     def __post_init__(self) -> None:
         if not self.question_as_read:
@@ -358,7 +361,8 @@ class Response:
         """The JSON shape of ``rag ask --json`` and ``POST /api/ask``: plain text, never HTML.
         ``answer_confidence`` is the chance the answer is right (null with no answer);
         ``no_answer_confidence`` the chance the articles hold none (null with an answer); ``level``
-        puts whichever is given in words."""
+        puts whichever is given in words; ``ruled_out`` why the passages rule out the answer the
+        reader found (null when they do not)."""
         answered = self.answer is not None
         return {
             "question": self.question,
@@ -367,6 +371,7 @@ class Response:
             "answer_confidence": round(self.confidence, 4) if answered else None,
             "no_answer_confidence": None if answered else round(self.confidence, 4),
             "level": self.level,
+            "ruled_out": self.ruled_out or None,
             "alternatives": [{"answer": a.answer, "answer_confidence": round(a.confidence, 4),
                               "citation": a.citation} for a in self.alternatives],
             "citations": [c.to_dict() for c in self.citations],

@@ -69,12 +69,20 @@ def test_an_answer_the_text_itself_rules_out_is_not_given(retriever, reader, que
     # the reader's best spans are Noor, whom the articles call Balkh's governor, and "Two years ago"
     response = Assistant(retriever, reader, verifier=verifier).ask(question)
     assert response.answer is None, f"answered {response.answer!r} ({response.confidence:.0%})"
-    assert response.citations
+    assert response.citations and response.ruled_out
+    assert ("as Balkh's governor, not Kunduz's" if "Kunduz" in question else "” is not a year") in response.ruled_out
+
+
+def test_rag_ask_says_why_the_articles_rule_an_answer_out(capsys):
+    assert main(["ask", "Who is the governor of Kunduz?"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("The articles do not say (the articles name ") and "not Kunduz's). Closest" in first
 
 
 def test_without_abstaining_an_answer_the_text_rules_out_comes_at_confidence_zero(retriever, reader):
     response = Assistant(retriever, reader, abstain=False).ask("Who is the governor of Kunduz?")
     assert "Noor" in response.answer and response.confidence == 0.0 and response.level == "low"
+    assert "not Kunduz's" in response.ruled_out and response.to_dict()["ruled_out"] == response.ruled_out
     assert not any("Noor" in a.answer for a in response.alternatives)
 
 
@@ -175,7 +183,7 @@ def test_rag_ask_json_reads_questions_in_order(tmp_path, capsys):
     assert [r["question"] for r in lines] == ["Who is Tohir Yuldosh?", SPOKESMAN, FIFA]
     spokesman = lines[1]
     assert set(spokesman) == {"question", "question_as_read", "answer", "answer_confidence", "no_answer_confidence",
-                              "level", "alternatives", "citations", "timings"}
+                              "level", "ruled_out", "alternatives", "citations", "timings"}
     assert spokesman["answer_confidence"] > 0.5 and spokesman["no_answer_confidence"] is None
     assert spokesman["question_as_read"] == SPOKESMAN  # asked without --conversation: each as typed
     first = spokesman["citations"][0]

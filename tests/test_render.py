@@ -1,5 +1,6 @@
 """Chat HTML: any text renders as written, nothing can be injected, and the cards say what they should."""
 
+from dataclasses import replace
 from html.parser import HTMLParser
 
 from hypothesis import given, settings
@@ -109,6 +110,13 @@ def test_no_answer_says_so_plainly_and_an_empty_filter_says_what_to_change():
     assert "<mark>" not in html and "rag-cite" not in html and "[1]" not in shown and "sure" not in shown
     none = Response("q?", None, 1.0, (), (), {})
     assert "No article matches the limits you set." in "".join(_Parsed(response_html(none)).text)
+
+
+def test_an_answer_the_articles_rule_out_says_why():
+    response = replace(_response(answer=None), ruled_out="the articles name Noor as Balkh's governor, not Kunduz's")
+    shown = "".join(_Parsed(response_html(response)).text)
+    assert "The articles do not say." in shown
+    assert "The articles name Noor as Balkh's governor, not Kunduz's. The closest ones, which do not:" in shown
 
 
 def test_copy_gives_the_answer_its_sentence_and_its_source_as_plain_text():

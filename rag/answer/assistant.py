@@ -154,10 +154,10 @@ class Assistant:
             level = verifier.level(confidence)
         # An answer the passages rule out is not given, nor another in its place: the reader found them
         # answering with it. (Without abstaining, as risk-coverage asks, it is given at confidence 0.)
-        ruled_out = contradicted(question, best, hits) is not None
+        ruled_out = contradicted(question, best, hits) or ""
         if (ruled_out or (verifier is not None and level is None)) and (self.abstain or verifier is None):
             return Response(question, None, 1.0 - confidence, _cite(hits, None, {}), (), timings,
-                            margin=best[0].score)
+                            margin=best[0].score, ruled_out=ruled_out)
         if ruled_out:
             confidence, level = 0.0, None
         found: dict[str, Answer] = {}
@@ -176,7 +176,8 @@ class Assistant:
                                          article[g[0].passage_id], g[0].passage_id, g[0].start, g[0].end)
                              for g in shown[1:])
         return Response(question, best[0].text, confidence, citations, alternatives, timings,
-                        level=(level or "low") if verifier is not None else "", margin=best[0].score)
+                        level=(level or "low") if verifier is not None else "", margin=best[0].score,
+                        ruled_out=ruled_out)
 
     @staticmethod
     def _confidence(verifier: Verifier | None, question: str, group: list[Answer], groups: list[list[Answer]],

@@ -105,7 +105,8 @@ _TITLE_OF = re.compile(rf"\b([a-z][a-z-]+)\s+of\s+(?:the\s+)?({_NAME})")
 
 
 def contradiction(question: str, text: str, start: int, end: int, elsewhere: Sequence[str] = ()) -> str | None:
-    """Why the span [start, end) of ``text`` cannot answer ``question``, or None when nothing rules it out.
+    """Why the span [start, end) of ``text`` cannot answer ``question``, as a clause to show the user ("the
+    articles name Noor as Balkh's governor, not Kunduz's"), or None when nothing rules it out.
 
     - A question for a year ("In what year was Dostum born?") answered without a number ("Two years
       ago"); not a year of study ("What year of college is she in?").
@@ -122,7 +123,7 @@ def contradiction(question: str, text: str, start: int, end: int, elsewhere: Seq
     """
     if _YEAR_QUESTION.search(question) and not _YEAR_OF_STUDY.search(question) \
             and not re.search(r"\d", text[start:end]):
-        return "a year was asked for"
+        return f"“{text[start:end]}” is not a year"
     asked = _TITLE_OF.search(question)
     if asked is None or asked.group(1) in _STOP:
         return None
@@ -146,7 +147,7 @@ def contradiction(question: str, text: str, start: int, end: int, elsewhere: Seq
                and h.split()[-1].lower() not in _TITLE_PREFIXES  # "First Vice President": part of the title
                and not {w.lower() for w in _WORD.findall(h)} <= in_question]  # "the lost colony": no name
     if holders and not any(asked_stems & {_stem(w) for w in _WORD.findall(h)} for h in holders):
-        return f"the text names {holders[0]}'s {asked.group(1)}, not {name}'s"
+        return f"the articles name {text[start:end]} as {holders[0]}'s {asked.group(1)}, not {name}'s"
     return None
 
 

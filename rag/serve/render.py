@@ -134,8 +134,10 @@ def response_html(response: Response, rid: str | None = None) -> str:
                 "the limits you set.</b></p><p class='rag-confidence'>Widen the dates or outlets, or clear them.</p>"
                 "</div>")
     if response.answer is None:
+        why = (f"{escape(response.ruled_out[:1].upper() + response.ruled_out[1:])}."
+               if response.ruled_out else "No passage read answers it.")
         head = ("<p class='rag-answer'><b>The articles do not say.</b></p>"
-                "<p class='rag-confidence'>No passage read answers it. The closest ones, which do not:</p>")
+                f"<p class='rag-confidence'>{why} The closest ones, which do not:</p>")
         closest = "".join(_source(c, rid, numbered=False) for c in response.citations)
         return (f"<div class='rag-card rag-no-answer' id='{rid}'>{question}{head}"
                 f"<div class='rag-sources rag-closest'>{closest}</div></div>")

@@ -85,6 +85,7 @@ class Answered(BaseModel):
     answer_confidence: float | None
     no_answer_confidence: float | None
     level: Literal["high", "medium", "low"]
+    ruled_out: str | None
     alternatives: list[Alternative]
     citations: list[Citation]
     timings: dict[str, float]
