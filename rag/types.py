@@ -333,7 +333,8 @@ class Response:
     (None when nothing was read), kept to measure the verifier against it.
     ``alternatives`` are the next best distinct answers, each from a cited article.
     ``ruled_out`` says why the passages rule out the answer the reader found
-    (``rag.answer.evidence.contradiction``), when they do; the assistant then abstains.
+    (``rag.answer.evidence.contradiction``), when they do; the assistant then abstains (told
+    not to abstain, it gives that answer at confidence 0).
     ``timings`` are seconds per question for the stages ``retrieve``, ``read`` and
     ``total``; in a batch, the batch's time divided among its questions.
     """
